@@ -27,8 +27,18 @@ class Activation(Block):
 _TABLE: list[tuple[str, Callable[..., Any], tuple[Param, ...], str]] = [
     ("relu", torch.relu, (), "max(x, 0) (Nair & Hinton 2010; AlexNet)"),
     ("relu6", F.relu6, (), "min(max(x, 0), 6) (MobileNet)"),
-    ("leaky_relu", F.leaky_relu, (Param("negative_slope", float, default=0.01, low=0.0, high=1.0),), "x for x > 0, slope * x below"),
-    ("elu", F.elu, (Param("alpha", float, default=1.0, low=0.0, high=100.0),), "exponential linear unit (Clevert et al. 2015)"),
+    (
+        "leaky_relu",
+        F.leaky_relu,
+        (Param("negative_slope", float, default=0.01, low=0.0, high=1.0),),
+        "x for x > 0, slope * x below",
+    ),
+    (
+        "elu",
+        F.elu,
+        (Param("alpha", float, default=1.0, low=0.0, high=100.0),),
+        "exponential linear unit (Clevert et al. 2015)",
+    ),
     ("tanh", torch.tanh, (), "hyperbolic tangent"),
     ("sigmoid", torch.sigmoid, (), "logistic function"),
     ("gelu", F.gelu, (), "Gaussian error linear unit"),

@@ -45,14 +45,19 @@ class Conv2d(Block):
     )
     examples = (
         Example({"out_channels": 8, "kernel_size": 3, "padding": 1}, ((3, 9, 9),)),
-        Example({"out_channels": 6, "kernel_size": [3, 1], "stride": 2, "dilation": [1, 2], "groups": 2, "bias": False}, ((4, 11, 10),)),
+        Example(
+            {"out_channels": 6, "kernel_size": [3, 1], "stride": 2, "dilation": [1, 2], "groups": 2, "bias": False},
+            ((4, 11, 10),),
+        ),
         Example({"out_channels": 8, "kernel_size": 3, "groups": 8}, ((8, 5, 5),)),
     )
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
         (x,) = ins
         if len(x) != 3:
-            raise ShapeError(f"conv2d expects a (C, H, W) input, got {x}", hint="convolve feature maps, not flat vectors")
+            raise ShapeError(
+                f"conv2d expects a (C, H, W) input, got {x}", hint="convolve feature maps, not flat vectors"
+            )
         c, h, w = x
         if c % p.groups or p.out_channels % p.groups:
             raise ShapeError(

@@ -9,7 +9,19 @@ from fractions import Fraction
 from torch import nn
 
 from nas.errors import ShapeError
-from nas.registry import MAX_EXTENT, Block, Example, Param, Params, Shape, Window, as_pair, pair, register, sliding_output
+from nas.registry import (
+    MAX_EXTENT,
+    Block,
+    Example,
+    Param,
+    Params,
+    Shape,
+    Window,
+    as_pair,
+    pair,
+    register,
+    sliding_output,
+)
 
 
 def _spatial(name: str, x: Shape) -> tuple[int, int, int]:
@@ -32,8 +44,17 @@ class _Window2d(Block):
         c, h, w = _spatial(self.name, ins[0])
         kernel, stride, padding, dilation = self._geometry(p)
         if any(2 * pad > k for pad, k in zip(padding, kernel)):
-            raise ShapeError(f"padding {p.padding} is more than half the kernel {p.kernel_size}", hint="use padding <= kernel_size // 2")
-        out = (c, *(sliding_output(n, k, s, pad, d, p.ceil_mode) for n, k, s, pad, d in zip((h, w), kernel, stride, padding, dilation)))
+            raise ShapeError(
+                f"padding {p.padding} is more than half the kernel {p.kernel_size}",
+                hint="use padding <= kernel_size // 2",
+            )
+        out = (
+            c,
+            *(
+                sliding_output(n, k, s, pad, d, p.ceil_mode)
+                for n, k, s, pad, d in zip((h, w), kernel, stride, padding, dilation)
+            ),
+        )
         return (out, out) if len(self.output_names(p)) == 2 else out
 
     def window(self, p: Params, ins: Sequence[Shape]) -> Window:
@@ -59,7 +80,14 @@ class MaxPool2d(_Window2d):
     """
 
     name = "max_pool2d"
-    params = (_KERNEL, _STRIDE, _PADDING, Param("dilation", pair, default=1, low=1, high=MAX_EXTENT), _CEIL, Param("return_indices", bool, default=False))
+    params = (
+        _KERNEL,
+        _STRIDE,
+        _PADDING,
+        Param("dilation", pair, default=1, low=1, high=MAX_EXTENT),
+        _CEIL,
+        Param("return_indices", bool, default=False),
+    )
     outputs = ("out", "indices")
     examples = (
         Example({"kernel_size": 3, "stride": 2}, ((3, 9, 9),)),
@@ -80,7 +108,10 @@ class AvgPool2d(_Window2d):
 
     name = "avg_pool2d"
     params = (_KERNEL, _STRIDE, _PADDING, _CEIL, Param("count_include_pad", bool, default=True))
-    examples = (Example({"kernel_size": 2}, ((3, 8, 8),)), Example({"kernel_size": 3, "stride": 1, "padding": 1, "count_include_pad": False}, ((3, 5, 5),)))
+    examples = (
+        Example({"kernel_size": 2}, ((3, 8, 8),)),
+        Example({"kernel_size": 3, "stride": 1, "padding": 1, "count_include_pad": False}, ((3, 5, 5),)),
+    )
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         return nn.AvgPool2d(p.kernel_size, p.stride, p.padding, p.ceil_mode, p.count_include_pad)
@@ -98,7 +129,10 @@ class _Adaptive(Block):
     def window(self, p: Params, ins: Sequence[Shape]) -> Window:
         # Output i pools input cells [floor(i*n/o), ceil((i+1)*n/o)).
         sizes = ins[0][1:]
-        extent = tuple(max(math.ceil((i + 1) * n / o) - (i * n) // o for i in range(o)) for n, o in zip(sizes, as_pair(p.output_size)))
+        extent = tuple(
+            max(math.ceil((i + 1) * n / o) - (i * n) // o for i in range(o))
+            for n, o in zip(sizes, as_pair(p.output_size))
+        )
         return Window(extent=extent, stride=tuple(Fraction(n, o) for n, o in zip(sizes, as_pair(p.output_size))))  # type: ignore[arg-type]
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
@@ -145,7 +179,10 @@ outputs: [unpool]
         x, indices = ins
         c, h, w = _spatial(self.name, x)
         if indices != x:
-            raise ShapeError(f"the indices {indices} must have the shape of input 0, {x}", hint="feed the 'indices' output of the matching max_pool2d")
+            raise ShapeError(
+                f"the indices {indices} must have the shape of input 0, {x}",
+                hint="feed the 'indices' output of the matching max_pool2d",
+            )
         kernel, stride, padding = as_pair(p.kernel_size), as_pair(p.stride or p.kernel_size), as_pair(p.padding)
         return (c, *((n - 1) * s - 2 * pad + k for n, k, s, pad in zip((h, w), kernel, stride, padding)))
 

@@ -34,7 +34,9 @@ class ZeroPad(Block):
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
         c, h, w = ins[0]
         if p.out_channels < c:
-            raise ShapeError(f"zero_pad cannot shrink {c} channels to {p.out_channels}", hint="use a projection shortcut")
+            raise ShapeError(
+                f"zero_pad cannot shrink {c} channels to {p.out_channels}", hint="use a projection shortcut"
+            )
         return (p.out_channels, -(-h // p.stride), -(-w // p.stride))
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> Call:
@@ -42,7 +44,16 @@ class ZeroPad(Block):
 
 
 def _conv_bn(g: Graph, name: str, x: Ref, channels: int, kernel: int, stride: int) -> Ref:
-    conv = g.add(f"conv{name}", "conv2d", x, out_channels=channels, kernel_size=kernel, stride=stride, padding=kernel // 2, bias=False)
+    conv = g.add(
+        f"conv{name}",
+        "conv2d",
+        x,
+        out_channels=channels,
+        kernel_size=kernel,
+        stride=stride,
+        padding=kernel // 2,
+        bias=False,
+    )
     return g.add(f"bn{name}", "batch_norm", conv)
 
 

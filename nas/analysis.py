@@ -158,15 +158,17 @@ def _infer_node(node: Node, ins: list[Shape], graph: Graph, refs: Sequence[tuple
         try:
             out = block.infer(p, ins)
         except ShapeError as e:
-            if ins:
-                described = ", ".join(f"{ref[0]} {tuple(s)}" for ref, s in zip(refs, ins))
-                e.message += f" [inputs: {described}]"
+            e.message += _described(refs, ins)
             raise
         shapes = out if out and isinstance(out[0], tuple) else (out,)  # type: ignore[assignment]
         cost = block.cost(p, ins, shapes)
         window = block.window(p, ins)
-    if any(d < 1 for s in shapes for d in s):
-        raise ShapeError(f"output shape {shapes[0]} has an empty dimension", hint="use a smaller kernel or stride, or a larger input")
+    for s in shapes:
+        if any(d < 1 for d in s):
+            raise ShapeError(
+                f"output shape {s} has an empty dimension" + _described(refs, ins),
+                hint="use a smaller kernel or stride, or a larger input",
+            )
 
     rf, jump = _ONE, _ONE
     for ref in refs:
@@ -180,6 +182,13 @@ def _infer_node(node: Node, ins: list[Shape], graph: Graph, refs: Sequence[tuple
     return inner_peak
 
 
+def _described(refs: Sequence[tuple[str, int]], ins: Sequence[Shape]) -> str:
+    """`` [inputs: conv1 (8, 3, 3), ...]``: the producers and their shapes, for shape errors."""
+    if not ins:
+        return ""
+    return " [inputs: " + ", ".join(f"{ref[0]} {tuple(s)}" for ref, s in zip(refs, ins)) + "]"
+
+
 def node_table(graph: Graph) -> list[dict[str, object]]:
     """One row per node (topological order) of what ``nas show`` prints:
     name, block, output shapes, params, MACs and receptive field."""
@@ -191,7 +200,10 @@ def node_table(graph: Graph) -> list[dict[str, object]]:
             {
                 "name": node.name,
                 "block": node.block.name,
-                "inputs": [ref.node if ref.index == 0 else f"{ref.node}.{graph.node(ref.node).output_names[ref.index]}" for ref in graph.inputs(node.name)],
+                "inputs": [
+                    ref.node if ref.index == 0 else f"{ref.node}.{graph.node(ref.node).output_names[ref.index]}"
+                    for ref in graph.inputs(node.name)
+                ],
                 "shapes": [list(s) for s in node.meta["shapes"]],
                 "params": cost.params,
                 "macs": cost.macs,

@@ -39,7 +39,7 @@ def build(source: str | os.PathLike[str] | Graph) -> Graph:
         graph = load_yaml(source, file="<string>")
     else:
         graph = load_yaml(_read(Path(source)), file=str(source))
-    graph.summary  # validate and analyse now, where the caller can handle errors
+    _ = graph.summary  # validate and analyse now, where the caller can handle errors
     return graph
 
 
@@ -49,8 +49,16 @@ def _read(path: Path) -> bytes:
         if path.is_dir():
             raise SourceError("is a directory, expected a YAML file", file=str(path))
         if size > MAX_FILE_BYTES:
-            raise SourceError(f"file is {size} bytes, more than the {MAX_FILE_BYTES} a nas file may have", file=str(path))
-        return path.read_bytes()
+            raise SourceError(
+                f"file is {size} bytes, more than the {MAX_FILE_BYTES} a nas file may have", file=str(path)
+            )
+        # Devices and pipes report size 0 (/dev/zero, /dev/stdin): read no
+        # more than the limit either way.
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise SourceError(f"more than the {MAX_FILE_BYTES} bytes a nas file may have", file=str(path))
+        return data
     except FileNotFoundError:
         raise SourceError(
             "no such file",

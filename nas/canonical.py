@@ -38,12 +38,13 @@ def flatten(graph: Graph) -> Graph:
         >>> flatten(g).hash == g.hash                         # doctest: +SKIP
         True
     """
-    graph.summary  # expansions are written by the analysis
+    _ = graph.summary  # expansions are written by the analysis
     if not any(node.block.composite for node in graph):
         return graph.copy()
     flat = Graph(graph.name, graph.meta, graph.source)
-    _inline(graph, flat, prefix="", bindings={})
-    flat.set_outputs(*(_resolve(graph, ref, "", {}) for ref in graph.outputs))
+    bindings: dict[str, list[Ref]] = {}
+    _inline(graph, flat, prefix="", bindings=bindings)
+    flat.set_outputs(*(_resolve(graph, ref, "", bindings) for ref in graph.outputs))
     return flat
 
 

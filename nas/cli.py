@@ -40,7 +40,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Neural architecture search by block composition."""
 
@@ -87,7 +89,14 @@ def show(
         print(json.dumps(report, indent=2))
         return
     table = Table(title=f"{graph.name}  ({graph.source or 'built'})", title_justify="left")
-    for column, justify in (("node", "left"), ("block", "left"), ("output", "left"), ("params", "right"), ("MACs", "right"), ("RF", "right")):
+    for column, justify in (
+        ("node", "left"),
+        ("block", "left"),
+        ("output", "left"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("RF", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         rf = row["receptive_field"]
@@ -124,7 +133,13 @@ def blocks(
                 "name": name,
                 "composite": block.composite,
                 "inputs": list(block.arity),
-                "params": {p.name: {"default": None if p.default is nas.registry.REQUIRED else p.default, "required": p.default is nas.registry.REQUIRED} for p in block.params},
+                "params": {
+                    p.name: {
+                        "default": None if p.default is nas.registry.REQUIRED else p.default,
+                        "required": p.default is nas.registry.REQUIRED,
+                    }
+                    for p in block.params
+                },
                 "doc": (block.__doc__ or "").strip().split("\n")[0],
             }
         )
@@ -166,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug of ours: still one line, unless --debug
         if debug:
             raise
-        print(f"nas: internal error: {type(e).__name__}: {e} (run 'nas --debug ...' for the traceback and report it)", file=sys.stderr)
+        print(
+            f"nas: internal error: {type(e).__name__}: {e} (run 'nas --debug ...' for the traceback and report it)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

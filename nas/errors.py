@@ -62,20 +62,24 @@ class NASError(Exception):
 
     @property
     def where(self) -> str:
+        # "file:line: node 'n', field 'f'": the "file:line:" prefix that
+        # compilers print and editors jump to.
         place = ":".join(str(p) for p in (self.file, self.line) if p is not None)
-        parts = [place] if place else []
+        parts = []
         if self.node is not None:
             parts.append(f"node '{self.node}'")
         if self.field is not None:
             parts.append(f"field '{self.field}'")
-        return ", ".join(parts)
+        return ": ".join(p for p in (place, ", ".join(parts)) if p)
 
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.hint:
             text += f" (fix: {self.hint})"
-        # One line, always: the CLI contract and log parsers rely on it.
-        return " ".join(text.split("\n"))
+        # One line, always: the CLI contract and log parsers rely on it. Names
+        # and keys come from user files and may hold any line break (\r,
+        # \u2028 ...), not only \n.
+        return " ".join(text.splitlines())
 
     def __reduce__(self) -> tuple[Any, ...]:
         fields = {f: getattr(self, f) for f in ("file", "line", "node", "field", "hint")}

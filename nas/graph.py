@@ -229,19 +229,13 @@ class Graph:
     def inputs(self, name: str) -> list[Ref]:
         """The tensors node ``name`` reads, in port order."""
         ports = sorted(
-            (port, Ref(src, index))
-            for src, data in self._nx.pred[name].items()
-            for index, port in data["ports"]
+            (port, Ref(src, index)) for src, data in self._nx.pred[name].items() for index, port in data["ports"]
         )
         return [ref for _, ref in ports]
 
     def users(self, name: str) -> list[tuple[str, int, int]]:
         """``(consumer, output_index, input_port)`` for every read of ``name``."""
-        return [
-            (dst, index, port)
-            for dst, data in self._nx.succ[name].items()
-            for index, port in data["ports"]
-        ]
+        return [(dst, index, port) for dst, data in self._nx.succ[name].items() for index, port in data["ports"]]
 
     def topological_order(self) -> list[Node]:
         """Nodes in a deterministic topological order (ties by insertion order).
@@ -344,7 +338,9 @@ class Graph:
                 hint=f"rename it, e.g. '{name.strip('_')}_1'",
             )
         if name in self._nx:
-            raise GraphError(f"duplicate node name '{name}'", file=self.source, line=line, hint="give each node its own name")
+            raise GraphError(
+                f"duplicate node name '{name}'", file=self.source, line=line, hint="give each node its own name"
+            )
 
     def _error(self, cls: type[NASError], message: str, reader: str | None, hint: str | None = None) -> NASError:
         line = None

@@ -70,7 +70,9 @@ def lower(graph: Graph, *, flatten: bool = False) -> fx.GraphModule:
                 raise e.located(file=graph.source, line=node.meta.get("line"), node=node.name) from None
             if isinstance(lowering, Call):
                 call_args: tuple[Any, ...] = (args,) if lowering.variadic else tuple(args)
-                result = code.create_node("call_function", lowering.fn, call_args, dict(lowering.kwargs), name=node.name)
+                result = code.create_node(
+                    "call_function", lowering.fn, call_args, dict(lowering.kwargs), name=node.name
+                )
             else:
                 root.add_module(node.name, lowering)
                 result = code.create_node("call_module", node.name, tuple(args), name=node.name)
@@ -79,7 +81,9 @@ def lower(graph: Graph, *, flatten: bool = False) -> fx.GraphModule:
             values[(node.name, 0)] = result
         else:
             for index in sorted({index for _, index, _ in graph.users(node.name)} | _output_indices(graph, node.name)):
-                item = code.create_node("call_function", operator.getitem, (result, index), name=f"{node.name}_{names[index]}")
+                item = code.create_node(
+                    "call_function", operator.getitem, (result, index), name=f"{node.name}_{names[index]}"
+                )
                 values[(node.name, index)] = item
 
     outputs = [values[ref] for ref in graph.outputs]

@@ -48,14 +48,17 @@ class _Located(dict):  # type: ignore[type-arg]
     lines: dict[Any, int]
 
 
+class _AliasError(yaml.constructor.ConstructorError):
+    """An alias (``*name``): refused, see :func:`read_yaml`."""
+
+
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        # An alias is a node constructed a second time; refusing it keeps the
-        # cost of reading a file linear in its size.
-        if node in self.constructed_objects:
-            raise yaml.constructor.ConstructorError(
-                None, None, "aliases (*name) are not allowed in nas files", node.start_mark
-            )
+        # An alias is a node constructed a second time (or, for a recursive
+        # one, while it is being constructed); refusing it keeps the cost of
+        # reading a file linear in its size.
+        if node in self.constructed_objects or node in self.recursive_objects:
+            raise _AliasError(None, None, "aliases (*name) are not allowed in nas files", node.start_mark)
         return super().construct_object(node, deep=deep)
 
 
@@ -83,23 +86,56 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 def read_yaml(text: str | bytes, file: str | None = None) -> Any:
     """Parse YAML safely; errors become :class:`SourceError` with file and line."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        return yaml.load(text, Loader=_Loader)
     except NASError as e:
         raise e.located(file=file) from None
+    except _AliasError as e:
+        # The composed node is shared by the anchor and its aliases and only
+        # knows the anchor's line; point at the first '*name' instead.
+        line = _first_alias_line(text) or e.problem_mark.line + 1
+        raise SourceError(
+            e.problem, file=file, line=line, hint="write the value out in full instead of '*name'"
+        ) from None
+    except yaml.constructor.ConstructorError as e:
+        # Well-formed YAML that asks for more than plain data: tags such as
+        # !!python/object, merge keys.
+        line = e.problem_mark.line + 1 if e.problem_mark is not None else None
+        raise SourceError(
+            f"unsupported YAML: {e.problem}",
+            file=file,
+            line=line,
+            hint="write plain mappings, lists, numbers and strings: no tags like !!python/..., no merge keys <<",
+        ) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
-        what = " ".join(str(part) for part in (e.context, e.problem) if part)
-        raise SourceError(f"malformed YAML: {what}", file=file, line=line, hint="check the indentation and brackets there") from None
+        context = e.context
+        if context and e.context_mark is not None and mark is not e.context_mark and e.context_mark.line + 1 != line:
+            context += f" (started at line {e.context_mark.line + 1})"
+        what = " ".join(str(part) for part in (context, e.problem) if part)
+        raise SourceError(
+            f"malformed YAML: {what}", file=file, line=line, hint="check the indentation and brackets there"
+        ) from None
     except yaml.YAMLError as e:
         position = getattr(e, "position", None)
         raise SourceError(
-            f"not a readable YAML text: {getattr(e, 'reason', e)}" + (f" at byte {position}" if position is not None else ""),
+            f"not a readable YAML text: {getattr(e, 'reason', e)}"
+            + (f" at byte {position}" if position is not None else ""),
             file=file,
             hint="nas files are UTF-8 YAML text",
         ) from None
     except RecursionError:
         raise SourceError("the YAML nests too deeply", file=file, hint="flatten the structure") from None
+
+
+def _first_alias_line(text: str | bytes) -> int | None:
+    try:
+        for token in yaml.scan(text, Loader=_BaseLoader):
+            if isinstance(token, yaml.AliasToken):
+                return int(token.start_mark.line) + 1
+    except yaml.YAMLError:
+        pass
+    return None
 
 
 def load_yaml(text: str | bytes, file: str | None = None) -> Graph:
@@ -115,7 +151,9 @@ def load_yaml(text: str | bytes, file: str | None = None) -> Graph:
     """
     data = read_yaml(text, file)
     if data is None:
-        raise SourceError("the file is empty", file=file, hint="write a mapping with 'inputs:', 'nodes:' and 'outputs:'")
+        raise SourceError(
+            "the file is empty", file=file, hint="write a mapping with 'inputs:', 'nodes:' and 'outputs:'"
+        )
     if not isinstance(data, _Located):
         raise SourceError(
             f"expected a mapping with 'inputs:', 'nodes:' and 'outputs:', got a {type(data).__name__}",
@@ -163,7 +201,13 @@ def load_yaml(text: str | bytes, file: str | None = None) -> Graph:
             )
         params = {k: v for k, v in spec.items() if k not in ("block", "in")}
         if "block" not in spec:
-            raise SourceError("missing 'block:'", file=file, line=line, node=str(node_name), hint="name its block type, e.g. 'block: conv2d'")
+            raise SourceError(
+                "missing 'block:'",
+                file=file,
+                line=line,
+                node=str(node_name),
+                hint="name its block type, e.g. 'block: conv2d'",
+            )
         try:
             graph.add(node_name, spec["block"], (), line=line, **params)
         except NASError as e:
@@ -179,7 +223,9 @@ def load_yaml(text: str | bytes, file: str | None = None) -> Graph:
         if not isinstance(refs, list):
             refs = [refs]
         if not all(isinstance(r, str) for r in refs):
-            raise SourceError("'in' must be a node name or a list of names", file=file, line=line, node=node_name, field="in")
+            raise SourceError(
+                "'in' must be a node name or a list of names", file=file, line=line, node=node_name, field="in"
+            )
         graph.set_inputs(node_name, refs)
 
     outputs = data.get("outputs", previous)

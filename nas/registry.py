@@ -117,7 +117,9 @@ def as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else value
 
 
-def sliding_output(size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1, ceil_mode: bool = False) -> int:
+def sliding_output(
+    size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1, ceil_mode: bool = False
+) -> int:
     """Output length of a convolution or pooling window along one axis.
 
     The formula of ``torch.nn.Conv2d`` and ``MaxPool2d``, including PyTorch's
