@@ -10,7 +10,6 @@ import json
 import sys
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -168,14 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nas: error: {e}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
-        e.show()
-        return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("nas: aborted", file=sys.stderr)
         return 130
+    except typer.TyperException as e:  # usage errors: unknown command, missing argument
+        e.show()  # type: ignore[attr-defined]
+        return int(getattr(e, "exit_code", 2))
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug of ours: still one line, unless --debug
