@@ -34,6 +34,7 @@ class Conv2d(Block):
     """
 
     name = "conv2d"
+    rank = 3
     params = (
         Param("out_channels", int, low=1, high=MAX_CHANNELS, doc="output channels"),
         Param("kernel_size", pair, low=1, high=MAX_EXTENT, doc="k or [kh, kw]"),
@@ -53,12 +54,7 @@ class Conv2d(Block):
     )
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
-        (x,) = ins
-        if len(x) != 3:
-            raise ShapeError(
-                f"conv2d expects a (C, H, W) input, got {x}", hint="convolve feature maps, not flat vectors"
-            )
-        c, h, w = x
+        c, h, w = ins[0]
         if c % p.groups or p.out_channels % p.groups:
             raise ShapeError(
                 f"groups={p.groups} must divide both in_channels={c} and out_channels={p.out_channels}",

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from nas.errors import ShapeError
 from nas.registry import MAX_CHANNELS, Block, Cost, Example, Param, Params, Shape, register
 
 
@@ -15,6 +14,7 @@ class Linear(Block):
     """A fully connected layer on a flat input (``torch.nn.Linear``)."""
 
     name = "linear"
+    rank = 1
     params = (
         Param("out_features", int, low=1, high=MAX_CHANNELS),
         Param("bias", bool, default=True),
@@ -22,9 +22,6 @@ class Linear(Block):
     examples = (Example({"out_features": 5}, ((12,),)), Example({"out_features": 3, "bias": False}, ((7,),)))
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
-        (x,) = ins
-        if len(x) != 1:
-            raise ShapeError(f"linear expects a flat (F,) input, got {x}", hint="insert a 'flatten' block before it")
         return (p.out_features,)
 
     def cost(self, p: Params, ins: Sequence[Shape], outs: Sequence[Shape]) -> Cost:

@@ -24,15 +24,11 @@ from nas.registry import (
 )
 
 
-def _spatial(name: str, x: Shape) -> tuple[int, int, int]:
-    if len(x) != 3:
-        raise ShapeError(f"{name} expects a (C, H, W) input, got {x}", hint="pool feature maps, not flat vectors")
-    return x  # type: ignore[return-value]
-
-
 class _Window2d(Block):
     """Shared rule of sliding-window pooling: kernel, stride (default: the
     kernel), padding, ceil_mode."""
+
+    rank = 3
 
     def _geometry(self, p: Params) -> tuple[tuple[int, int], ...]:
         kernel = as_pair(p.kernel_size)
@@ -41,7 +37,7 @@ class _Window2d(Block):
         return kernel, stride, as_pair(p.padding), dilation
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape | tuple[Shape, ...]:
-        c, h, w = _spatial(self.name, ins[0])
+        c, h, w = ins[0]
         kernel, stride, padding, dilation = self._geometry(p)
         if any(2 * pad > k for pad, k in zip(padding, kernel)):
             raise ShapeError(
@@ -118,12 +114,13 @@ class AvgPool2d(_Window2d):
 
 
 class _Adaptive(Block):
+    rank = 3
     params = (Param("output_size", pair, default=1, low=1, high=MAX_EXTENT, doc="1: global pooling"),)
     examples = (Example({}, ((5, 7, 7),)), Example({"output_size": [2, 3]}, ((3, 7, 8),)))
     module: type[nn.Module]
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
-        c, _, _ = _spatial(self.name, ins[0])
+        c = ins[0][0]
         return (c, *as_pair(p.output_size))
 
     def window(self, p: Params, ins: Sequence[Shape]) -> Window:
@@ -161,6 +158,7 @@ class MaxUnpool2d(Block):
     its second input, the ``indices`` output of a ``max_pool2d``."""
 
     name = "max_unpool2d"
+    rank = 3
     params = (_KERNEL, _STRIDE, _PADDING)
     arity = (2, 2)
     examples = (
@@ -177,7 +175,7 @@ outputs: [unpool]
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
         x, indices = ins
-        c, h, w = _spatial(self.name, x)
+        c, h, w = x
         if indices != x:
             raise ShapeError(
                 f"the indices {indices} must have the shape of input 0, {x}",

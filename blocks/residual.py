@@ -25,6 +25,7 @@ class ZeroPad(Block):
     identity subsampled by ``stride``, with zero channels appended."""
 
     name = "zero_pad"
+    rank = 3
     params = (
         Param("out_channels", int, low=1, high=MAX_CHANNELS),
         Param("stride", int, default=1, low=1, high=MAX_EXTENT),
@@ -66,6 +67,7 @@ class BasicBlock(Composite):
     option A). Node names follow torchvision's ``BasicBlock``."""
 
     name = "basic_block"
+    rank = 3
     params = (
         Param("out_channels", int, low=1, high=MAX_CHANNELS),
         Param("stride", int, default=1, low=1, high=MAX_EXTENT),

@@ -32,10 +32,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from nas.errors import NASError, ShapeError
-from nas.registry import Cost, Shape, Window
+from nas.registry import Block, Cost, Shape, Window
 from nas.validate import validate
 
 if TYPE_CHECKING:
@@ -133,6 +133,21 @@ def order_shape(graph: Graph, ref: tuple[str, int]) -> Shape:
     return graph.node(ref[0]).meta["shapes"][ref[1]]
 
 
+_RANK_NAMES = {1: "a flat (F,)", 2: "a (C, L)", 3: "a (C, H, W)"}
+
+
+def _check_rank(block: Block, ins: Sequence[Shape], refs: Sequence[tuple[str, int]]) -> None:
+    for ref, shape in zip(refs, ins):
+        if block.rank is not None and len(shape) != block.rank:
+            raise ShapeError(
+                f"{block.name} expects {_RANK_NAMES.get(block.rank, f'a rank-{block.rank}')} input, "
+                f"but {ref[0]} gives {tuple(shape)}",
+                hint="insert a 'flatten' block before it"
+                if block.rank == 1
+                else "feed it feature maps, not flat vectors",
+            )
+
+
 def _infer_node(node: Node, ins: list[Shape], graph: Graph, refs: Sequence[tuple[str, int]]) -> int:
     """Write the node's facts into ``node.meta``; return its inner peak bytes."""
     block, p = node.block, node.params
@@ -155,12 +170,14 @@ def _infer_node(node: Node, ins: list[Shape], graph: Graph, refs: Sequence[tuple
         node.meta["expansion"] = expansion
         node.meta["activation_bytes"] = sub.activation_bytes
     else:
+        _check_rank(block, ins, refs)
         try:
             out = block.infer(p, ins)
         except ShapeError as e:
             e.message += _described(refs, ins)
             raise
-        shapes = out if out and isinstance(out[0], tuple) else (out,)  # type: ignore[assignment]
+        # A block returns one shape, or a tuple of shapes for several outputs.
+        shapes = cast(tuple[Shape, ...], out if out and isinstance(out[0], tuple) else (out,))
         cost = block.cost(p, ins, shapes)
         window = block.window(p, ins)
     for s in shapes:
@@ -200,10 +217,7 @@ def node_table(graph: Graph) -> list[dict[str, object]]:
             {
                 "name": node.name,
                 "block": node.block.name,
-                "inputs": [
-                    ref.node if ref.index == 0 else f"{ref.node}.{graph.node(ref.node).output_names[ref.index]}"
-                    for ref in graph.inputs(node.name)
-                ],
+                "inputs": [graph.ref_text(ref) for ref in graph.inputs(node.name)],
                 "shapes": [list(s) for s in node.meta["shapes"]],
                 "params": cost.params,
                 "macs": cost.macs,

@@ -72,8 +72,8 @@ def _inline(graph: Graph, flat: Graph, prefix: str, bindings: dict[str, list[Ref
 
 def _resolve(graph: Graph, ref: Ref, prefix: str, bindings: dict[str, list[Ref]]) -> Ref:
     if ref.node in bindings:
-        return bindings[ref.node][ref.index]
-    return Ref(prefix + ref.node, ref.index)
+        return bindings[ref.node][ref.output]
+    return Ref(prefix + ref.node, ref.output)
 
 
 def _fresh(flat: Graph, name: str) -> str:
@@ -97,7 +97,7 @@ def graph_hash(graph: Graph) -> str:
     forward: dict[str, bytes] = {}
     for node in order:
         h = hashlib.blake2b(node_label(node.block.name, dict(node.params)), digest_size=16)
-        inputs = [forward[ref.node] + ref.index.to_bytes(2, "little") for ref in graph.inputs(node.name)]
+        inputs = [forward[ref.node] + ref.output.to_bytes(2, "little") for ref in graph.inputs(node.name)]
         if node.block.commutative:
             inputs.sort()
         for item in inputs:
@@ -106,7 +106,7 @@ def graph_hash(graph: Graph) -> str:
 
     output_ports: dict[str, list[bytes]] = {}
     for position, ref in enumerate(graph.outputs):
-        output_ports.setdefault(ref.node, []).append(b"out" + bytes([ref.index]) + position.to_bytes(4, "little"))
+        output_ports.setdefault(ref.node, []).append(b"out" + bytes([ref.output]) + position.to_bytes(4, "little"))
     backward: dict[str, bytes] = {}
     for node in reversed(order):
         readers = []
@@ -123,5 +123,5 @@ def graph_hash(graph: Graph) -> str:
     for digest in sorted(backward.values()):
         h.update(digest)
     for ref in graph.outputs:
-        h.update(forward[ref.node] + ref.index.to_bytes(2, "little"))
+        h.update(forward[ref.node] + ref.output.to_bytes(2, "little"))
     return h.hexdigest()

@@ -45,10 +45,10 @@ _RESERVED_NODE_NAMES = frozenset(
 
 
 class Ref(NamedTuple):
-    """One tensor: output ``index`` of node ``node``."""
+    """One tensor: output number ``output`` of node ``node``."""
 
     node: str
-    index: int = 0
+    output: int = 0
 
 
 @dataclass(eq=False)
@@ -136,9 +136,9 @@ class Graph:
         self._nx.remove_edges_from(list(self._nx.in_edges(name)))
         for port, ref in enumerate(refs):
             if self._nx.has_edge(ref.node, name):
-                self._nx.edges[ref.node, name]["ports"] += ((ref.index, port),)
+                self._nx.edges[ref.node, name]["ports"] += ((ref.output, port),)
             else:
-                self._nx.add_edge(ref.node, name, ports=((ref.index, port),))
+                self._nx.add_edge(ref.node, name, ports=((ref.output, port),))
         self._changed()
 
     def set_outputs(self, *outputs: Ref | str) -> None:
@@ -166,12 +166,11 @@ class Graph:
     def ref(self, value: Ref | str, *, reader: str | None = None) -> Ref:
         """Resolve ``"node"`` or ``"node.output_name"`` to a :class:`Ref`."""
         if isinstance(value, Ref):
-            name, index = value
+            name = value.node
             if name in self._nx:
-                outputs = self.node(name).output_names
-                if 0 <= index < len(outputs):
+                if 0 <= value.output < len(self.node(name).output_names):
                     return value
-                raise self._error(GraphError, f"node '{name}' has no output {index}", reader)
+                raise self._error(GraphError, f"node '{name}' has no output {value.output}", reader)
         elif isinstance(value, str):
             name, _, output = value.partition(".")
             if name in self._nx:
@@ -193,6 +192,10 @@ class Graph:
         close = difflib.get_close_matches(name, list(self._nx), n=1)
         hint = f"did you mean '{close[0]}'?" if close else "define that node or fix the name"
         raise self._error(GraphError, f"input '{name}' does not exist", reader, hint=hint)
+
+    def ref_text(self, ref: Ref) -> str:
+        """The inverse of :meth:`ref`: ``"node"`` or ``"node.output_name"``."""
+        return ref.node if ref.output == 0 else f"{ref.node}.{self.node(ref.node).output_names[ref.output]}"
 
     # -- reading ------------------------------------------------------------
 

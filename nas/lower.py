@@ -56,7 +56,7 @@ def lower(graph: Graph, *, flatten: bool = False) -> fx.GraphModule:
     for node in summary.order:
         refs = graph.inputs(node.name)
         args = [values[ref] for ref in refs]
-        ins = [graph.node(ref.node).meta["shapes"][ref.index] for ref in refs]
+        ins = [graph.node(ref.node).meta["shapes"][ref.output] for ref in refs]
         block = node.block
         if block.name == "input":
             result = code.placeholder(node.name)
@@ -93,7 +93,7 @@ def lower(graph: Graph, *, flatten: bool = False) -> fx.GraphModule:
 
 
 def _output_indices(graph: Graph, name: str) -> set[int]:
-    return {ref.index for ref in graph.outputs if ref.node == name}
+    return {ref.output for ref in graph.outputs if ref.node == name}
 
 
 def _class_name(name: str) -> str:

@@ -27,6 +27,7 @@ architectures never need and which a "YAML bomb" abuses.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,16 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+# YAML 1.1 reads 1e-5 as a string (it wants 1.0e-5); accept YAML 1.2 floats.
+# The resolver table is copied first: PyYAML's add_implicit_resolver appends
+# to lists that SafeLoader shares with its subclasses.
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def read_yaml(text: str | bytes, file: str | None = None) -> Any:
@@ -170,7 +181,7 @@ def load_yaml(text: str | bytes, file: str | None = None) -> Graph:
                 line=data.lines[key],
                 hint=f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(TOP_LEVEL_KEYS)}",
             )
-    name = data.get("name", Path(file).stem if file else "net")
+    name = data.get("name", Path(file).stem if file and not file.startswith("<") else "net")
     if not isinstance(name, str):
         raise SourceError("'name' must be a string", file=file, line=data.lines["name"])
     meta = data.get("meta", {})
@@ -289,16 +300,11 @@ def dump_yaml(graph: Graph) -> str:
     for node in graph:
         if node.block.name == "input":
             continue
-        refs = [_ref_text(graph, ref) for ref in graph.inputs(node.name)]
+        refs = [graph.ref_text(ref) for ref in graph.inputs(node.name)]
         entry: dict[str, Any] = {"block": node.block.name}
         if refs:
             entry["in"] = refs[0] if len(refs) == 1 else refs
         entry.update(node.block.explicit_params(node.params))
         out.append(f"  {node.name}: {_flow(entry)}\n")
-    out.append(f"outputs: {_flow([_ref_text(graph, ref) for ref in graph.outputs])}\n")
+    out.append(f"outputs: {_flow([graph.ref_text(ref) for ref in graph.outputs])}\n")
     return "".join(out)
-
-
-def _ref_text(graph: Graph, ref: tuple[str, int]) -> str:
-    name, index = ref
-    return name if index == 0 else f"{name}.{graph.node(name).output_names[index]}"

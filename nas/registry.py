@@ -165,21 +165,35 @@ class Param:
         try:
             canonical = convert(value)
         except TypeError as e:
-            raise ParamError(f"expected {e}, got {value!r}", field=self.name) from None
+            raise ParamError(f"expected {e}, got {value!r}", field=self.name, hint=self._fix()) from None
         except ValueError as e:
-            raise ParamError(f"expected {e}", field=self.name) from None
+            raise ParamError(f"expected {e}", field=self.name, hint=self._fix()) from None
         numbers = canonical if isinstance(canonical, tuple) else (canonical,)
         for number in numbers:
             if not isinstance(number, (int, float)) or isinstance(number, bool):
                 continue
             if self.low is not None and number < self.low:
-                raise ParamError(f"must be >= {self.low}, got {value!r}", field=self.name)
+                raise ParamError(f"must be >= {self.low}, got {value!r}", field=self.name, hint=self._fix())
             if self.high is not None and number > self.high:
-                raise ParamError(f"must be <= {self.high}, got {value!r}", field=self.name)
+                raise ParamError(f"must be <= {self.high}, got {value!r}", field=self.name, hint=self._fix())
         if self.choices is not None and canonical not in self.choices:
             options = ", ".join(map(str, self.choices))
-            raise ParamError(f"must be one of {options}, got {value!r}", field=self.name)
+            raise ParamError(f"must be one of {options}, got {value!r}", field=self.name, hint=self._fix())
         return canonical
+
+    def _fix(self) -> str:
+        """What a valid value looks like, for error hints."""
+        if self.choices is not None:
+            return f"set {self.name} to one of {', '.join(map(str, self.choices))}"
+        kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+            self.kind, self.doc or getattr(self.kind, "__name__", "a valid value")
+        )
+        bounds = ""
+        if self.low is not None and self.high is not None:
+            bounds = f" in {self.low}..{self.high}"
+        elif self.low is not None:
+            bounds = f" >= {self.low}"
+        return f"set {self.name} to {kind}{bounds}"
 
 
 class Params(Mapping[str, Any]):
@@ -289,6 +303,9 @@ class Block:
         outputs: the names of the outputs; the first is the default one.
         commutative: input order does not change the result (``add``), so the
             canonical hash ignores it.
+        rank: the number of dimensions every input must have (3 for feature
+            maps ``(C, H, W)``, 1 for flat vectors); ``None`` accepts any.
+            Checked before :meth:`infer`, which may then unpack freely.
         examples: configurations exercised by the contract tests.
     """
 
@@ -298,6 +315,7 @@ class Block:
     outputs: ClassVar[tuple[str, ...]] = ("out",)
     commutative: ClassVar[bool] = False
     composite: ClassVar[bool] = False
+    rank: ClassVar[int | None] = None
     examples: ClassVar[tuple[Example, ...]] = ()
 
     _by_name: ClassVar[dict[str, Param]]

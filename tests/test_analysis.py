@@ -177,3 +177,17 @@ def test_shape_error_inside_a_composite_names_the_path() -> None:
     bad = one_node("conv2d", (3, 4, 4), out_channels=2, kernel_size=7)
     with pytest.raises(ShapeError, match=r"node 'node'.*\[inputs: x \(3, 4, 4\)\]"):
         bad.summary  # noqa: B018
+
+
+@pytest.mark.parametrize("block", ["conv2d", "zero_pad", "max_pool2d", "adaptive_avg_pool2d", "basic_block"])
+def test_feature_map_blocks_refuse_flat_inputs_with_a_fix(block: str) -> None:
+    g = one_node(block, (12,), **nas.get_block(block).examples[0].params)
+    expected = r"expects a \(C, H, W\) input, but x gives \(12,\).*fix: feed it feature maps"
+    with pytest.raises(ShapeError, match=expected):
+        g.summary  # noqa: B018
+
+
+def test_yaml_1_2_floats_are_numbers() -> None:
+    g = nas.build("inputs: {x: [4]}\nnodes: {bn: {block: batch_norm, in: x, eps: 1e-7}}\n")
+    assert g.node("bn").params.eps == 1e-7
+    assert g.name == "net"

@@ -74,7 +74,7 @@ def oracle(g: nas.Graph) -> nx.DiGraph:
         d.add_edge(u, v, label=key)
     for position, ref in enumerate(g.outputs):
         d.add_node(("out", position), label=("out", position))
-        d.add_edge(ref.node, ("out", position), label=[ref.index])
+        d.add_edge(ref.node, ("out", position), label=[ref.output])
     return d
 
 
