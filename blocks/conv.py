@@ -34,6 +34,7 @@ class Conv2d(Block):
     """
 
     name = "conv2d"
+    keeps_output = False
     rank = 3
     params = (
         Param("out_channels", int, low=1, high=MAX_CHANNELS, doc="output channels"),

@@ -26,6 +26,7 @@ class Add(Block):
     name = "add"
     arity = (2, None)
     commutative = True
+    keeps_output = False
     examples = (Example({}, ((4, 5, 5), (4, 5, 5))), Example({}, ((6,), (6,), (6,))))
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
@@ -38,7 +39,7 @@ class Add(Block):
         return ins[0]
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> Call:
-        return Call(operator.add if len(ins) == 2 else add_all)
+        return Call(operator.add, inplace="add_") if len(ins) == 2 else Call(add_all)
 
 
 @register
@@ -47,6 +48,7 @@ class Concat(Block):
 
     name = "concat"
     arity = (1, None)
+    keeps_output = False
     examples = (Example({}, ((2, 5, 5), (3, 5, 5))), Example({}, ((4,), (1,))))
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:

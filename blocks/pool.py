@@ -29,6 +29,7 @@ class _Window2d(Block):
     kernel), padding, ceil_mode."""
 
     rank = 3
+    keeps_output = False
 
     def _geometry(self, p: Params) -> tuple[tuple[int, int], ...]:
         kernel = as_pair(p.kernel_size)
@@ -115,6 +116,7 @@ class AvgPool2d(_Window2d):
 
 class _Adaptive(Block):
     rank = 3
+    keeps_output = False
     params = (Param("output_size", pair, default=1, low=1, high=MAX_EXTENT, doc="1: global pooling"),)
     examples = (Example({}, ((5, 7, 7),)), Example({"output_size": [2, 3]}, ((3, 7, 8),)))
     module: type[nn.Module]

@@ -178,7 +178,9 @@ class Param:
                 raise ParamError(f"must be <= {self.high}, got {value!r}", field=self.name, hint=self._fix())
         if self.choices is not None and canonical not in self.choices:
             options = ", ".join(map(str, self.choices))
-            raise ParamError(f"must be one of {options}, got {value!r}", field=self.name, hint=self._fix())
+            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+            hint = f"did you mean '{close[0]}'?" if close else self._fix()
+            raise ParamError(f"must be one of {options}, got {value!r}", field=self.name, hint=hint)
         return canonical
 
     def _fix(self) -> str:
@@ -271,12 +273,16 @@ class Call:
     """A stateless lowering: ``fn(*inputs, **kwargs)`` in the generated code.
 
     With ``variadic=True`` the inputs are passed as one list, as ``torch.cat``
-    expects.
+    expects. ``inplace`` names a tensor method that computes the same result
+    into the first input (``"relu_"``, ``"add_"``); the lowering uses it where
+    that is safe (see :mod:`nas.lower`), as hand-written networks do with
+    ``ReLU(inplace=True)`` and ``out += identity``.
     """
 
     fn: Callable[..., Any]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     variadic: bool = False
+    inplace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -303,6 +309,10 @@ class Block:
         outputs: the names of the outputs; the first is the default one.
         commutative: input order does not change the result (``add``), so the
             canonical hash ignores it.
+        keeps_output: the backward pass reads this block's output (``relu``,
+            ``sigmoid``), so a reader may not overwrite it in place. Blocks
+            whose gradient needs only their inputs (convolutions, batch norm,
+            sums) set it to ``False``.
         rank: the number of dimensions every input must have (3 for feature
             maps ``(C, H, W)``, 1 for flat vectors); ``None`` accepts any.
             Checked before :meth:`infer`, which may then unpack freely.
@@ -315,6 +325,7 @@ class Block:
     outputs: ClassVar[tuple[str, ...]] = ("out",)
     commutative: ClassVar[bool] = False
     composite: ClassVar[bool] = False
+    keeps_output: ClassVar[bool] = True
     rank: ClassVar[int | None] = None
     examples: ClassVar[tuple[Example, ...]] = ()
 

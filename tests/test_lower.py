@@ -8,8 +8,11 @@ import re
 import pytest
 import torch
 import torchvision
+from hypothesis import given, settings
 
 import nas
+from tests.test_graph import SHAPE, Spec, dags
+from tests.test_graph import build as build_dag
 
 RESNET18 = "examples/resnet18.yaml"
 
@@ -52,7 +55,7 @@ def test_generated_code_is_straight_line_and_named_after_nodes() -> None:
     assert "self.layer1_0(maxpool)" in code
     assert "torch.flatten(avgpool, start_dim = 1)" in code
     block_code = nas.lower(graph).layer2_0.code
-    assert "bn2 + bn_down" in block_code
+    assert "bn2.add_(bn_down)" in block_code
 
 
 def test_training_mode_updates_batch_norm_and_backpropagates() -> None:
@@ -125,3 +128,33 @@ def test_flattened_lowering_has_one_module_per_primitive() -> None:
     flat = nas.lower(g, flatten=True)
     assert "layer2_0_conv_down" in dict(flat.named_children())
     assert sum(p.numel() for p in flat.parameters()) == g.params
+
+
+@settings(max_examples=60, deadline=None)
+@given(dags())
+def test_inplace_lowering_computes_the_same_values_and_gradients(spec: Spec) -> None:
+    g = build_dag(spec)
+    fast, plain = nas.lower(g).train(), nas.lower(g, inplace=False).train()
+    plain.load_state_dict(fast.state_dict())
+    x1 = torch.randn(2, *SHAPE, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    out1, out2 = fast(x1), plain(x2)
+    out1 = out1 if isinstance(out1, tuple) else (out1,)
+    out2 = out2 if isinstance(out2, tuple) else (out2,)
+    for a, b in zip(out1, out2):
+        torch.testing.assert_close(a, b)
+    sum(o.pow(2).sum() for o in out1).backward()
+    sum(o.pow(2).sum() for o in out2).backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    for (name, p), q in zip(fast.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_inplace_is_used_where_it_is_safe_only() -> None:
+    code = nas.lower(nas.build(RESNET18)).layer1_0.code
+    assert "bn1.relu_()" in code and "bn2.add_(x)" in code and "add.relu_()" in code
+    code = nas.lower(nas.build(RESNET18), inplace=False).layer1_0.code
+    assert "relu_" not in code and "add_" not in code
+    # The input of the block is read by the shortcut too: never overwritten.
+    g = nas.build("inputs: {x: [4]}\nnodes: {a: {block: relu, in: x}, b: {block: relu, in: a}}\n")
+    assert "relu_" not in nas.lower(g).code  # x is the caller's; a is read by relu, whose backward needs it
