@@ -109,6 +109,13 @@ def shape(value: Any) -> Shape:
     return dims
 
 
+def _freeze(value: Any) -> Any:
+    """Lists become tuples, recursively: parameters are hashable values."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
 _KIND_NAMES: dict[Any, Callable[[Any], Any]] = {int: _int, float: _float, bool: _bool, str: _str}
 
 
@@ -163,7 +170,7 @@ class Param:
             return None
         convert = _KIND_NAMES.get(self.kind, self.kind)
         try:
-            canonical = convert(value)
+            canonical = _freeze(convert(value))
         except TypeError as e:
             raise ParamError(f"expected {e}, got {value!r}", field=self.name, hint=self._fix()) from None
         except ValueError as e:
