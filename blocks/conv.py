@@ -8,10 +8,12 @@ from fractions import Fraction
 from torch import nn
 
 from nas.errors import ShapeError
+from nas.graph import Graph
 from nas.registry import (
     MAX_CHANNELS,
     MAX_EXTENT,
     Block,
+    Composite,
     Cost,
     Example,
     Param,
@@ -19,6 +21,7 @@ from nas.registry import (
     Shape,
     Window,
     as_pair,
+    get_block,
     pair,
     register,
     sliding_output,
@@ -76,3 +79,63 @@ class Conv2d(Block):
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         return nn.Conv2d(ins[0][0], p.out_channels, p.kernel_size, p.stride, p.padding, p.dilation, p.groups, p.bias)
+
+
+@register
+class ConvBnAct(Composite):
+    """Convolution, batch norm and activation: the unit most CNNs are made of
+    (Inception's ``BasicConv2d``, MobileNet's layers, VGG with BN).
+
+    ``padding`` defaults to "same" for stride 1 (half the dilated kernel);
+    ``bias`` defaults to false because batch norm has its own shift. Set
+    ``norm: none`` for the conv-ReLU units of networks before batch norm
+    (then usually ``bias: true``), and ``act: none`` for a linear output.
+    """
+
+    name = "conv_bn_act"
+    rank = 3
+    params = (
+        Param("out_channels", int, low=1, high=MAX_CHANNELS),
+        Param("kernel_size", pair, low=1, high=MAX_EXTENT),
+        Param("stride", pair, default=1, low=1, high=MAX_EXTENT),
+        Param("padding", pair, default=None, low=0, high=MAX_EXTENT, doc="default: dilation * (kernel_size - 1) // 2"),
+        Param("dilation", pair, default=1, low=1, high=MAX_EXTENT),
+        Param("groups", int, default=1, low=1, high=MAX_CHANNELS),
+        Param("bias", bool, default=False),
+        Param("norm", str, default="batch_norm", choices=("batch_norm", "none")),
+        Param("eps", float, default=1e-5, low=0.0, high=1.0, doc="batch norm epsilon"),
+        Param("act", str, default="relu", doc="an activation block (relu, relu6, elu, ...) or none"),
+    )
+    examples = (
+        Example({"out_channels": 8, "kernel_size": 3}, ((3, 9, 9),)),
+        Example({"out_channels": 6, "kernel_size": [1, 7], "norm": "none", "bias": True, "act": "tanh"}, ((4, 9, 9),)),
+        Example(
+            {"out_channels": 4, "kernel_size": 3, "stride": 2, "groups": 4, "eps": 1e-3, "act": "none"}, ((4, 8, 8),)
+        ),
+    )
+
+    def expand(self, p: Params, ins: Sequence[Shape]) -> Graph:
+        if p.act != "none":
+            get_block(p.act)  # an unknown name fails here, with suggestions
+        (kh, kw), (dh, dw) = as_pair(p.kernel_size), as_pair(p.dilation)
+        padding = p.padding if p.padding is not None else pair([dh * (kh - 1) // 2, dw * (kw - 1) // 2])
+        g = Graph(self.name)
+        y = g.add_input("x", ins[0])
+        y = g.add(
+            "conv",
+            "conv2d",
+            y,
+            out_channels=p.out_channels,
+            kernel_size=p.kernel_size,
+            stride=p.stride,
+            padding=padding,
+            dilation=p.dilation,
+            groups=p.groups,
+            bias=p.bias,
+        )
+        if p.norm == "batch_norm":
+            y = g.add("bn", "batch_norm", y, eps=p.eps)
+        if p.act != "none":
+            y = g.add("act", p.act, y)
+        g.set_outputs(y)
+        return g

@@ -58,6 +58,16 @@ def _conv_bn(g: Graph, name: str, x: Ref, channels: int, kernel: int, stride: in
     return g.add(f"bn{name}", "batch_norm", conv)
 
 
+def _shortcut(g: Graph, x: Ref, shape: Shape, p: Params) -> Ref:
+    """Identity, or what matches a change of width or resolution: a 1x1
+    convolution with batch norm (option B) or a zero-padded identity (A)."""
+    if p.stride == 1 and shape[0] == p.out_channels:
+        return x
+    if p.shortcut == "projection":
+        return _conv_bn(g, "_down", x, p.out_channels, 1, p.stride)
+    return g.add("pad", "zero_pad", x, out_channels=p.out_channels, stride=p.stride)
+
+
 @register
 class BasicBlock(Composite):
     """Two 3x3 convolutions with batch norm and an identity shortcut, as in
@@ -84,11 +94,48 @@ class BasicBlock(Composite):
         x = g.add_input("x", ins[0])
         y = g.add("relu1", "relu", _conv_bn(g, "1", x, p.out_channels, 3, p.stride))
         y = _conv_bn(g, "2", y, p.out_channels, 3, 1)
-        shortcut = x
-        if p.stride != 1 or ins[0][0] != p.out_channels:
-            if p.shortcut == "projection":
-                shortcut = _conv_bn(g, "_down", x, p.out_channels, 1, p.stride)
-            else:
-                shortcut = g.add("pad", "zero_pad", x, out_channels=p.out_channels, stride=p.stride)
-        g.set_outputs(g.add("relu2", "relu", g.add("add", "add", [y, shortcut])))
+        g.set_outputs(g.add("relu2", "relu", g.add("add", "add", [y, _shortcut(g, x, ins[0], p)])))
+        return g
+
+
+@register
+class Bottleneck(Composite):
+    """1x1 reduce, 3x3, 1x1 expand, with batch norm and a shortcut: ResNet-50
+    and deeper (torchvision's ``Bottleneck``, stride on the 3x3 as in
+    "ResNet v1.5"). ``width`` is the bottleneck width, ``out_channels / 4`` by
+    default; ``groups`` > 1 gives ResNeXt's grouped 3x3."""
+
+    name = "bottleneck"
+    rank = 3
+    params = (
+        Param("out_channels", int, low=1, high=MAX_CHANNELS),
+        Param("stride", int, default=1, low=1, high=MAX_EXTENT),
+        Param("width", int, default=None, low=1, high=MAX_CHANNELS, doc="default: out_channels // 4"),
+        Param("groups", int, default=1, low=1, high=MAX_CHANNELS),
+        Param("shortcut", str, default="projection", choices=("projection", "zero_pad")),
+    )
+    examples = (
+        Example({"out_channels": 16}, ((16, 6, 6),)),
+        Example({"out_channels": 16, "stride": 2, "width": 8, "groups": 2}, ((8, 7, 7),)),
+    )
+
+    def expand(self, p: Params, ins: Sequence[Shape]) -> Graph:
+        width = p.width or max(1, p.out_channels // 4)
+        g = Graph(self.name)
+        x = g.add_input("x", ins[0])
+        y = g.add("relu1", "relu", _conv_bn(g, "1", x, width, 1, 1))
+        conv2 = g.add(
+            "conv2",
+            "conv2d",
+            y,
+            out_channels=width,
+            kernel_size=3,
+            stride=p.stride,
+            padding=1,
+            groups=p.groups,
+            bias=False,
+        )
+        y = g.add("relu2", "relu", g.add("bn2", "batch_norm", conv2))
+        y = _conv_bn(g, "3", y, p.out_channels, 1, 1)
+        g.set_outputs(g.add("relu3", "relu", g.add("add", "add", [y, _shortcut(g, x, ins[0], p)])))
         return g

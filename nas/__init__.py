@@ -15,6 +15,7 @@ Example:
     (11689512, 1814073344)
 """
 
+from nas import zoo
 from nas.build import build
 from nas.canonical import flatten
 from nas.errors import GraphError, NASError, ParamError, ShapeError, SourceError, UnknownBlockError
@@ -39,4 +40,5 @@ __all__ = [
     "get_block",
     "list_blocks",
     "lower",
+    "zoo",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
+from nas import zoo
 from nas.errors import SourceError
 from nas.graph import Graph
 from nas.parse import load_yaml
@@ -14,7 +16,8 @@ MAX_FILE_BYTES = 64 << 20
 
 
 def build(source: str | os.PathLike[str] | Graph) -> Graph:
-    """Build a :class:`Graph` from a YAML path, a YAML string or a Graph.
+    """Build a :class:`Graph` from a YAML path, a YAML string, a zoo name
+    (``"resnet50"``, see :mod:`nas.zoo`) or a Graph.
 
     The graph is validated and analysed (shapes, costs) before it is returned,
     so every error surfaces here with its file, line and node.
@@ -37,6 +40,8 @@ def build(source: str | os.PathLike[str] | Graph) -> Graph:
         graph = source
     elif isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
         graph = load_yaml(source, file="<string>")
+    elif isinstance(source, str) and not Path(source).exists() and source in zoo.names():
+        graph = zoo.load(source)
     else:
         graph = load_yaml(_read(Path(source)), file=str(source))
     _ = graph.summary  # validate and analyse now, where the caller can handle errors
@@ -60,10 +65,13 @@ def _read(path: Path) -> bytes:
             raise SourceError(f"more than the {MAX_FILE_BYTES} bytes a nas file may have", file=str(path))
         return data
     except FileNotFoundError:
+        close = difflib.get_close_matches(str(path), zoo.names(), n=1, cutoff=0.6)
         raise SourceError(
-            "no such file",
+            "no such file or zoo net",
             file=str(path),
-            hint="give a path to an IR YAML file, or a YAML string",
+            hint=f"did you mean the zoo net '{close[0]}'?"
+            if close
+            else "give an IR YAML file, a YAML string or a zoo name",
         ) from None
     except OSError as e:
         raise SourceError(f"cannot read: {e.strerror}", file=str(path)) from None

@@ -172,6 +172,21 @@ def load_yaml(text: str | bytes, file: str | None = None) -> Graph:
             line=1,
             hint="see examples/*.yaml for the layout",
         )
+    return graph_from_mapping(data, file)
+
+
+def graph_from_mapping(data: Mapping[str, Any], file: str | None = None, name: str | None = None) -> Graph:
+    """Build a :class:`Graph` from an IR mapping read by :func:`read_yaml`
+    (which keeps the lines that errors cite). The zoo uses it for each net of
+    a family file.
+
+    Args:
+        data: the mapping with ``inputs``, ``nodes`` and ``outputs``.
+        file: where it came from, for error messages.
+        name: the graph's name when ``data`` has no ``name:``.
+    """
+    if not isinstance(data, _Located):
+        raise SourceError("expected a mapping with 'inputs:', 'nodes:' and 'outputs:'", file=file)
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
@@ -181,7 +196,7 @@ def load_yaml(text: str | bytes, file: str | None = None) -> Graph:
                 line=data.lines[key],
                 hint=f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(TOP_LEVEL_KEYS)}",
             )
-    name = data.get("name", Path(file).stem if file and not file.startswith("<") else "net")
+    name = data.get("name", name or (Path(file).stem if file and not file.startswith("<") else "net"))
     if not isinstance(name, str):
         raise SourceError("'name' must be a string", file=file, line=data.lines["name"])
     meta = data.get("meta", {})

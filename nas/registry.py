@@ -99,6 +99,27 @@ def pair(value: Any) -> int | tuple[int, int]:
     return _int(value)
 
 
+class FrozenMapping(dict):  # type: ignore[type-arg]
+    """A read-only, hashable ``dict``: the canonical value of :func:`mapping`
+    parameters (it still dumps to YAML and JSON as a plain mapping)."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("parameters are read-only")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _readonly  # type: ignore[assignment]
+
+
+def mapping(value: Any) -> FrozenMapping:
+    """A mapping of names to plain values, e.g. the arguments a ``stage``
+    passes to each of its units."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise TypeError("a mapping of names to values, e.g. {out_channels: 64}")
+    return FrozenMapping((k, _freeze(v)) for k, v in value.items())
+
+
 def shape(value: Any) -> Shape:
     """A tensor shape without batch: a list of 1 to 3 positive integers."""
     if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= 3:
@@ -113,6 +134,8 @@ def _freeze(value: Any) -> Any:
     """Lists become tuples, recursively: parameters are hashable values."""
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
+    if isinstance(value, Mapping) and not isinstance(value, FrozenMapping):
+        return mapping(value)
     return value
 
 

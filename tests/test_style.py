@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RUFF = shutil.which("ruff")
+# The venv running the tests has ruff beside its python, on PATH or not.
+RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
 
 
 @pytest.mark.skipif(RUFF is None, reason="ruff is not installed (pip install -e '.[test]')")
