@@ -231,6 +231,10 @@ def node_table(graph: Graph) -> list[dict[str, object]]:
                 "params": cost.params,
                 "macs": cost.macs,
                 "receptive_field": [math.ceil(rf[0]), math.ceil(rf[1])],
+                # The cost of one output pixel: what a bottleneck saves.
+                "macs_per_position": cost.macs // math.prod(out[1:])
+                if len(out := node.meta["shapes"][0]) == 3
+                else None,
             }
         )
     return rows

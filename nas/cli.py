@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 import nas
+import nas.draw
 from nas.analysis import node_table
 from nas.errors import NASError
 
@@ -44,6 +45,13 @@ def _root(
     ] = False,
 ) -> None:
     """Neural architecture search by block composition."""
+
+
+def _console() -> Console:
+    """A console for tables: as wide as the terminal, or roomy when piped
+    (rich's default of 80 columns would cut node names in files and logs)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 def _si(value: float) -> str:
@@ -94,6 +102,7 @@ def show(
         ("output", "left"),
         ("params", "right"),
         ("MACs", "right"),
+        ("MACs/px", "right"),
         ("RF", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -105,11 +114,13 @@ def show(
             _shape(row["shapes"]),  # type: ignore[arg-type]
             f"{row['params']:,}",
             _si(row["macs"]),  # type: ignore[arg-type]
+            "" if row["macs_per_position"] is None else f"{row['macs_per_position']:,}",
             f"{rf[0]}" if rf[0] == rf[1] else f"{rf[0]}x{rf[1]}",  # type: ignore[index]
         )
     table.add_section()
-    table.add_row("total", "", _shape([list(s) for s in summary.outputs]), f"{summary.params:,}", _si(summary.macs), "")
-    console = Console()
+    outputs = _shape([list(s) for s in summary.outputs])
+    table.add_row("total", "", outputs, f"{summary.params:,}", _si(summary.macs), "", "")
+    console = _console()
     console.print(table)
     console.print(
         f"params {summary.params:,}  MACs {summary.macs:,}  activations {_si(summary.activation_bytes)}B "
@@ -151,8 +162,59 @@ def blocks(
     for entry in entries:
         params = ", ".join(k if v["required"] else f"{k}={v['default']}" for k, v in entry["params"].items())  # type: ignore[attr-defined]
         table.add_row(str(entry["name"]) + (" *" if entry["composite"] else ""), params, str(entry["doc"]))
-    Console().print(table)
-    Console().print("* composite: defined as a graph of smaller blocks", highlight=False)
+    _console().print(table)
+    _console().print("* composite: defined as a graph of smaller blocks", highlight=False)
+
+
+@app.command()
+def zoo(
+    as_json: Json = False,
+    plot: Annotated[
+        str | None, typer.Option("--plot", help="Also draw MACs against params to this image file.")
+    ] = None,
+) -> None:
+    """List the classic nets: family, year, input, params, MACs, reference."""
+    rows = nas.zoo.table()
+    if plot:
+        nas.draw.plot_zoo(rows, plot)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title_justify="left")
+    for column, justify in (
+        ("name", "left"),
+        ("family", "left"),
+        ("year", "right"),
+        ("input", "left"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("checked against", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["family"],
+            str(row["year"]),
+            "x".join(map(str, row["input"])),
+            f"{row['params']:,}",
+            _si(row["macs"]),
+            str(row["reference"]),
+        )
+    _console().print(table)
+    if plot:
+        Console(stderr=True).print(f"wrote {plot}", highlight=False)
+
+
+@app.command()
+def draw(
+    source: Annotated[str, typer.Argument(help="A zoo name, an IR YAML file or a YAML string.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The picture: .svg, .png, .pdf or .dot.")],
+    expand: Annotated[bool, typer.Option("--expand", help="Draw composite blocks with their inner blocks.")] = False,
+) -> None:
+    """Draw a network: blocks as boxes, tensor shapes on the edges (Graphviz)."""
+    path = nas.draw.render(nas.draw.to_dot(nas.build(source), expand=expand), output)
+    print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,3 +105,24 @@ def _index() -> dict[str, ZooEntry]:
             meta = {**family_meta, **(spec.get("meta") or {}), "family": family}
             index[name] = ZooEntry(name, family, file, meta, spec)
     return index
+
+
+def table() -> list[dict[str, Any]]:
+    """One row per zoo net, for ``nas zoo``: name, family, year, input
+    shape, params, MACs, and the reference it is checked against."""
+    rows = []
+    for name in names():
+        graph = load(name)
+        summary = graph.summary
+        rows.append(
+            {
+                "name": name,
+                "family": graph.meta["family"],
+                "year": graph.meta.get("year"),
+                "input": list(next(iter(summary.inputs.values()))),
+                "params": summary.params,
+                "macs": summary.macs,
+                "reference": graph.meta.get("reference"),
+            }
+        )
+    return rows
