@@ -24,7 +24,7 @@ from nas.registry import (
 )
 
 
-class _Window2d(Block):
+class SlidingPool2d(Block):
     """Shared rule of sliding-window pooling: kernel, stride (default: the
     kernel), padding, ceil_mode."""
 
@@ -62,14 +62,14 @@ class _Window2d(Block):
         )
 
 
-_KERNEL = Param("kernel_size", pair, low=1, high=MAX_EXTENT)
-_STRIDE = Param("stride", pair, default=None, low=1, high=MAX_EXTENT, doc="default: kernel_size")
-_PADDING = Param("padding", pair, default=0, low=0, high=MAX_EXTENT)
-_CEIL = Param("ceil_mode", bool, default=False, doc="round the output size up")
+KERNEL_SIZE = Param("kernel_size", pair, low=1, high=MAX_EXTENT)
+POOL_STRIDE = Param("stride", pair, default=None, low=1, high=MAX_EXTENT, doc="default: kernel_size")
+PADDING = Param("padding", pair, default=0, low=0, high=MAX_EXTENT)
+CEIL_MODE = Param("ceil_mode", bool, default=False, doc="round the output size up")
 
 
 @register
-class MaxPool2d(_Window2d):
+class MaxPool2d(SlidingPool2d):
     """Max pooling; overlapping when ``stride < kernel_size`` (AlexNet).
 
     With ``return_indices: true`` it has a second output, ``indices``, that a
@@ -78,11 +78,11 @@ class MaxPool2d(_Window2d):
 
     name = "max_pool2d"
     params = (
-        _KERNEL,
-        _STRIDE,
-        _PADDING,
+        KERNEL_SIZE,
+        POOL_STRIDE,
+        PADDING,
         Param("dilation", pair, default=1, low=1, high=MAX_EXTENT),
-        _CEIL,
+        CEIL_MODE,
         Param("return_indices", bool, default=False),
     )
     outputs = ("out", "indices")
@@ -100,11 +100,11 @@ class MaxPool2d(_Window2d):
 
 
 @register
-class AvgPool2d(_Window2d):
+class AvgPool2d(SlidingPool2d):
     """Average pooling (LeNet's subsampling without its trainable scale)."""
 
     name = "avg_pool2d"
-    params = (_KERNEL, _STRIDE, _PADDING, _CEIL, Param("count_include_pad", bool, default=True))
+    params = (KERNEL_SIZE, POOL_STRIDE, PADDING, CEIL_MODE, Param("count_include_pad", bool, default=True))
     examples = (
         Example({"kernel_size": 2}, ((3, 8, 8),)),
         Example({"kernel_size": 3, "stride": 1, "padding": 1, "count_include_pad": False}, ((3, 5, 5),)),
@@ -161,7 +161,7 @@ class MaxUnpool2d(Block):
 
     name = "max_unpool2d"
     rank = 3
-    params = (_KERNEL, _STRIDE, _PADDING)
+    params = (KERNEL_SIZE, POOL_STRIDE, PADDING)
     arity = (2, 2)
     examples = (
         Example(
