@@ -40,7 +40,7 @@ def build(source: str | os.PathLike[str] | Graph) -> Graph:
         graph = source
     elif isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
         graph = load_yaml(source, file="<string>")
-    elif isinstance(source, str) and not Path(source).exists() and source in zoo.names():
+    elif isinstance(source, str) and not Path(source).is_file() and source in zoo.names():
         graph = zoo.load(source)
     else:
         graph = load_yaml(_read(Path(source)), file=str(source))

@@ -4,6 +4,8 @@ shape its analysis predicts. Reference checks live in tests/test_zoo_*.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -46,3 +48,11 @@ def test_lowers_and_runs_with_the_predicted_shapes(name: str) -> None:
 def test_unknown_zoo_name_suggests() -> None:
     with pytest.raises(SourceError, match="did you mean the zoo net 'resnet50'"):
         nas.build("resnt50")
+
+
+def test_a_zoo_name_wins_over_a_directory_of_that_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "resnet18").mkdir()
+    assert nas.build("resnet18").params == 11_689_512
+    (tmp_path / "resnet20").write_text("inputs: {x: [4]}\nnodes: {fc: {block: linear, in: x, out_features: 2}}\n")
+    assert nas.build("resnet20").params == 10  # an existing file is read as the file it is
