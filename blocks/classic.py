@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from nas.blocks.activation import Activation
-from nas.blocks.pool import CEIL_MODE, KERNEL_SIZE, PADDING, POOL_STRIDE, SlidingPool2d
 from torch import nn
 
+from nas.blocks.activation import Activation
+from nas.blocks.pool import CEIL_MODE, KERNEL_SIZE, PADDING, POOL_STRIDE, SlidingPool2d
 from nas.errors import ShapeError
 from nas.registry import (
     MAX_CHANNELS,

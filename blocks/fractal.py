@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nas.errors import ShapeError
+from nas.blocks.merge import same_shape
 from nas.graph import Graph, Ref
 from nas.registry import MAX_CHANNELS, MAX_EXTENT, Block, Composite, Example, Param, Params, Shape, register
 
@@ -78,13 +78,7 @@ class FractalJoin(Block):
     )
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
-        for i, s in enumerate(ins[1:], 1):
-            if s != ins[0]:
-                raise ShapeError(
-                    f"a join needs inputs of one shape, but input {i} is {s} and input 0 is {ins[0]}",
-                    hint="give every column the same width and stride",
-                )
-        return ins[0]
+        return same_shape("a join", ins, hint="give every column the same width and stride")
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         # A module, not a Call: the drop depends on training mode.

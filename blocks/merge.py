@@ -19,6 +19,17 @@ def add_all(*tensors: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def same_shape(what: str, ins: Sequence[Shape], hint: str) -> Shape:
+    """The shape of element-wise joins (sum, mean): every input's, or a
+    ShapeError naming the first input that differs."""
+    for i, s in enumerate(ins[1:], 1):
+        if s != ins[0]:
+            raise ShapeError(
+                f"{what} needs inputs of one shape, but input {i} is {s} and input 0 is {ins[0]}", hint=hint
+            )
+    return ins[0]
+
+
 @register
 class Add(Block):
     """Element-wise sum of two or more tensors of one shape (residual joins)."""
@@ -30,13 +41,7 @@ class Add(Block):
     examples = (Example({}, ((4, 5, 5), (4, 5, 5))), Example({}, ((6,), (6,), (6,))))
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
-        for i, s in enumerate(ins[1:], 1):
-            if s != ins[0]:
-                raise ShapeError(
-                    f"add needs inputs of one shape, but input {i} is {s} and input 0 is {ins[0]}",
-                    hint="project the shortcut (1x1 conv) or fix the widths and strides",
-                )
-        return ins[0]
+        return same_shape("add", ins, hint="project the shortcut (1x1 conv) or fix the widths and strides")
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> Call:
         return Call(operator.add, inplace="add_") if len(ins) == 2 else Call(add_all)
