@@ -7,6 +7,7 @@ Every error a user can cause is one line on stderr and exit code 2; ``nas
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from rich.table import Table
 
 import nas
 import nas.draw
+import nas.space
 from nas.analysis import node_table
 from nas.errors import NASError
 
@@ -167,6 +169,62 @@ def blocks(
 
 
 @app.command()
+def space(
+    source: Annotated[str | None, typer.Argument(help="A shipped space name or a space file; none lists them.")] = None,
+    as_json: Json = False,
+    samples: Annotated[
+        int, typer.Option("--sample", help="Draw N architectures (with -o: write them as IR YAML).")
+    ] = 0,
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="Directory for the sampled architectures.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
+) -> None:
+    """Describe a search space: decisions, size, fixed points, cost range."""
+    if source is None:
+        rows = [nas.space.overview(nas.space.load_space(name)) for name in nas.space.space_names()]
+        if as_json:
+            print(json.dumps(rows, indent=2))
+            return
+        table = Table(title_justify="left")
+        for column in ("space", "architectures", "decisions", "description"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row["name"], _power(row["size"]), str(row["decisions"]), row["description"])
+        _console().print(table)
+        return
+    sp = nas.space.load_space(source)
+    if output is not None:
+        written = nas.space.write_samples(sp, samples or 1, output, seed=seed)
+        print(f"wrote {len(written)} architectures to {output}")
+        return
+    report = nas.space.report(sp, samples=samples or 20, seed=seed)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    console = _console()
+    console.print(f"{report['name']}: {report['description']}", highlight=False)
+    table = Table(title_justify="left")
+    for column in ("decision", "choices", "exists when"):
+        table.add_column(column)
+    for d in report["decisions"]:
+        table.add_row(d["label"], d["choices"], d["when"])
+    console.print(table)
+    cost = report["sample"]
+    console.print(
+        f"architectures: {_power(report['size'])}\n"
+        f"fixed points: {', '.join(report['fixed_points']) or 'none'}\n"
+        f"over {cost['n']} samples: params {_si(cost['params'][0])} .. {_si(cost['params'][1])}, "
+        f"MACs {_si(cost['macs'][0])} .. {_si(cost['macs'][1])}",
+        highlight=False,
+    )
+
+
+def _power(n: int) -> str:
+    return f"{n:,}" if n < 10**9 else f"~10^{math.log10(n):.1f}"
+
+
+@app.command()
 def zoo(
     as_json: Json = False,
     plot: Annotated[
@@ -215,6 +273,87 @@ def draw(
     """Draw a network: blocks as boxes, tensor shapes on the edges (Graphviz)."""
     path = nas.draw.render(nas.draw.to_dot(nas.build(source), expand=expand), output)
     print(f"wrote {path}")
+
+
+# -- nas latency ------------------------------------------------------------
+
+
+@app.command()
+def latency(
+    source: Annotated[str, typer.Argument(help="A zoo name, an IR YAML file or a YAML string.")],
+    backend: Annotated[
+        str, typer.Option("--backend", help="auto, tensorrt, cuda, onnxruntime or torch (auto: the best here).")
+    ] = "auto",
+    batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 1,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
+    input_shape: Annotated[
+        str | None, typer.Option("--input", help="Input shape without the batch, e.g. 3x160x160.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: the physical cores).")] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option("--mode", help="Backend variant: torch eager|compile, cuda cuda_graph|eager, ..."),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the latency store.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Measure again even if the store has it.")] = False,
+    with_roofline: Annotated[
+        bool, typer.Option("--roofline/--no-roofline", help="Show the analytic lower bound beside the measurement.")
+    ] = True,
+    as_json: Json = False,
+) -> None:
+    """Measure a network's latency on a backend (cached), with its roofline lower bound."""
+    import nas.latency
+
+    graph = nas.build(source)
+    if input_shape is not None:
+        graph = nas.latency.with_input_shape(graph, input_shape)
+    store = None if no_cache else nas.latency.LatencyCache()
+    result = nas.latency.measure(
+        graph,
+        backend,
+        batch=batch,
+        precision=precision,
+        threads=threads,
+        mode=mode,
+        cache=store if store is not None else False,
+        refresh=refresh,
+    )
+    bound = None
+    if with_roofline and result.ok:
+        peaks = nas.latency.device_peaks(result, store)
+        bound = None if peaks is None else nas.latency.roofline(graph, peaks, batch=batch)
+    if as_json:
+        report = {"name": graph.name, **result.to_dict()}
+        report["roofline"] = bound.to_dict() if bound else None
+        report["roofline_fraction"] = bound.fraction_of(result.median_ms) if bound and result.median_ms else None
+        print(json.dumps(report, indent=2))
+    c = result.conditions
+    if not result.ok:
+        print(f"nas: measurement failed: {result.reason}", file=sys.stderr)
+        raise typer.Exit(1)
+    if as_json:
+        return
+    shape = " + ".join("x".join(map(str, s)) for s in c.shapes)
+    threads_text = "" if c.threads is None else f", {c.threads} threads"
+    print(f"{graph.name} on {c.backend} ({c.mode}), {c.device}: {c.precision}, batch {c.batch}, {shape}{threads_text}")
+    d = result.distribution
+    assert d is not None
+    verdict = "stable" if d.stable else f"median not within {100 * nas.latency.TimingPolicy().median_tolerance:g}%"
+    print(
+        f"  measured  median {d.median_ms:.3f} ms   p10 {d.p10_ms:.3f}   p90 {d.p90_ms:.3f}   "
+        f"cv {100 * d.cv:.1f}%   {d.runs} runs ({verdict})" + ("   [cached]" if result.cached else "")
+    )
+    if bound is not None:
+        p = bound.peaks
+        print(
+            f"  roofline  {bound.bound_ms:.3f} ms, {bound.limit}-bound: {bound.flops / 1e9:.2f} GFLOP at "
+            f"{p.flops_per_s / 1e9:.0f} GFLOP/s = {bound.compute_ms:.3f} ms, {bound.bytes / 1e6:.1f} MB at "
+            f"{p.bytes_per_s / 1e9:.0f} GB/s = {bound.memory_ms:.3f} ms"
+        )
+        print(f"            bound / measured = {bound.fraction_of(d.median_ms):.0%}   peaks {p.source}")
+    elif with_roofline:
+        print(f"  roofline  no peak figures known for {c.device}")
+    print("  versions  " + ", ".join(f"{k} {v}" for k, v in c.versions))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -883,10 +883,90 @@ __all__ = [
     "describe",
     "distance",
     "encode",
+    "fixed_points",
     "load_space",
     "mutate",
+    "overview",
     "parse_space",
+    "report",
     "sample",
     "size",
     "space_names",
+    "write_samples",
 ]
+
+
+def fixed_points(space: Space, names: Sequence[str] | None = None) -> list[str]:
+    """The zoo nets that are fixed points of ``space``: ``decode(encode(net))``
+    has the net's canonical hash."""
+    from nas import zoo
+
+    found = []
+    for name in zoo.names() if names is None else names:
+        graph = zoo.load(name)
+        if list(graph.summary.inputs) != list(space.inputs):
+            continue
+        try:
+            encode(space, graph)
+        except NASError:
+            continue
+        found.append(name)
+    return found
+
+
+def overview(space: Space) -> dict[str, Any]:
+    """Name, size and description of a space, for listings."""
+    return {
+        "name": space.name,
+        "size": size(space),
+        "decisions": len(space.decisions),
+        "description": space.description.split(". ")[0].strip(),
+    }
+
+
+def report(space: Space, *, samples: int = 20, seed: int = 0) -> dict[str, Any]:
+    """What ``nas space NAME`` prints: decisions, size (exact and as a power
+    of ten), the zoo nets that are fixed points, and the params and MACs
+    range over ``samples`` random architectures."""
+    rng = random.Random(seed)
+    graphs = [decode(space, sample(space, rng)) for _ in range(samples)]
+    n = size(space)
+    return {
+        "name": space.name,
+        "description": space.description,
+        "file": space.file,
+        "size": n,
+        "size_log10": round(math.log10(n), 2),
+        "decisions": [{"label": label, "choices": domain, "when": when} for label, domain, when in describe(space)],
+        "fixed_points": fixed_points(space),
+        "sample": {
+            "n": samples,
+            "seed": seed,
+            "params": [min(g.params for g in graphs), max(g.params for g in graphs)],
+            "macs": [min(g.macs for g in graphs), max(g.macs for g in graphs)],
+        },
+    }
+
+
+def write_samples(space: Space, count: int, directory: str | Path, *, seed: int = 0) -> list[Path]:
+    """Draw ``count`` architectures and write each as canonical IR YAML.
+
+    Existing files are never overwritten: the directory must not already
+    hold files of the names this writes.
+    """
+    rng = random.Random(seed)
+    folder = Path(directory)
+    targets = [folder / f"{space.name}_{seed}_{i:04d}.yaml" for i in range(count)]
+    clash = [t for t in targets if t.exists()]
+    if clash:
+        raise NASError(
+            "would overwrite an existing file", file=str(clash[0]), hint="choose an empty directory or another --seed"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for target in targets:
+        graph = decode(space, sample(space, rng))
+        graph.name = target.stem
+        tmp = target.with_suffix(".yaml.tmp")
+        tmp.write_text(graph.to_yaml())
+        tmp.replace(target)
+    return targets

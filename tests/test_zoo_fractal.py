@@ -86,3 +86,118 @@ def test_local_drop_path_keeps_a_mean_of_survivors() -> None:
     assert (module.eval()(*inputs) == 3.0).all()
     always_one = join.lower(Params({"drop_path": 0.99}), [(1,)] * 3).train()
     assert torch.isfinite(always_one(*inputs)).all()
+
+
+# Global drop-path (section 3.1): one column for the whole network per mini-batch.
+
+ZOO_HASHES = {"fractalnet": "758fcc5ab5437de20cbdeab6147bf623", "fractalnet40": "726c30f95972e7907b75486f7e4d9e71"}
+
+
+def _column(block: torch.nn.Module, column: int, x: torch.Tensor) -> torch.Tensor:
+    """Column ``column`` of a lowered fractal block run alone, same weights."""
+    for row in range(1, 2 ** (column - 1) + 1):
+        x = block.get_submodule(f"col{column}_{row}")(x)
+    return x
+
+
+def _one_block(**params: object) -> nas.Graph:
+    g = nas.Graph("one_block")
+    x = g.add_input("x", (3, 6, 6))
+    g.set_outputs(g.add("block", "fractal_block", x, out_channels=4, columns=3, **params))
+    return nas.build(g)
+
+
+def test_global_drop_path_computes_one_column() -> None:
+    torch.manual_seed(0)
+    net = nas.lower(_one_block(drop_path=0.5, global_drop=1.0)).train()
+    x = torch.randn(4, 3, 6, 6)
+    seen = set()
+    for _ in range(30):
+        out = net(x)
+        matches = [k for k in (1, 2, 3) if torch.allclose(out, _column(net.block, k, x))]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == {1, 2, 3}
+
+
+def test_one_sampler_picks_the_same_column_in_every_block() -> None:
+    g = nas.build("""
+inputs: {x: [3, 6, 6]}
+nodes:
+  pick: {block: drop_path_sampler, in: x, columns: 2, global_drop: 1.0}
+  block1: {block: fractal_block, in: [x, pick], out_channels: 4, columns: 2, drop_path: 0.5}
+  block2: {block: fractal_block, in: [block1, pick], out_channels: 4, columns: 2, drop_path: 0.5}
+outputs: [block2]
+""")
+    torch.manual_seed(0)
+    net = nas.lower(g).train()
+    x = torch.randn(4, 3, 6, 6)
+    seen = set()
+    for _ in range(20):
+        out = net(x)
+        pairs = [(a, b) for a in (1, 2) for b in (1, 2)]
+        matches = [(a, b) for a, b in pairs if torch.allclose(out, _column(net.block2, b, _column(net.block1, a, x)))]
+        assert len(matches) == 1 and matches[0][0] == matches[0][1]
+        seen.add(matches[0][0])
+    assert seen == {1, 2}
+
+
+def test_global_join_keeps_the_chosen_column_or_samples_locally() -> None:
+    join = nas.get_block("fractal_global_join").lower(Params({"drop_path": 0.5, "columns": (3, 2)}), [])
+    join.train()
+    a, b = torch.full((4000, 1), 0.0), torch.full((4000, 1), 6.0)
+
+    def mask(*row: float) -> torch.Tensor:
+        return torch.tensor([row]).expand(4000, -1)
+
+    assert (join(a, b, mask(0, 1, 0)) == 6).all()  # column 2 chosen
+    assert (join(a, b, mask(1, 0, 0)) == 3).all()  # off the chosen path: the plain mean
+    assert set(join(a, b, mask(1, 1, 1)).flatten().tolist()) == {0.0, 3.0, 6.0}  # local
+    assert (join.eval()(a, b, mask(0, 1, 0)) == 3).all()
+
+
+def test_sampler_draws_global_mode_with_its_probability() -> None:
+    torch.manual_seed(0)
+    sampler = nas.get_block("drop_path_sampler").lower(Params({"columns": 4, "global_drop": 0.5}), [(3,)]).train()
+    x = torch.zeros(5, 3)
+    masks = [sampler(x) for _ in range(2000)]
+    assert all((m == m[0]).all() for m in masks)  # one draw per mini-batch
+    rows = torch.stack([m[0] for m in masks])
+    one_hot = rows.sum(dim=1) == 1
+    assert ((rows.sum(dim=1) == 4) | one_hot).all()
+    assert abs(one_hot.float().mean().item() - 0.5) < 0.05
+    assert (rows[one_hot].sum(dim=0) > 200).all()  # every column is chosen
+    assert (sampler.eval()(x) == 1).all()
+
+
+def test_global_drop_path_is_a_training_option_only() -> None:
+    plain, drop = _one_block(), _one_block(drop_path=0.15, global_drop=0.5)
+    assert (drop.params, drop.macs) == (plain.params, plain.macs)
+    assert drop.hash != plain.hash
+    a, b = nas.lower(plain).eval(), nas.lower(drop).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 6, 6)
+    torch.testing.assert_close(b(x), a(x))
+    exported = torch.export.export(b, (x,))
+    torch.testing.assert_close(exported.module()(x), a(x))
+
+
+@pytest.mark.parametrize("name", sorted(ZOO_HASHES))
+def test_zoo_nets_keep_their_hashes(name: str) -> None:
+    g = nas.build(name)
+    assert g.hash == ZOO_HASHES[name]
+    assert not any(n.block.name in ("drop_path_sampler", "fractal_global_join") for n in nas.flatten(g))
+
+
+def test_shared_sampler_must_fit_the_block() -> None:
+    source = """
+inputs: {x: [3, 6, 6]}
+nodes:
+  pick: {block: drop_path_sampler, in: x, columns: 3}
+  block: {block: fractal_block, in: [x, pick], out_channels: 4, columns: %d%s}
+outputs: [block]
+"""
+    with pytest.raises(nas.errors.ShapeError, match="mask of 2 columns"):
+        nas.build(source % (2, ""))
+    with pytest.raises(nas.errors.ParamError, match="from the sampler"):
+        nas.build(source % (3, ", global_drop: 0.5"))
