@@ -225,3 +225,15 @@ def test_space_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     for f in files:
         assert nas.build(str(f)).to_yaml() == f.read_text()
     assert main(["space", "residual", "--sample", "3", "-o", str(tmp_path), "--seed", "7"]) == 2  # never overwrites
+
+
+def test_the_format_documentation_example_is_a_working_space() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "search_spaces" / "README.md").read_text()
+    (text,) = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    space = S.parse_space(text, "README.md")
+    rng = random.Random(3)
+    for _ in range(5):
+        assert S.decode(space, S.sample(space, rng)).summary.outputs == [(10,)]
+    assert {"slope", "act.block", "pool.present", "body.unit", "x.shape"} <= set(space.by_label)
