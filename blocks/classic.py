@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Any
 
 import torch
@@ -154,7 +153,8 @@ class PartialConv2dModule(nn.Module):
             inputs, rows = getattr(self, f"_inputs{n}"), getattr(self, f"_rows{n}")
             weight = self.weight.index_select(0, rows).view(maps, fan_in, *self.kernel_size)
             outs.append(F.conv2d(x.index_select(1, inputs), weight, None, self.stride, self.padding, groups=maps))
-        y = torch.cat(outs, 1).index_select(1, self._order)
+        order: torch.Tensor = self._order  # type: ignore[assignment]
+        y = torch.cat(outs, 1).index_select(1, order)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
@@ -206,7 +206,7 @@ class PartialConv2d(Block):
 
     def window(self, p: Params, ins: Sequence[Shape]) -> Window:
         (kh, kw), (sh, sw) = as_pair(p.kernel_size), as_pair(p.stride)
-        return Window(extent=(kh, kw), stride=(Fraction(sh), Fraction(sw)))
+        return Window(extent=(kh, kw), stride=(sh, sw))
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         return PartialConv2dModule(p.table, p.kernel_size, p.stride, p.padding, p.bias)
@@ -269,7 +269,7 @@ class Subsampling2d(Block):
 
     def window(self, p: Params, ins: Sequence[Shape]) -> Window:
         (kh, kw), (sh, sw) = self._geometry(p)
-        return Window(extent=(kh, kw), stride=(Fraction(sh), Fraction(sw)))
+        return Window(extent=(kh, kw), stride=(sh, sw))
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         return Subsampling2dModule(ins[0][0], p.kernel_size, p.stride or p.kernel_size, p.bias)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 
 from torch import nn
 
@@ -75,7 +74,7 @@ class Conv2d(Block):
 
     def window(self, p: Params, ins: Sequence[Shape]) -> Window:
         (kh, kw), (sh, sw), (dh, dw) = map(as_pair, (p.kernel_size, p.stride, p.dilation))
-        return Window(extent=(dh * (kh - 1) + 1, dw * (kw - 1) + 1), stride=(Fraction(sh), Fraction(sw)))
+        return Window(extent=(dh * (kh - 1) + 1, dw * (kw - 1) + 1), stride=(sh, sw))
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         return nn.Conv2d(ins[0][0], p.out_channels, p.kernel_size, p.stride, p.padding, p.dilation, p.groups, p.bias)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
 from torch import nn
 
@@ -166,7 +167,7 @@ _DROPOUT = Param("dropout", float, default=0.1, low=0.0, high=0.99, doc="spatial
 _RATIO = Param("internal_ratio", int, default=4, low=1, high=MAX_CHANNELS, doc="internal width: out_channels / this")
 
 
-def _unit(g: Graph, name: str, x: Ref, p: Params, channels: int, kernel: object, **conv: object) -> Ref:
+def _unit(g: Graph, name: str, x: Ref, p: Params, channels: int, kernel: object, **conv: Any) -> Ref:
     """Convolution, batch norm and ``p.act``: a ``conv_bn_act`` node."""
     return g.add(name, "conv_bn_act", x, out_channels=channels, kernel_size=kernel, eps=p.eps, act=p.act, **conv)
 

@@ -36,7 +36,7 @@ expands exactly as before, with ``fractal_join``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -186,8 +186,10 @@ class FractalJoin(Block):
     arity = (2, None)
     commutative = True
     keeps_output = False
-    params = (Param("drop_path", float, default=0.0, low=0.0, high=0.99, doc="local drop-path probability; 0: off"),)
-    examples = (
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("drop_path", float, default=0.0, low=0.0, high=0.99, doc="local drop-path probability; 0: off"),
+    )
+    examples: ClassVar[tuple[Example, ...]] = (
         Example({}, ((4, 5, 5), (4, 5, 5))),
         Example({"drop_path": 0.5}, ((3, 4, 4), (3, 4, 4), (3, 4, 4))),
         Example({"drop_path": 0.15}, ((6,), (6,))),

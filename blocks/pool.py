@@ -58,7 +58,7 @@ class SlidingPool2d(Block):
         kernel, stride, _, dilation = self._geometry(p)
         return Window(
             extent=(dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1),
-            stride=(Fraction(stride[0]), Fraction(stride[1])),
+            stride=(stride[0], stride[1]),
         )
 
 

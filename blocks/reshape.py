@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from fractions import Fraction
 
 import torch
 
@@ -26,7 +25,7 @@ class Flatten(Block):
         if len(ins[0]) != 3:
             return Window()
         _, h, w = ins[0]
-        return Window(extent=(h, w), stride=(Fraction(h), Fraction(w)))
+        return Window(extent=(h, w), stride=(h, w))
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> Call:
         return Call(torch.flatten, {"start_dim": 1})

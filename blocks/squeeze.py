@@ -4,6 +4,7 @@ accuracy with 50x fewer parameters and <0.5MB model size", 2016)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from nas.graph import Graph
 from nas.registry import MAX_CHANNELS, Composite, Example, Param, Params, Shape, register
@@ -37,7 +38,7 @@ class Fire(Composite):
     def expand(self, p: Params, ins: Sequence[Shape]) -> Graph:
         g = Graph(self.name)
         x = g.add_input("x", ins[0])
-        unit = {"norm": "none", "bias": True}
+        unit: dict[str, Any] = {"norm": "none", "bias": True}
         squeeze = g.add("squeeze", "conv_bn_act", x, out_channels=p.squeeze_channels, kernel_size=1, **unit)
         e1 = g.add("expand1x1", "conv_bn_act", squeeze, out_channels=p.expand1x1_channels, kernel_size=1, **unit)
         e3 = g.add("expand3x3", "conv_bn_act", squeeze, out_channels=p.expand3x3_channels, kernel_size=3, **unit)

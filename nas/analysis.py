@@ -32,7 +32,6 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING, cast
 
 from nas.errors import NASError, ShapeError
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 BYTES_PER_ELEMENT = 4
 """Activation memory is reported for float32 tensors at batch 1."""
 
-_ONE = (Fraction(1), Fraction(1))
+_ONE = (1, 1)
 
 
 @dataclass(frozen=True)
@@ -204,7 +203,7 @@ def _infer_node(node: Node, ins: list[Shape], graph: Graph, refs: Sequence[tuple
     node.meta["shapes"] = shapes
     node.meta["cost"] = cost
     node.meta["receptive_field"] = tuple(r + (e - 1) * j for r, e, j in zip(rf, window.extent, jump))
-    node.meta["jump"] = tuple(j * Fraction(s) for j, s in zip(jump, window.stride))
+    node.meta["jump"] = tuple(j * s for j, s in zip(jump, window.stride))
     return inner_peak
 
 

@@ -292,7 +292,7 @@ class Window:
     """
 
     extent: tuple[int, int] = (1, 1)
-    stride: tuple[Fraction, Fraction] = (Fraction(1), Fraction(1))
+    stride: tuple[int | Fraction, int | Fraction] = (1, 1)
 
 
 POINTWISE = Window()
