@@ -41,6 +41,7 @@ import itertools
 import math
 import operator
 import random
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,8 @@ from nas.registry import REQUIRED, Block, FrozenMapping, get_block
 
 Assignment = dict[str, Any]
 
-_SPACE_KEYS = ("name", "description", "decisions", "inputs", "nodes", "outputs", "meta")
+_SPACE_KEYS = ("name", "description", "decisions", "inputs", "nodes", "outputs", "meta", "limits")
+_LIMITS = ("params", "macs")
 _NODE_KEYS = ("block", "in", "optional", "params")
 MAX_TRIES = 200
 """Draws of :func:`sample` and :func:`mutate` before they give up."""
@@ -189,6 +191,17 @@ class Slot:
     inputs: list[str] | None
     optional: str | None
     line: int | None
+    presence: tuple[tuple[str, Any], ...] = ()
+    """With ``optional: {when: {...}}``: present exactly when this holds."""
+
+    @property
+    def skippable(self) -> bool:
+        return self.optional is not None or bool(self.presence)
+
+    def present(self, assignment: Mapping[str, Any]) -> bool:
+        if self.optional is not None:
+            return bool(assignment.get(self.optional))
+        return all(_same(assignment.get(label), value) for label, value in self.presence)
 
 
 @dataclass
@@ -203,6 +216,8 @@ class Space:
     slots: list[Slot]
     outputs: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, float] = field(default_factory=dict)
+    """Upper bounds on ``params`` and ``macs`` of what sample and mutate return."""
 
     @functools.cached_property
     def by_label(self) -> dict[str, Decision]:
@@ -254,6 +269,7 @@ class _Parser:
         self.file = file
         self.decisions: list[Decision] = []
         self.named: dict[str, Decision] = {}
+        self.presences: list[tuple[str, tuple[tuple[str, Any], ...], int | None]] = []
 
     def error(self, message: str, line: int | None, field: str | None = None, hint: str | None = None) -> NASError:
         return SourceError(message, file=self.file, line=line, field=field, hint=hint)
@@ -363,6 +379,14 @@ class _Parser:
         outputs = outputs if isinstance(outputs, list) else [outputs]
         self.check_conditions()
         meta = dict(data.get("meta") or {})
+        limits = data.get("limits") or {}
+        if not isinstance(limits, Mapping) or any(
+            k not in _LIMITS or isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
+            for k, v in limits.items()
+        ):
+            raise self.error(
+                "'limits' is a mapping of params and/or macs to positive numbers", lines.get("limits"), "limits"
+            )
         return Space(
             str(data.get("name", name)),
             str(data.get("description", "")),
@@ -372,6 +396,7 @@ class _Parser:
             slots,
             [str(o) for o in outputs],
             meta,
+            {str(k): float(v) for k, v in limits.items()},
         )
 
     def slot(self, name: str, spec: Any, line: int | None) -> Slot:
@@ -380,7 +405,17 @@ class _Parser:
         flines = getattr(spec, "lines", {})
         optional = None
         when: tuple[tuple[str, Any], ...] = ()
-        if spec.get("optional"):
+        presence: tuple[tuple[str, Any], ...] = ()
+        flag = spec.get("optional")
+        if isinstance(flag, Mapping):
+            # Present exactly when a condition on other decisions holds (a
+            # classifier conv that exists only with head: conv).
+            if set(flag) != {"when"} or not isinstance(flag["when"], Mapping) or not flag["when"]:
+                raise self.error("'optional' is true or {when: {decision: value}}", flines.get("optional", line), name)
+            presence = tuple((str(k), _freeze(v)) for k, v in flag["when"].items())
+            self.presences.append((name, presence, flines.get("optional", line)))
+            when = presence
+        elif flag:
             optional = f"{name}.present"
             self.decisions.append(Decision(optional, "bool", line=flines.get("optional", line)))
             when = ((optional, True),)
@@ -425,7 +460,7 @@ class _Parser:
             )
         refs = spec.get("in")
         inputs = None if refs is None else [str(r) for r in (refs if isinstance(refs, list) else [refs])]
-        return Slot(name, block, params, inputs, optional, line)
+        return Slot(name, block, params, inputs, optional, line, presence)
 
     def by_label(self, label: str) -> Decision:
         return next(d for d in self.decisions if d.label == label)
@@ -468,6 +503,12 @@ class _Parser:
 
     def check_conditions(self) -> None:
         labels = {d.label: d for d in self.decisions}
+        for node, presence, line in self.presences:
+            for other, value in presence:
+                if other not in labels:
+                    raise self.error(f"condition on '{other}', which is not a decision", line, f"{node}.optional")
+                if not labels[other].contains(value):
+                    raise self.error(f"condition {other} = {value!r} can never hold", line, f"{node}.optional")
         for d in self.decisions:
             for other, value in d.when:
                 if other not in labels:
@@ -592,7 +633,7 @@ def decode(space: Space, assignment: Mapping[str, Any], *, check: bool = True) -
     for slot in space.slots:
         refs = slot.inputs if slot.inputs is not None else [previous]
         refs = [_alias(r, alias) for r in refs]
-        if slot.optional and not assignment.get(slot.optional):
+        if slot.skippable and not slot.present(assignment):
             alias[slot.name] = refs[0]
             previous = alias[slot.name]
             continue
@@ -613,9 +654,17 @@ def _alias(ref: str, alias: Mapping[str, str]) -> str:
     return name + (dot or ("." if output else "")) + output
 
 
+def _check_limits(space: Space, graph: Graph) -> None:
+    for key, bound in space.limits.items():
+        value = getattr(graph, key)
+        if value > bound:
+            raise NASError(f"{key} {value:,} exceed the space's limit of {bound:,.0f}", file=space.file, field="limits")
+
+
 def sample(space: Space, rng: random.Random, *, tries: int = MAX_TRIES) -> Assignment:
     """A random valid assignment: every active decision drawn uniformly;
-    draws that do not decode to a valid network are redrawn.
+    draws that do not decode to a valid network, or exceed the space's
+    ``limits``, are redrawn.
 
     Raises:
         NASError: no valid network in ``tries`` draws (with the last reason).
@@ -624,7 +673,7 @@ def sample(space: Space, rng: random.Random, *, tries: int = MAX_TRIES) -> Assig
     for _ in range(tries):
         assignment = _complete(space, {}, rng)
         try:
-            decode(space, assignment)
+            _check_limits(space, decode(space, assignment))
             return assignment
         except NASError as e:
             reason = str(e)
@@ -661,7 +710,7 @@ def mutate(
             changed[d.label] = d.sample(rng, exclude=assignment.get(d.label))
         result = _complete(space, changed, rng)
         try:
-            decode(space, result)
+            _check_limits(space, decode(space, result))
             return result
         except NASError as e:
             reason = str(e)
@@ -819,10 +868,10 @@ def _align(space: Space, nodes: Sequence[Any], base: Assignment) -> Assignment |
                 if rest is not None:
                     present = ((slot.optional, True),) if slot.optional else ()
                     return (*present, *matched.items(), *rest)
-        if slot.optional:
+        if slot.skippable:
             rest = solve(i + 1, j)
             if rest is not None:
-                return ((slot.optional, False), *rest)
+                return ((slot.optional, False), *rest) if slot.optional else rest
         return None
 
     found = solve(0, 0)
@@ -920,7 +969,7 @@ def overview(space: Space) -> dict[str, Any]:
         "name": space.name,
         "size": size(space),
         "decisions": len(space.decisions),
-        "description": space.description.split(". ")[0].strip(),
+        "description": re.split(r"(?<!\bal)\.\s", space.description, maxsplit=1)[0].strip(),
     }
 
 

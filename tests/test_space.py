@@ -108,6 +108,7 @@ def test_shipped_spaces_sample_and_mutate_validly(name: str, seed: int) -> None:
         with torch.device("meta"):  # lowering without allocating the weights
             module = nas.lower(graph)
         assert sum(p.numel() for p in module.parameters()) == graph.params
+        assert all(getattr(graph, key) <= bound for key, bound in space.limits.items())
 
 
 ZOO_SPACES = {
@@ -135,8 +136,9 @@ ZOO_SPACES = {
         "squeezenet1_0",
         "squeezenet1_1",
     ],
+    "early": ["lenet5", "ciresan_mlp", "ciresan_cnn"],
     "segmentation": ["enet"],
-    "fractal": ["fractalnet"],
+    "fractal": ["fractalnet", "fractalnet40"],
 }
 
 
@@ -237,3 +239,35 @@ def test_the_format_documentation_example_is_a_working_space() -> None:
     for _ in range(5):
         assert S.decode(space, S.sample(space, rng)).summary.outputs == [(10,)]
     assert {"slope", "act.block", "pool.present", "body.unit", "x.shape"} <= set(space.by_label)
+
+
+def test_nodes_present_exactly_when_a_decision_says_so() -> None:
+    space = S.parse_space(
+        """
+decisions:
+  head: {choice: [conv, linear]}
+inputs:
+  x: [4, 8, 8]
+nodes:
+  conv: {block: conv2d, in: x, optional: {when: {head: conv}}, out_channels: 10,
+         kernel_size: {choice: [1, 3]}, padding: 1}
+  pool: {block: adaptive_avg_pool2d}
+  flat: {block: flatten}
+  fc: {block: linear, optional: {when: {head: linear}}, out_features: 10}
+outputs: [fc]
+""",
+        "<head>",
+    )
+    assert S.size(space) == brute_force_size(space) == 2 + 1  # conv with 2 kernels, or linear
+    heads = set()
+    for seed in range(30):
+        a = S.sample(space, random.Random(seed))
+        g = S.decode(space, a)
+        assert g.summary.outputs == [(10,)]
+        heads.add(a["head"])
+        assert ("conv.kernel_size" in a) == (a["head"] == "conv")
+    assert heads == {"conv", "linear"}
+    with pytest.raises(SourceError, match="condition on 'tail', which is not a decision"):
+        S.parse_space(
+            "inputs: {x: [4]}\nnodes: {fc: {block: linear, in: x, optional: {when: {tail: 1}}, out_features: 2}}\n"
+        )
