@@ -143,7 +143,9 @@ class PartialConv2dModule(nn.Module):
         area = self.kernel_size[0] * self.kernel_size[1]
         bounds = torch.tensor([2.4 / (len(row) * area) for row in table])
         fan_ins = torch.tensor([len(row) for row in table])
-        self.weight.uniform_(-1, 1).mul_(bounds.repeat_interleave(fan_ins, output_size=self.weight.shape[0]).view(-1, 1, 1))
+        self.weight.uniform_(-1, 1).mul_(
+            bounds.repeat_interleave(fan_ins, output_size=self.weight.shape[0]).view(-1, 1, 1)
+        )
         if self.bias is not None:
             self.bias.uniform_(-1, 1).mul_(bounds)
 

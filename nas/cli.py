@@ -301,7 +301,11 @@ def latency(
     ] = True,
     as_json: Json = False,
 ) -> None:
-    """Measure a network's latency on a backend (cached), with its roofline lower bound."""
+    """Measure a network's latency on a backend (cached), with its roofline lower bound.
+
+    A measurement the backend cannot make (an export or engine build that
+    fails) is a one-line error, exit 2; with --json its record is printed first.
+    """
     import nas.latency
 
     graph = nas.build(source)
@@ -328,9 +332,11 @@ def latency(
         report["roofline_fraction"] = bound.fraction_of(result.median_ms) if bound and result.median_ms else None
         print(json.dumps(report, indent=2))
     c = result.conditions
-    if not result.ok:
-        print(f"nas: measurement failed: {result.reason}", file=sys.stderr)
-        raise typer.Exit(1)
+    if not result.ok:  # after the JSON, so that scripts see the record of the failure too
+        others = [b for b in nas.latency.available_backends() if b != c.backend]
+        raise NASError(
+            f"measurement failed: {result.reason}", hint=f"try another backend: {', '.join(others)}" if others else None
+        )
     if as_json:
         return
     shape = " + ".join("x".join(map(str, s)) for s in c.shapes)
@@ -362,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="nas", standalone_mode=False)
+        # Without standalone mode click returns a command's typer.Exit code
+        # instead of raising it.
+        code = command.main(args=args, prog_name="nas", standalone_mode=False)
     except NASError as e:
         if debug:
             raise
@@ -386,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:
