@@ -311,6 +311,7 @@ class EuclideanRBF(Block):
 
     name = "euclidean_rbf"
     rank = 1
+    penalty = True
     params = (
         Param("out_features", int, low=1, high=MAX_CHANNELS, doc="number of RBF units (classes)"),
         Param("trainable", bool, default=False, doc="learn the centres (the paper keeps them fixed)"),

@@ -275,6 +275,219 @@ def draw(
     print(f"wrote {path}")
 
 
+# -- nas search ---------------------------------------------------------------
+
+
+def _trial_line(trial: object) -> str:
+    """One line per finished trial: origin, outcome, objective, latency."""
+    from optuna.trial import TrialState
+
+    attrs = trial.user_attrs  # type: ignore[attr-defined]
+    head = f"trial {trial.number:>3} {attrs.get('origin', '')!s:<22}"  # type: ignore[attr-defined]
+    latency = "" if attrs.get("latency_ms") is None else f"{attrs['latency_ms']:.3f} ms"
+    same = "" if attrs.get("duplicate_of") is None else f" (same net as trial {attrs['duplicate_of']})"
+    state = trial.state  # type: ignore[attr-defined]
+    if state == TrialState.FAIL:
+        return f"{head} failed: {attrs.get('failure', 'error')}"
+    if state == TrialState.PRUNED:
+        return f"{head} pruned  {latency:>10}  {attrs.get('pruned', '')}{same}"
+    value = trial.values[0]  # type: ignore[attr-defined]
+    verdict = "feasible" if all(c <= 0 for c in attrs.get("constraint", [1])) else "over budget"
+    figure = f"{value:.4f}" if attrs.get("accuracy") is not None or "score" in attrs else "-"
+    return f"{head} {figure:>8}  {latency:>10}  {verdict}, {attrs.get('params', 0):,} params{same}"
+
+
+@app.command()
+def search(
+    space_name: Annotated[str, typer.Option("--space", help="A shipped space name or a space file.")] = "early",
+    data: Annotated[
+        str, typer.Option("--data", help="digits (built in), a .npz file (x, y) or a class folder.")
+    ] = "digits",
+    trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should have in all.")] = 16,
+    budget: Annotated[float, typer.Option("--latency-budget-ms", help="Hard latency limit per network, ms.")] = 1.0,
+    backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime, cuda, tensorrt or auto.")] = "torch",
+    batch: Annotated[int, typer.Option("--batch", help="Batch size of the latency measurement.")] = 1,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads of the latency measurement.")] = 1,
+    latency_table: Annotated[
+        str | None, typer.Option("--latency-table", help="Predict latency from this table instead of measuring.")
+    ] = None,
+    objective: Annotated[
+        str, typer.Option("--objective", help="accuracy (short training) or proxy:naswot|synflow|grad_norm.")
+    ] = "accuracy",
+    sampler: Annotated[str, typer.Option("--sampler", help="evolution, tpe, nsga2 or random.")] = "evolution",
+    storage: Annotated[str, typer.Option("--storage", help="Optuna storage URL.")] = "sqlite:///runs/nas.db",
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name (default SPACE-DATA); an existing one resumes.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and the weights.")] = 0,
+    trial_timeout: Annotated[float, typer.Option("--trial-timeout", help="Seconds of training per trial.")] = 120.0,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per trial.")] = 2,
+    runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best model.")] = "runs",
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Median stopping rule between epochs.")] = True,
+) -> None:
+    """Search a space for accurate networks within a latency budget (an Optuna study).
+
+    Zoo nets of the space that meet the budget are tried first; then the
+    sampler mutates outward. Results: 'nas results'.
+    """
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import nas.search
+    from nas.search.results import tally
+
+    config = nas.search.SearchConfig(
+        space=space_name,
+        data=data,
+        trials=trials,
+        latency_budget_ms=budget,
+        backend=backend,
+        batch=batch,
+        precision=precision,
+        threads=threads,
+        latency_table=latency_table,
+        objective=objective,
+        sampler=sampler,
+        storage=storage,
+        study=study,
+        seed=seed,
+        trial_timeout=trial_timeout,
+        epochs=epochs,
+        runs=runs,
+        prune=prune,
+    )
+    console = Console(stderr=True)
+    console = console if console.is_terminal else Console(stderr=True, width=200)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = None
+    started = time.perf_counter()
+
+    def counts(st: object) -> tuple[int, str]:
+        t = tally(st)  # type: ignore[arg-type]
+        best = "-" if t.best is None else f"{t.best:.4f}"
+        return t.finished, (
+            f"feasible {t.feasible}  infeasible {t.infeasible}  pruned {t.pruned}  failed {t.failed}  "
+            f"best {best}  budget {budget:g} ms"
+        )
+
+    def on_start(st: object, cfg: nas.search.SearchConfig) -> None:
+        nonlocal task
+        done, text = counts(st)
+        print(
+            f"study '{st.study_name}' in {cfg.storage}: space {cfg.space}, data {cfg.data}, objective "  # type: ignore[attr-defined]
+            f"{cfg.objective}, sampler {cfg.sampler}, budget {cfg.latency_budget_ms:g} ms on {cfg.backend}"
+            + (f" (resumed with {done} trials done)" if done else ""),
+            flush=True,
+        )
+        progress.start()
+        task = progress.add_task("trials", total=cfg.trials, completed=done, counts=text)
+
+    def on_trial(st: object, trial: object) -> None:
+        done, text = counts(st)
+        progress.console.print(_trial_line(trial), highlight=False)
+        if task is not None:
+            progress.update(task, completed=done, counts=text)
+
+    try:
+        result = nas.search.run_search(config, on_start=on_start, on_trial=on_trial)
+    finally:
+        if task is not None:  # stopping a display that never started prints a stray line
+            progress.stop()
+    t = result.tally
+    print(
+        f"{t.finished} trials in study '{result.study}' ({result.ran} run now, {time.perf_counter() - started:.0f} s): "
+        f"feasible {t.feasible}, infeasible {t.infeasible}, pruned {t.pruned}, failed {t.failed}"
+    )
+    if result.best is not None and result.best_dir is not None:
+        attrs = result.best.user_attrs
+        label = "accuracy" if config.objective == "accuracy" else config.objective
+        print(
+            f"best: trial {result.best.number}, {label} {result.best.values[0]:.4f} at {attrs['latency_ms']:.3f} ms, "
+            f"{attrs['params']:,} params, {attrs['macs']:,} MACs"
+        )
+        print(f"best model: {result.best_dir}/model.yaml and model.safetensors")
+    else:
+        print(f"no best model: {result.best_error}")
+    print(f"results: nas results --storage {result.storage} --study {result.study}")
+
+
+@app.command()
+def results(
+    storage: Annotated[str, typer.Option("--storage", help="Optuna storage URL.")] = "sqlite:///runs/nas.db",
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name (default: the only study in the storage).")
+    ] = None,
+    runs: Annotated[str, typer.Option("--runs", help="Folder of the search's weights; pictures go there.")] = "runs",
+    as_json: Json = False,
+) -> None:
+    """The feasible Pareto front of a search; saves the best model and two pictures."""
+    import nas.search
+    from nas.search.results import export_best, plot
+
+    st = nas.search.load_study(storage, study)
+    report = nas.search.report(st)
+    pictures = plot(st, runs)
+    best_dir = None
+    notes = [f"wrote {p}" for p in pictures] or ["no pictures: matplotlib is not installed"]
+    try:
+        best_dir, _ = export_best(st, runs)
+        notes.append(f"best model: {best_dir}/model.yaml and model.safetensors")
+    except NASError as e:  # no feasible trial yet, or weights left on another machine: the table still helps
+        notes.append(f"no best model: {e}")
+    if as_json:
+        report["pictures"] = [str(p) for p in pictures]
+        report["best_dir"] = None if best_dir is None else str(best_dir)
+        print(json.dumps(report, indent=2))
+        err = Console(stderr=True)
+        for note in notes:
+            err.print(note, highlight=False)
+        return
+    counts = report["trials"]
+    console = _console()
+    settings = report["settings"]
+    console.print(
+        f"study '{report['study']}': space {settings.get('space')}, objective {settings.get('objective')}, "
+        f"budget {settings.get('latency_budget_ms')} ms on {settings.get('backend')}; {counts['finished']} trials: "
+        f"feasible {counts['feasible']}, infeasible {counts['infeasible']}, pruned {counts['pruned']}, "
+        f"failed {counts['failed']}",
+        highlight=False,
+    )
+    table = Table(title="Pareto front (feasible)", title_justify="left")
+    for column, justify in (
+        ("trial", "right"),
+        (str(settings.get("objective", "accuracy")), "right"),
+        ("latency ms", "right"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("origin", "left"),
+        ("hash", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for entry in report["pareto_front"]:
+        table.add_row(
+            str(entry["trial"]),
+            f"{entry['score']:.4f}",
+            f"{entry['latency_ms']:.3f}",
+            f"{entry['params']:,}",
+            _si(entry["macs"]),
+            str(entry["origin"]),
+            str(entry["hash"])[:12],
+        )
+    console.print(table)
+    for note in notes:
+        console.print(note, highlight=False)
+
+
 # -- nas latency ------------------------------------------------------------
 
 
@@ -299,16 +512,82 @@ def latency(
     with_roofline: Annotated[
         bool, typer.Option("--roofline/--no-roofline", help="Show the analytic lower bound beside the measurement.")
     ] = True,
+    predict: Annotated[
+        str | None, typer.Option("--predict", help="Predict from this latency table instead of measuring.")
+    ] = None,
+    spaces: Annotated[
+        list[str] | None,
+        typer.Option("--space", help="profile: a space to profile, as NAME or NAME@CxHxW (repeatable)."),
+    ] = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="profile: the table file to write.")] = None,
+    networks: Annotated[
+        int, typer.Option("--networks", help="profile: whole networks measured per space (fit the correction).")
+    ] = 30,
+    block_samples: Annotated[
+        int | None,
+        typer.Option("--block-samples", help="profile: more networks per space, blocks only (default 3x --networks)."),
+    ] = None,
+    max_macs: Annotated[
+        float, typer.Option("--max-macs", help="profile: redraw sampled networks above this many MACs (0: no cap).")
+    ] = 300e6,
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="profile: stop measuring after this many seconds.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="profile: seed of the sampled networks.")] = 0,
+    no_zoo: Annotated[
+        bool, typer.Option("--no-zoo", help="profile: leave out the blocks of the spaces' zoo fixed points.")
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Measure a network's latency on a backend (cached), with its roofline lower bound.
 
     A measurement the backend cannot make (an export or engine build that
     fails) is a one-line error, exit 2; with --json its record is printed first.
+
+    `nas latency NET --predict TABLE` predicts from a latency table instead
+    (microseconds, no runtime needed). `nas latency profile --space SPACE
+    --backend B -o TABLE` measures such a table: the blocks of networks
+    sampled from the spaces (and their zoo fixed points), timed one by one,
+    plus whole networks that fit the correction.
     """
     import nas.latency
 
+    if source == "profile":
+        _latency_profile(
+            spaces or [],
+            output,
+            backend=backend,
+            batch=batch,
+            precision=precision,
+            threads=threads,
+            mode=mode,
+            networks=networks,
+            block_samples=block_samples,
+            max_macs=max_macs or None,
+            budget=budget,
+            seed=seed,
+            zoo=not no_zoo,
+            cache=not no_cache,
+            as_json=as_json,
+        )
+        return
+    if spaces or output is not None:
+        raise NASError("--space and -o belong to 'nas latency profile'", field="space")
     graph = nas.build(source)
+    if input_shape is not None:
+        graph = nas.latency.with_input_shape(graph, input_shape)
+    if predict is not None:
+        _latency_predict(
+            graph,
+            predict,
+            backend=backend,
+            batch=batch,
+            precision=precision,
+            threads=threads,
+            mode=mode,
+            as_json=as_json,
+        )
+        return
     if input_shape is not None:
         graph = nas.latency.with_input_shape(graph, input_shape)
     store = None if no_cache else nas.latency.LatencyCache()
@@ -360,6 +639,133 @@ def latency(
     elif with_roofline:
         print(f"  roofline  no peak figures known for {c.device}")
     print("  versions  " + ", ".join(f"{k} {v}" for k, v in c.versions))
+
+
+def _latency_predict(
+    graph: nas.Graph,
+    table_path: str,
+    *,
+    backend: str,
+    batch: int,
+    precision: str,
+    threads: int | None,
+    mode: str | None,
+    as_json: bool,
+) -> None:
+    """`nas latency NET --predict TABLE`: a prediction under the table's conditions."""
+    import time
+
+    from nas.latency.predict import Predictor
+
+    predictor = Predictor(table_path)
+    c = predictor.table.conditions
+    asked = {
+        "backend": None if backend == "auto" else backend,
+        "batch": batch,
+        "precision": precision,
+        "threads": threads,
+        "mode": mode,
+    }
+    for key, value in asked.items():
+        if value is not None and value != c[key]:
+            raise NASError(
+                f"the table was measured with {key} {c[key]!r}, not {value!r}",
+                file=table_path,
+                field=key,
+                hint=f"profile a table for {key} {value!r}, or leave --{key} out",
+            )
+    started = time.perf_counter()
+    prediction = predictor.explain(graph)
+    elapsed = time.perf_counter() - started
+    shape = list(next(iter(graph.summary.inputs.values())))
+    if as_json:
+        report = {
+            "name": graph.name,
+            "predicted": True,
+            **{k: c[k] for k in ("backend", "mode", "device", "precision", "batch", "threads")},
+            "shape": shape,
+            "graph_hash": graph.hash,
+            **prediction.to_dict(),
+            "table_conditions": c,
+            "elapsed_s": elapsed,
+        }
+        print(json.dumps(report, indent=2))
+        return
+    threads_text = "" if c["threads"] is None else f", {c['threads']} threads"
+    print(
+        f"{graph.name} on {c['backend']} ({c['mode']}), {c['device']}: {c['precision']}, batch {c['batch']}, "
+        f"{'x'.join(map(str, shape))}{threads_text}"
+    )
+    print(
+        f"  predicted median {prediction.median_ms:.3f} ms   (blocks {prediction.blocks_ms:.3f} ms, "
+        f"{prediction.from_table}/{prediction.units} blocks from the table)   in {elapsed * 1e6:.0f} us"
+    )
+    print(f"  table     {table_path}")
+
+
+def _latency_profile(
+    spaces: list[str],
+    output: str | None,
+    *,
+    backend: str,
+    batch: int,
+    precision: str,
+    threads: int | None,
+    mode: str | None,
+    networks: int,
+    block_samples: int | None,
+    max_macs: float | None,
+    budget: float | None,
+    seed: int,
+    zoo: bool,
+    cache: bool,
+    as_json: bool,
+) -> None:
+    """`nas latency profile --space S --backend B -o TABLE`."""
+    import nas.latency
+    from nas.latency.profile import profile
+
+    if not spaces:
+        raise NASError("profile needs at least one --space", field="space", hint="e.g. --space residual@3x32x32")
+    if output is None:
+        raise NASError("profile needs -o TABLE, the file to write", field="output")
+    if networks < 0 or (block_samples is not None and block_samples < 0):
+        raise NASError("--networks and --block-samples must be >= 0", field="networks")
+    name = nas.latency.get_backend(backend).name
+    table = profile(
+        spaces,
+        name,
+        networks=networks,
+        block_samples=block_samples,
+        zoo=zoo,
+        seed=seed,
+        max_macs=max_macs,
+        budget_s=budget,
+        threads=threads,
+        batch=batch,
+        precision=precision,
+        mode=mode,
+        cache=bool(cache),
+        progress=None if as_json else lambda line: print(line, file=sys.stderr),
+    )
+    path = table.save(output)
+    if as_json:
+        report = {
+            "table": str(path),
+            "conditions": table.conditions,
+            "blocks": len(table.blocks),
+            "networks": len(table.networks),
+            "correction": table.correction,
+            "profile": table.profile,
+        }
+        print(json.dumps(report, indent=2))
+        return
+    print(f"wrote {path}: {table.describe()}")
+    fit = table.correction.get("fit", {})
+    if fit:
+        print(f"  correction fitted on {fit['n']} networks: MAPE {100 * fit['mape']:.1f}% (in sample)")
+    if not table.profile.get("complete", True):
+        print("  incomplete: the time budget ran out or some measurements failed (see the file's 'profile')")
 
 
 def main(argv: list[str] | None = None) -> int:

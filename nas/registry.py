@@ -343,6 +343,8 @@ class Block:
             ``sigmoid``), so a reader may not overwrite it in place. Blocks
             whose gradient needs only their inputs (convolutions, batch norm,
             sums) set it to ``False``.
+        penalty: as a classifier's output, the smallest value wins (LeNet-5's
+            RBF distances), so class scores are its negation.
         rank: the number of dimensions every input must have (3 for feature
             maps ``(C, H, W)``, 1 for flat vectors); ``None`` accepts any.
             Checked before :meth:`infer`, which may then unpack freely.
@@ -356,6 +358,7 @@ class Block:
     commutative: ClassVar[bool] = False
     composite: ClassVar[bool] = False
     keeps_output: ClassVar[bool] = True
+    penalty: ClassVar[bool] = False
     rank: ClassVar[int | None] = None
     examples: ClassVar[tuple[Example, ...]] = ()
 

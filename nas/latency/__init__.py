@@ -8,7 +8,10 @@ The searcher's most frequent question, answered by measurement:
 * a :class:`Measurement` holds a distribution (median, p10, p90, runs,
   coefficient of variation) and its :class:`Conditions` (device, library
   versions, threads, batch, shape, precision), or ``ok=False`` and a reason;
-* :func:`roofline` gives the analytic lower bound to compare it with.
+* :func:`roofline` gives the analytic lower bound to compare it with;
+* :func:`profile` measures a portable :class:`LatencyTable` (per-block
+  latencies, whole networks, fitted models) and a :class:`Predictor` answers
+  from it in microseconds (:mod:`nas.latency.predict`).
 
 Example:
     >>> import nas.latency
@@ -41,8 +44,12 @@ from nas.latency.measurement import (
     parse_shape,
     with_input_shape,
 )
+from nas.latency.predict import Prediction, Predictor, accuracy, kendall_tau
+from nas.latency.profile import profile
 from nas.latency.roofline import Peaks, Roofline, cpu_peaks, published_gpu_peaks, roofline
+from nas.latency.table import LatencyTable, load_table
 from nas.latency.timing import Distribution, TimingPolicy, time_callable
+from nas.latency.units import Unit, units
 
 
 def device_peaks(measurement: Measurement, cache: LatencyCache | None = None) -> Peaks | None:
@@ -65,11 +72,16 @@ __all__ = [
     "Conditions",
     "Distribution",
     "LatencyCache",
+    "LatencyTable",
     "Measurement",
     "Peaks",
+    "Prediction",
+    "Predictor",
     "Roofline",
     "Settings",
     "TimingPolicy",
+    "Unit",
+    "accuracy",
     "available_backends",
     "conditions_for",
     "cpu_peaks",
@@ -77,11 +89,15 @@ __all__ = [
     "device_peaks",
     "example_inputs",
     "get_backend",
+    "kendall_tau",
+    "load_table",
     "measure",
     "measure_module",
     "parse_shape",
+    "profile",
     "published_gpu_peaks",
     "roofline",
     "time_callable",
+    "units",
     "with_input_shape",
 ]

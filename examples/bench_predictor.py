@@ -1,0 +1,289 @@
+"""Benchmark 3 of the latency issue: how well, and how fast, a latency table
+predicts what measurement gives.
+
+For each backend (``torch`` eager and ``onnxruntime`` CPU, one thread each
+on this CPU):
+
+1. **Profile** a table with ``nas.latency.profile`` over five spaces at
+   small inputs (``residual``, ``macro`` and ``fractal`` at 3x32x32,
+   ``early`` at 1x32x32, ``mobile`` at 3x64x64, which is below the
+   space's own 224/299 choices), networks capped at 300 M MACs: a few
+   whole networks per space fit the correction, the blocks of those and of
+   more samples (and of the zoo fixed points at these inputs) are timed.
+2. **Hold out** other networks: ``--heldout`` per space drawn with another
+   seed (none equal to a network of the table), plus the zoo nets that the
+   spaces reach at these inputs, each measured for real with the
+   profile's network policy.
+3. **Compare**: mean absolute percentage error, the share within +-10% and
+   Kendall's tau, of the full predictor and of the bare block sum (no
+   correction), overall and per space.
+
+Then **screening speed**: predictions per second over freshly sampled
+candidates that are already built (the first prediction of each, with new
+block configurations, and again once its blocks are memoised).
+
+Measurements go to a fresh latency store in a temporary folder unless
+``--cache`` is given (then the default store: reruns are fast, and the
+figures are those of the first run). Threads are pinned to 1: on this
+shared 2-core machine two torch threads were up to 200x slower than one
+(the other core is often busy), which no table could predict.
+
+Run it from the repository root::
+
+    .venv/bin/python examples/bench_predictor.py            # full: >= 100 held-out nets per backend, ~10 min
+    .venv/bin/python examples/bench_predictor.py --quick    # fewer networks, ~4 min
+    .venv/bin/python examples/bench_predictor.py --json     # one JSON object on stdout
+
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nas.latency as latency
+from nas.graph import Graph
+from nas.latency.predict import Predictor, accuracy
+from nas.latency.profile import NETWORK_POLICY, input_shape_of, parse_space_spec, profile, sample_at, zoo_at
+from nas.space import load_space
+
+SPACES = ("residual@3x32x32", "macro@3x32x32", "early@1x32x32", "fractal@3x32x32", "mobile@3x64x64")
+MAX_MACS = 300e6
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def held_out(count: int, seed: int) -> list[tuple[str, Graph]]:
+    """``count`` networks per space (another seed than the profile's) and the
+    zoo nets the spaces reach at their profiled inputs, deduplicated by hash."""
+    found: list[tuple[str, Graph]] = []
+    seen: set[str] = set()
+    for spec in SPACES:
+        name, shape = parse_space_spec(spec)
+        space = load_space(name)
+        shape = input_shape_of(space, shape)
+        rng = random.Random(f"heldout:{seed}:{name}")
+        drawn = [(name, sample_at(space, rng, shape, max_macs=MAX_MACS)) for _ in range(count)]
+        for source, graph in drawn + [(f"zoo:{n}", g) for n, g in zoo_at(space, shape, MAX_MACS)]:
+            if graph.hash not in seen:
+                seen.add(graph.hash)
+                found.append((source, graph))
+    return found
+
+
+def run_backend(
+    backend: str, args: argparse.Namespace, nets: list[tuple[str, Graph]], out: Path
+) -> tuple[dict[str, Any], Predictor]:
+    started = time.perf_counter()
+    log(f"[{backend}] profiling {', '.join(SPACES)}")
+    table = profile(
+        SPACES,
+        backend,
+        networks=args.networks,
+        block_samples=args.block_samples,
+        seed=0,
+        max_macs=MAX_MACS,
+        threads=args.threads,
+        cache=args.cache_path,
+        progress=lambda line: log(f"[{backend}]   {line}"),
+    )
+    path = table.save(out / f"table_{backend}.json")
+    profile_s = time.perf_counter() - started
+    trained = {n["hash"] for n in table.networks}
+    evaluate = [(s, g) for s, g in nets if g.hash not in trained]
+    log(f"[{backend}] table: {table.describe()} in {profile_s:.0f} s; measuring {len(evaluate)} held-out networks")
+    predictor = Predictor(table)
+    bare = Predictor(table)
+    bare.features, bare.coef, bare._functions = ["blocks_ms"], [1.0], [latency.predict.FEATURES["blocks_ms"]]
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    gc.freeze()  # each measurement ends with gc.collect(): keep the graphs held here out of its way
+    for i, (source, graph) in enumerate(evaluate):
+        m = latency.measure(graph, backend, threads=args.threads, cache=args.cache_path, policy=NETWORK_POLICY)
+        if not m.ok:
+            log(f"[{backend}]   {source}: failed: {m.reason}")
+            continue
+        detail = predictor.explain(graph)
+        rows.append(
+            {
+                "source": source,
+                "hash": graph.hash,
+                "macs": graph.macs,
+                "measured_ms": m.median_ms,
+                "cv": m.cv,
+                "predicted_ms": detail.median_ms,
+                "blocks_ms": bare.predict(graph),
+                "units": detail.units,
+                "units_from_table": detail.from_table,
+            }
+        )
+        if (i + 1) % 25 == 0:
+            log(f"[{backend}]   measured {i + 1}/{len(evaluate)} in {time.perf_counter() - t0:.0f} s")
+    gc.unfreeze()
+    measured = [r["measured_ms"] for r in rows]
+
+    def score(key: str, subset: list[dict[str, Any]]) -> dict[str, float]:
+        return accuracy([r[key] for r in subset], [r["measured_ms"] for r in subset])
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault("zoo" if r["source"].startswith("zoo:") else r["source"], []).append(r)
+    coverage = sum(r["units_from_table"] for r in rows) / max(1, sum(r["units"] for r in rows))
+    return (
+        {
+            "backend": backend,
+            "table": str(path),
+            "conditions": table.conditions,
+            "table_blocks": len(table.blocks),
+            "table_networks": len(table.networks),
+            "profile_s": round(profile_s, 1),
+            "heldout_s": round(time.perf_counter() - t0, 1),
+            "correction": table.correction,
+            "heldout": len(rows),
+            "measured_ms_range": [min(measured), max(measured)] if measured else None,
+            "unit_coverage": coverage,
+            "predictor": score("predicted_ms", rows),
+            "block_sum": score("blocks_ms", rows),
+            "by_source": {k: score("predicted_ms", v) for k, v in sorted(groups.items())},
+            "rows": rows,
+        },
+        predictor,
+    )
+
+
+def screening(predictor: Predictor, count: int) -> dict[str, Any]:
+    """Predictions per second over ``count`` freshly sampled, built candidates."""
+    candidates: list[Graph] = []
+    started = time.perf_counter()
+    for spec in SPACES:
+        name, shape = parse_space_spec(spec)
+        space = load_space(name)
+        shape = input_shape_of(space, shape)
+        rng = random.Random(f"screen:{name}")
+        candidates += [sample_at(space, rng, shape, max_macs=None) for _ in range(count // len(SPACES))]
+    build_s = (time.perf_counter() - started) / len(candidates)
+    t = time.perf_counter()
+    for g in candidates:
+        predictor.predict(g)
+    cold = (time.perf_counter() - t) / len(candidates)
+    warm_runs = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for g in candidates:
+            predictor.predict(g)
+        warm_runs.append((time.perf_counter() - t) / len(candidates))
+    warm = min(warm_runs)
+    return {
+        "candidates": len(candidates),
+        "first_prediction_us": cold * 1e6,
+        "first_per_s": 1 / cold,
+        "memoised_prediction_us": warm * 1e6,
+        "memoised_per_s": 1 / warm,
+        "sample_and_build_us": build_s * 1e6,
+    }
+
+
+def fmt(a: dict[str, float]) -> str:
+    return f"MAPE {100 * a['mape']:5.1f}%  within 10% {100 * a['within_10']:5.1f}%  tau {a['tau']:.3f}  (n={a['n']})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer networks (held-out < 100)")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--backends", default="torch,onnxruntime")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cache", action="store_true", help="use the default latency store")
+    parser.add_argument("--out", default=None, help="folder for the tables (default: a temporary one)")
+    parser.add_argument("--networks", type=int, default=None, help="whole networks per space fitting the correction")
+    parser.add_argument("--block-samples", type=int, default=None, help="more networks per space, blocks only")
+    parser.add_argument("--heldout", type=int, default=None, help="held-out networks per space")
+    parser.add_argument("--screen", type=int, default=2000, help="candidates for the screening speed")
+    args = parser.parse_args()
+    args.networks = args.networks if args.networks is not None else (4 if args.quick else 12)
+    args.block_samples = args.block_samples if args.block_samples is not None else (0 if args.quick else 4)
+    args.heldout = args.heldout if args.heldout is not None else (6 if args.quick else 20)
+    scratch = tempfile.mkdtemp(prefix="bench_predictor_")
+    args.cache_path = True if args.cache else os.path.join(scratch, "latency.sqlite")
+    # The ONNX exporter prints whole graphs to stdout (from C++) when it
+    # fails on a network: send them to stderr, keep stdout for the report.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            report = run(args, scratch)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    print(f"Predictor accuracy on held-out networks ({', '.join(SPACES)}; zoo nets at those inputs)")
+    for r in report["results"]:
+        c = r["conditions"]
+        print(
+            f"\n{r['backend']} ({c['mode']}), {c['threads']} thread(s): table {r['table_blocks']} blocks + "
+            f"{r['table_networks']} networks, profiled in {r['profile_s']:.0f} s; held-out {r['heldout']} "
+            f"networks, {r['measured_ms_range'][0]:.3f}..{r['measured_ms_range'][1]:.1f} ms; "
+            f"{100 * r['unit_coverage']:.0f}% of their blocks in the table"
+        )
+        print(f"  predictor   {fmt(r['predictor'])}")
+        print(f"  block sum   {fmt(r['block_sum'])}")
+        corr = r["correction"]
+        print("  correction  " + " + ".join(f"{w:.4g}*{f}" for w, f in zip(corr["coef"], corr["features"])))
+        for source, a in r["by_source"].items():
+            print(f"    {source:10s} {fmt(a)}")
+    speed = report["screening"]
+    print(
+        f"\nScreening {speed['candidates']} freshly sampled, built candidates: "
+        f"{speed['first_per_s']:,.0f}/s on first sight ({speed['first_prediction_us']:.0f} us), "
+        f"{speed['memoised_per_s']:,.0f}/s once their blocks are memoised ({speed['memoised_prediction_us']:.0f} us); "
+        f"sampling and building one costs {speed['sample_and_build_us']:.0f} us"
+    )
+    print(f"total {report['total_s']:.0f} s")
+
+
+def run(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
+    out = Path(args.out or scratch)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    nets = held_out(args.heldout, seed=1)
+    log(f"{len(nets)} held-out candidates ({args.heldout} per space + zoo)")
+    results = []
+    predictor = None
+    for backend in args.backends.split(","):
+        result, p = run_backend(backend, args, nets, out)
+        results.append(result)
+        predictor = predictor or p
+    assert predictor is not None
+    log("screening speed")
+    speed = screening(predictor, args.screen)
+    return {
+        "machine": {"cpu": latency.device.cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "spaces": list(SPACES),
+        "max_macs": MAX_MACS,
+        "threads": args.threads,
+        "quick": args.quick,
+        "results": results,
+        "screening": speed,
+        "total_s": round(time.perf_counter() - started, 1),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+"""Predicting latency from a table, in microseconds instead of seconds.
+
+A prediction has two parts:
+
+1. **The sum over units.** The network is cut into units
+   (:mod:`nas.latency.units`: leaf composites, fused conv/linear + norm +
+   activation chains, lone primitives); each unit's latency is read from
+   the table, or, for a configuration the table lacks, from a model
+   ``ms = a + b * GMACs + c * MB moved`` fitted on the table's entries of
+   its variant (kind, kernel, stride, grouping), else of its kind, of its
+   first block type, of all kinds.
+2. **A correction** fitted on whole networks measured with the table:
+   ``ms = w . features`` with features such as the unit sum, the number of
+   units and a constant (:data:`FEATURES`), fitted by least squares on
+   relative error. It absorbs what timing units one by one gets wrong:
+   the per-call overhead of a one-unit network, caches warmed by the
+   previous unit, fusion across unit boundaries.
+
+The predictor memoises each unit's latency by key, so once a search has seen
+its configurations a candidate costs the walk over its top-level nodes.
+
+Example:
+    >>> from nas.latency.predict import kendall_tau
+    >>> kendall_tau([1, 2, 3, 4], [1, 3, 2, 4])
+    0.6666666666666666
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nas.build import build
+from nas.errors import NASError
+from nas.graph import Graph
+from nas.latency.table import LatencyTable
+from nas.latency.units import Unit, identity_of, parts, units
+
+FEATURES: dict[str, Callable[[Graph, float, int], float]] = {
+    "blocks_ms": lambda g, s, n: s,
+    "units": lambda g, s, n: float(n),
+    "const": lambda g, s, n: 1.0,
+    "macs_g": lambda g, s, n: g.summary.macs / 1e9,
+    "params_m": lambda g, s, n: g.summary.params / 1e6,
+    "activation_mb": lambda g, s, n: g.summary.activation_bytes / 1e6,
+}
+"""Whole-network features the correction may use: the unit sum (ms), the
+number of units, a constant, GMACs, millions of parameters, MB of activations."""
+
+DEFAULT_FEATURES = ("blocks_ms", "units", "params_m", "const")
+
+
+# -- fitting ----------------------------------------------------------------
+
+
+def _unit_row(macs: float, moved: float) -> list[float]:
+    return [1.0, macs / 1e9, moved / 1e6]
+
+
+def fit_nonnegative(rows: Sequence[Sequence[float]], targets: Sequence[float]) -> list[float]:
+    """Least squares on relative error (each row divided by its target) with
+    non-negative coefficients, by trying every subset of the columns (there
+    are three): a latency model with a negative cost per MAC would predict
+    negative times for big blocks."""
+    x = np.asarray(rows, dtype=float)
+    y = np.asarray(targets, dtype=float)
+    xw, yw = x / y[:, None], np.ones_like(y)
+    best: tuple[float, list[float]] | None = None
+    k = x.shape[1]
+    for size in range(1, k + 1):
+        for subset in itertools.combinations(range(k), size):
+            coef, *_ = np.linalg.lstsq(xw[:, subset], yw, rcond=None)
+            if np.any(coef < 0):
+                continue
+            full = np.zeros(k)
+            full[list(subset)] = coef
+            residual = float(np.sum((xw @ full - yw) ** 2))
+            if best is None or residual < best[0] - 1e-12:
+                best = (residual, full.tolist())
+    if best is None:  # cannot happen: a single column with positive values fits with a positive weight
+        return [float(np.median(y)), 0.0, 0.0]
+    return best[1]
+
+
+def variant(kind: str, members: Sequence[Sequence[Any]]) -> str | None:
+    """A finer group than the kind for units that start with a convolution
+    or pooling: the kernel, the stride and whether it is grouped, which
+    change the time per MAC several-fold (an 11x11 stride-4 convolution is
+    not a 1x1 one). ``None`` for units without a kernel."""
+    params = dict(members[0][1]) if members else {}
+    kernel = params.get("kernel_size")
+    if kernel is None:
+        return None
+    stride = params.get("stride", 1)
+    grouped = (params.get("groups") or 1) > 1
+    text = [list(v) if isinstance(v, (list, tuple)) else v for v in (kernel, stride)]
+    return f"{kind}|k={text[0]}|s={text[1]}|grouped={grouped}".replace(" ", "")
+
+
+def fit_fallback(blocks: Sequence[Mapping[str, Any]], *, min_entries: int = 4) -> dict[str, Any]:
+    """The unit models of a table: per variant (kind, kernel, stride,
+    grouping; at least ``min_entries + 1`` entries), per kind, per first
+    block type (at least ``min_entries``) and global."""
+    groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {"variants": {}, "kinds": {}, "heads": {}}
+    for row in blocks:
+        name = variant(row["kind"], row["members"])
+        if name is not None:
+            groups["variants"].setdefault(name, []).append(row)
+        groups["kinds"].setdefault(row["kind"], []).append(row)
+        groups["heads"].setdefault(row["kind"].split("+")[0], []).append(row)
+    result: dict[str, Any] = {"variants": {}, "kinds": {}, "heads": {}}
+    for group, by_name in groups.items():
+        for name, rows in sorted(by_name.items()):
+            if len(rows) >= min_entries + (group == "variants"):
+                result[group][name] = fit_nonnegative(
+                    [_unit_row(r["macs"], r["bytes"]) for r in rows], [r["median_ms"] for r in rows]
+                )
+    if blocks:
+        result["global"] = fit_nonnegative(
+            [_unit_row(r["macs"], r["bytes"]) for r in blocks], [r["median_ms"] for r in blocks]
+        )
+    return result
+
+
+def fit_correction(
+    rows: Sequence[Mapping[str, float]], targets: Sequence[float], features: Sequence[str] = DEFAULT_FEATURES
+) -> dict[str, Any]:
+    """Least squares of the measured whole-network times on ``features``,
+    on relative error (so that small and large networks count alike).
+
+    Returns:
+        ``{"features", "coef", "fit": {"n", "mape"}}``; with fewer networks
+        than features, the identity on the unit sum.
+    """
+    features = list(features)
+    y = np.asarray(targets, dtype=float)
+    if len(rows) < len(features) + 1:
+        coef = [1.0 if f == "blocks_ms" else 0.0 for f in features]
+    else:
+        x = np.asarray([[r[f] for f in features] for r in rows], dtype=float)
+        solved, *_ = np.linalg.lstsq(x / y[:, None], np.ones_like(y), rcond=None)
+        coef = solved.tolist()
+    fitted = [_floor(sum(c * r[f] for c, f in zip(coef, features)), r) for r in rows]
+    mape = float(np.mean(np.abs(np.asarray(fitted) - y) / y)) if len(rows) else math.nan
+    return {"features": features, "coef": coef, "fit": {"n": len(rows), "mape": mape}}
+
+
+def _floor(value: float, row: Mapping[str, float]) -> float:
+    """A corrected prediction is never below a tenth of the unit sum."""
+    return max(value, 0.1 * row["blocks_ms"], 1e-6)
+
+
+# -- predicting ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted latency and how it was reached.
+
+    Attributes:
+        median_ms: the prediction (of the median a measurement would give).
+        blocks_ms: the sum over units, before the correction.
+        units: how many units the network has.
+        from_table: how many of them the table holds (the rest were modelled).
+        table: the table's path.
+    """
+
+    median_ms: float
+    blocks_ms: float
+    units: int
+    from_table: int
+    table: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "median_ms": self.median_ms,
+            "blocks_ms": self.blocks_ms,
+            "units": self.units,
+            "units_from_table": self.from_table,
+            "table": self.table,
+        }
+
+
+class Predictor:
+    """Predicts a network's latency from a :class:`LatencyTable`.
+
+    Args:
+        table: a table, or the path of a table file.
+
+    Example:
+        >>> p = Predictor("resnet_torch.json")          # doctest: +SKIP
+        >>> p.predict(nas.build("resnet20"))            # doctest: +SKIP
+        1.61
+    """
+
+    def __init__(self, table: LatencyTable | str) -> None:
+        self.table = table if isinstance(table, LatencyTable) else LatencyTable.load(table)
+        self._known: dict[Any, float] = {}
+        """Table medians by unit identity (rebuilt from the JSON entries), so
+        that a unit is found without computing its digest."""
+        for row in self.table.blocks:
+            try:
+                identity = identity_of(row["members"], row["inputs"], row["wiring"])
+            except (NASError, KeyError, TypeError, ValueError):
+                continue  # a block type or parameter this nas does not know: never met
+            self._known[identity] = float(row["median_ms"])
+        fallback = self.table.fallback
+        self._variants: dict[str, list[float]] = dict(fallback.get("variants", {}))
+        self._kinds: dict[str, list[float]] = dict(fallback.get("kinds", {}))
+        self._heads: dict[str, list[float]] = dict(fallback.get("heads", {}))
+        self._global: list[float] | None = fallback.get("global")
+        correction = self.table.correction
+        self.features: list[str] = list(correction.get("features", ["blocks_ms"]))
+        self.coef: list[float] = list(correction.get("coef", [1.0] * len(self.features)))
+        self._functions = [FEATURES[f] for f in self.features]
+        self._memo: dict[int, tuple[Unit, float]] = {}
+        self._groups: dict[int, tuple[tuple[Unit, ...], float, int]] = {}
+        """Sum and count of the units of an opened composite, by the id of
+        its memoised tuple (kept alive here, so ids are not reused)."""
+
+    def unit_ms(self, unit: Unit) -> float:
+        """One unit's latency: the table's median, else the fitted model."""
+        entry = self._memo.get(id(unit))
+        if entry is not None and entry[0] is unit:
+            return entry[1]
+        value = self._known.get(unit.identity)
+        if value is None:
+            value = self.model_ms(unit.kind, unit.macs, unit.bytes, variant(unit.kind, unit.members))
+        if len(self._memo) > 500_000:
+            self._memo.clear()
+        self._memo[id(unit)] = (unit, value)  # units are memoised objects; holding one keeps its id
+        return value
+
+    def in_table(self, unit: Unit) -> bool:
+        return unit.identity in self._known
+
+    def model_ms(self, kind: str, macs: float, moved: float, variant: str | None = None) -> float:
+        """A unit's latency from its kind (and variant), MACs and bytes: the
+        finest fallback model the table has."""
+        coef = (
+            (self._variants.get(variant) if variant is not None else None)
+            or self._kinds.get(kind)
+            or self._heads.get(kind.split("+")[0])
+            or self._global
+        )
+        if coef is None:
+            return 0.0
+        return max(0.0, sum(c * v for c, v in zip(coef, _unit_row(macs, moved))))
+
+    def features_of(self, graph: Graph) -> dict[str, float]:
+        """The correction's inputs for ``graph`` (all of :data:`FEATURES`)."""
+        cut = units(graph)
+        total = sum(self.unit_ms(u) for u in cut)
+        return {name: fn(graph, total, len(cut)) for name, fn in FEATURES.items()}
+
+    def predict(self, graph: Graph | str) -> float:
+        """The predicted median latency of ``graph`` in milliseconds."""
+        if not isinstance(graph, Graph):
+            graph = build(graph)
+        memo = self._memo
+        groups = self._groups
+        total = 0.0
+        count = 0
+        for part in parts(graph):
+            if isinstance(part, Unit):
+                hit = memo.get(id(part))
+                total += hit[1] if hit is not None and hit[0] is part else self.unit_ms(part)
+                count += 1
+            else:
+                entry = groups.get(id(part))
+                if entry is None or entry[0] is not part:
+                    entry = (part, sum(self.unit_ms(u) for u in part), len(part))
+                    if len(groups) > 100_000:
+                        groups.clear()
+                    groups[id(part)] = entry
+                total += entry[1]
+                count += entry[2]
+        value = 0.0
+        for c, fn in zip(self.coef, self._functions):
+            value += c * fn(graph, total, count)
+        return max(value, 0.1 * total, 1e-6)
+
+    def explain(self, graph: Graph | str) -> Prediction:
+        """:meth:`predict` with the unit sum and the table coverage."""
+        if not isinstance(graph, Graph):
+            graph = build(graph)
+        cut = units(graph)
+        total = sum(self.unit_ms(u) for u in cut)
+        return Prediction(
+            median_ms=self.predict(graph),
+            blocks_ms=total,
+            units=len(cut),
+            from_table=sum(1 for u in cut if self.in_table(u)),
+            table=self.table.path,
+        )
+
+
+# -- accuracy -------------------------------------------------------------------
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b of two paired sequences (ties counted as in
+    ``scipy.stats.kendalltau``); O(n^2), fine for hundreds of networks."""
+    n = len(x)
+    if n != len(y):
+        raise ValueError("kendall_tau needs sequences of the same length")
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx = x[i] - x[j]
+            dy = y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
+    return (concordant - discordant) / denominator if denominator else math.nan
+
+
+def accuracy(predicted: Iterable[float], measured: Iterable[float]) -> dict[str, float]:
+    """Mean absolute percentage error, the share of predictions within
+    +-10% of the measurement, and Kendall's tau between the two."""
+    p = np.asarray(list(predicted), dtype=float)
+    m = np.asarray(list(measured), dtype=float)
+    if len(p) == 0:
+        return {"n": 0, "mape": math.nan, "within_10": math.nan, "tau": math.nan}
+    error = np.abs(p - m) / m
+    return {
+        "n": len(p),
+        "mape": float(np.mean(error)),
+        "within_10": float(np.mean(error <= 0.10 + 1e-12)),  # 2.2 against 2.0 is within 10%
+        "tau": kendall_tau(p.tolist(), m.tolist()),
+    }
+
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "FEATURES",
+    "Prediction",
+    "Predictor",
+    "accuracy",
+    "fit_correction",
+    "fit_fallback",
+    "fit_nonnegative",
+    "kendall_tau",
+    "variant",
+]

@@ -1,0 +1,386 @@
+"""Profiling a latency table: measure units and whole networks of search
+spaces on one backend, fit the predictor's models, return the table.
+
+What is measured (``nas latency profile``):
+
+* **Whole networks**: ``networks`` architectures sampled from each space at
+  one input shape (the space's smallest unless given), redrawn above a MACs
+  cap, timed through :func:`nas.latency.measure`. They fit the correction.
+* **Units**: every distinct unit configuration (:mod:`nas.latency.units`)
+  of those networks, of ``block_samples`` further samples per space, and of
+  the space's zoo fixed points rebuilt at that input shape, each timed
+  alone as a one-unit network. This is the configurations *met in these
+  samples*, not every configuration a space can produce (an infinite set
+  for most spaces); the predictor models the others.
+
+A time budget stops measuring when spent (networks first, then units by
+how often they occur); the table then says ``complete: false``.
+Measurements go through the latency store, so an interrupted profile
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import nas
+from nas.errors import NASError
+from nas.graph import Graph
+from nas.latency.cache import LatencyCache
+from nas.latency.measurement import Measurement, measure, parse_shape, with_input_shape
+from nas.latency.predict import DEFAULT_FEATURES, Predictor, fit_correction, fit_fallback
+from nas.latency.table import LatencyTable
+from nas.latency.timing import TimingPolicy
+from nas.latency.units import Unit, units
+from nas.space import Const, Space, Use, decode, fixed_points, load_space, sample
+
+BLOCK_POLICY = TimingPolicy(
+    warmup_window=3,
+    max_warmup_runs=30,
+    max_warmup_s=0.05,
+    min_runs=7,
+    max_runs=300,
+    min_time_s=0.03,
+    max_time_s=0.15,
+    median_tolerance=0.03,
+)
+"""Units are many and short: 50 ms of warm-up at most, 150 ms of timing."""
+
+NETWORK_POLICY = TimingPolicy(
+    warmup_window=3,
+    max_warmup_runs=50,
+    max_warmup_s=0.3,
+    min_runs=10,
+    max_runs=500,
+    min_time_s=0.1,
+    max_time_s=0.6,
+    median_tolerance=0.02,
+)
+"""Whole networks: fewer, and the ground truth of the correction."""
+
+NOTE = (
+    "Block entries are the unit configurations (leaf composite blocks, fused conv/linear + norm + activation "
+    "chains, other primitives) met in the sampled networks and zoo fixed points listed under 'spaces', at "
+    "those input shapes; a space can produce configurations not listed here, which the predictor models "
+    "from their kind, MACs and bytes ('fallback'). Whole-network measurements fit 'correction'."
+)
+
+Progress = Callable[[str], None]
+
+
+def parse_space_spec(text: str) -> tuple[str, tuple[int, ...] | None]:
+    """``"residual"`` or ``"residual@3x32x32"``: a space and an optional input shape."""
+    name, _, shape = text.partition("@")
+    return name, (parse_shape(shape) if shape else None)
+
+
+def input_shape_of(space: Space, shape: Sequence[int] | None) -> tuple[int, ...]:
+    """The input shape to profile ``space`` at: ``shape``, else the space's
+    smallest input choice (by number of elements)."""
+    if len(space.inputs) != 1:
+        raise NASError(f"space '{space.name}' has {len(space.inputs)} inputs; profiling takes one", file=space.file)
+    if shape is not None:
+        return tuple(shape)
+    value = next(iter(space.inputs.values()))
+    if isinstance(value, Const):
+        return tuple(value.value)
+    if isinstance(value, Use):
+        choices = space.by_label[value.label].choices
+        return tuple(min(choices, key=lambda s: math.prod(s)))
+    raise NASError(f"space '{space.name}': cannot tell its input shape", file=space.file, hint="give SPACE@CxHxW")
+
+
+def sample_at(
+    space: Space, rng: random.Random, shape: Sequence[int], *, max_macs: float | None = None, tries: int = 200
+) -> Graph:
+    """A random network of ``space`` at input ``shape`` with at most
+    ``max_macs`` MACs (redrawn otherwise).
+
+    Raises:
+        NASError: none found in ``tries`` draws.
+    """
+    value = next(iter(space.inputs.values()))
+    reason = ""
+    for _ in range(tries):
+        try:
+            assignment = sample(space, rng)
+            if isinstance(value, Use):
+                assignment[value.label] = tuple(shape)
+                graph = decode(space, assignment, check=False)
+            else:
+                graph = decode(space, assignment)
+                if tuple(graph.summary.inputs[next(iter(space.inputs))]) != tuple(shape):
+                    graph = with_input_shape(graph, shape)
+        except NASError as e:
+            reason = str(e)
+            continue
+        if max_macs is not None and graph.macs > max_macs:
+            reason = f"MACs {graph.macs:,} above the cap of {max_macs:,.0f}"
+            continue
+        return graph
+    raise NASError(
+        f"no network of space '{space.name}' at {'x'.join(map(str, shape))} in {tries} draws; last reason: {reason}",
+        file=space.file,
+        hint="raise --max-macs or choose a smaller input",
+    )
+
+
+def zoo_at(space: Space, shape: Sequence[int], max_macs: float | None = None) -> list[tuple[str, Graph]]:
+    """The space's zoo fixed points rebuilt at ``shape`` (those that take it
+    and stay under ``max_macs``)."""
+    found = []
+    for name in fixed_points(space):
+        try:
+            graph = nas.build(name)
+            if tuple(next(iter(graph.summary.inputs.values()))) != tuple(shape):
+                graph = with_input_shape(graph, shape)
+        except NASError:
+            continue
+        if max_macs is None or graph.macs <= max_macs:
+            found.append((name, graph))
+    return found
+
+
+def _record(m: Measurement) -> dict[str, Any]:
+    return {"median_ms": m.median_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "runs": m.runs}
+
+
+def profile(
+    spaces: Sequence[str | tuple[str | Space, Sequence[int] | None]],
+    backend: str = "torch",
+    *,
+    networks: int = 30,
+    block_samples: int | None = None,
+    zoo: bool = True,
+    seed: int = 0,
+    max_macs: float | None = 300e6,
+    budget_s: float | None = None,
+    threads: int | None = None,
+    batch: int = 1,
+    precision: str = "fp32",
+    mode: str | None = None,
+    cache: LatencyCache | str | bool | None = True,
+    block_policy: TimingPolicy = BLOCK_POLICY,
+    network_policy: TimingPolicy = NETWORK_POLICY,
+    features: Sequence[str] = DEFAULT_FEATURES,
+    progress: Progress | None = None,
+) -> LatencyTable:
+    """Measure a latency table on ``backend``; see the module doc.
+
+    Args:
+        spaces: space names or files, each optionally with ``@CxHxW``
+            (``"residual@3x32x32"``), or ``(space, shape)`` pairs.
+        networks: whole networks measured per space (they fit the correction).
+        block_samples: further networks per space whose units are timed
+            (default: ``3 * networks``).
+        zoo: also time the units of the space's zoo fixed points.
+        seed: the draws' seed.
+        max_macs: networks above this are redrawn (``None``: no cap).
+        budget_s: stop measuring after this many seconds (``None``: no limit).
+        threads, batch, precision, mode, cache: as for :func:`nas.latency.measure`.
+        progress: called with a line of text now and then.
+
+    Raises:
+        NASError: a bad space, backend or request, or nothing could be measured.
+    """
+    started = time.perf_counter()
+    say = progress or (lambda line: None)
+    block_samples = 3 * networks if block_samples is None else block_samples
+    requested = {"backend": backend, "batch": batch, "precision": precision, "threads": threads, "mode": mode}
+
+    whole: list[tuple[str, Graph]] = []
+    extra: list[Graph] = []
+    zoo_graphs: list[tuple[str, Graph]] = []
+    described = []
+    for entry in spaces:
+        spec, shape = parse_space_spec(entry) if isinstance(entry, str) else entry
+        space = spec if isinstance(spec, Space) else load_space(spec)
+        shape = input_shape_of(space, shape)
+        rng = random.Random(f"{seed}:{space.name}")
+        drawn = [sample_at(space, rng, shape, max_macs=max_macs) for _ in range(networks + block_samples)]
+        whole += [(f"{space.name}#{i}", g) for i, g in enumerate(drawn[:networks])]
+        extra += drawn[networks:]
+        fixed = zoo_at(space, shape, max_macs) if zoo else []
+        zoo_graphs += fixed
+        described.append(
+            {
+                "space": space.name,
+                "input": list(shape),
+                "networks": networks,
+                "block_samples": block_samples,
+                "zoo": [name for name, _ in fixed],
+            }
+        )
+        say(
+            f"{space.name} at {'x'.join(map(str, shape))}: {networks} + {block_samples} networks, {len(fixed)} zoo nets"
+        )
+
+    # Units by priority: those of the measured networks, of the zoo, then by count.
+    found: dict[str, Unit] = {}
+    count: dict[str, int] = {}
+    rank: dict[str, int] = {}
+    for tier, graphs in enumerate(([g for _, g in whole], [g for _, g in zoo_graphs], extra)):
+        for graph in graphs:
+            for u in units(graph):
+                found.setdefault(u.key, u)
+                count[u.key] = count.get(u.key, 0) + 1
+                rank[u.key] = min(rank.get(u.key, tier), tier)
+    order = sorted(found, key=lambda k: (rank[k], -count[k]))
+    say(f"{len(order)} distinct units to time, {len(whole)} networks")
+
+    def out_of_time() -> bool:
+        return budget_s is not None and time.perf_counter() - started > budget_s
+
+    # Each measurement ends with gc.collect() (runtimes hold native memory);
+    # with thousands of sampled graphs alive that costs more than timing a
+    # unit. Objects that exist now are frozen out of the collector's reach.
+    gc.freeze()
+    try:
+        return _measure_and_fit(
+            whole,
+            order,
+            found,
+            count,
+            described,
+            requested,
+            started,
+            say,
+            out_of_time,
+            backend=backend,
+            batch=batch,
+            precision=precision,
+            threads=threads,
+            mode=mode,
+            cache=cache,
+            block_policy=block_policy,
+            network_policy=network_policy,
+            features=features,
+            seed=seed,
+            max_macs=max_macs,
+            budget_s=budget_s,
+        )
+    finally:
+        gc.unfreeze()
+
+
+def _measure_and_fit(
+    whole: list[tuple[str, Graph]],
+    order: list[str],
+    found: dict[str, Unit],
+    count: dict[str, int],
+    described: list[dict[str, Any]],
+    requested: dict[str, Any],
+    started: float,
+    say: Progress,
+    out_of_time: Callable[[], bool],
+    *,
+    backend: str,
+    batch: int,
+    precision: str,
+    threads: int | None,
+    mode: str | None,
+    cache: LatencyCache | str | bool | None,
+    block_policy: TimingPolicy,
+    network_policy: TimingPolicy,
+    features: Sequence[str],
+    seed: int,
+    max_macs: float | None,
+    budget_s: float | None,
+) -> LatencyTable:
+    conditions = None
+    measured_networks: list[dict[str, Any]] = []
+    graphs_measured: list[Graph] = []
+    failures: list[str] = []
+    for name, graph in whole:
+        if out_of_time():
+            break
+        m = measure(
+            graph,
+            backend,
+            batch=batch,
+            precision=precision,
+            threads=threads,
+            mode=mode,
+            cache=cache,
+            policy=network_policy,
+        )
+        conditions = conditions or m.conditions
+        if not m.ok:
+            failures.append(f"{name}: {m.reason}")
+            continue
+        measured_networks.append({"name": name, "hash": graph.hash, "source": name.split("#")[0], **_record(m)})
+        measured_networks[-1].pop("runs")
+        graphs_measured.append(graph)
+    say(f"measured {len(measured_networks)} networks in {time.perf_counter() - started:.0f} s")
+
+    blocks: list[dict[str, Any]] = []
+    for i, key in enumerate(order):
+        if out_of_time():
+            break
+        unit = found[key]
+        m = measure(
+            unit.graph(),
+            backend,
+            batch=batch,
+            precision=precision,
+            threads=threads,
+            mode=mode,
+            cache=cache,
+            policy=block_policy,
+        )
+        conditions = conditions or m.conditions
+        if not m.ok:
+            failures.append(f"unit {unit.kind} {key[:8]}: {m.reason}")
+            continue
+        blocks.append({"key": key, **unit.describe(), **_record(m), "count": count[key]})
+        if (i + 1) % 100 == 0:
+            say(f"timed {i + 1}/{len(order)} units in {time.perf_counter() - started:.0f} s")
+    if conditions is None:
+        raise NASError("nothing was measured", field="budget", hint="raise the time budget")
+
+    record = conditions.to_dict()
+    table = LatencyTable(
+        conditions={k: record[k] for k in ("backend", "mode", "device", "precision", "batch", "threads", "versions")},
+        blocks=blocks,
+        networks=measured_networks,
+        fallback=fit_fallback(blocks),
+        profile={
+            "spaces": described,
+            "seed": seed,
+            "max_macs": max_macs,
+            "requested": requested,
+            "block_policy": asdict(block_policy),
+            "network_policy": asdict(network_policy),
+            "budget_s": budget_s,
+            "units_found": len(order),
+            "units_timed": len(blocks),
+            "failures": failures[:20],
+            "failed": len(failures),
+            "complete": len(blocks) + sum(1 for f in failures if f.startswith("unit ")) == len(order)
+            and len(measured_networks) + sum(1 for f in failures if not f.startswith("unit ")) == len(whole),
+            "note": NOTE,
+        },
+    )
+    fit_table(table, graphs_measured, features)
+    table.profile["elapsed_s"] = round(time.perf_counter() - started, 1)
+    say(f"timed {len(blocks)} units; correction fit MAPE {table.correction['fit']['mape']:.1%}")
+    return table
+
+
+def fit_table(table: LatencyTable, graphs: Sequence[Graph], features: Sequence[str] = DEFAULT_FEATURES) -> None:
+    """(Re)fit a table's fallback and correction: ``graphs`` are the built
+    networks of ``table.networks``, in order."""
+    table.fallback = fit_fallback(table.blocks)
+    table.correction = {}
+    raw = Predictor(table)
+    rows = [raw.features_of(g) for g in graphs]
+    table.correction = fit_correction(rows, [n["median_ms"] for n in table.networks], features)
+
+
+__all__ = ["BLOCK_POLICY", "NETWORK_POLICY", "fit_table", "input_shape_of", "parse_space_spec", "profile", "sample_at"]

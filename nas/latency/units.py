@@ -1,0 +1,291 @@
+"""Latency units: how a network is cut into the blocks a latency table times.
+
+A unit is what a runtime executes as one piece, as far as that can be told
+from the graph:
+
+* a *leaf composite* (a composite block whose expansion holds primitives
+  only: ``basic_block``, ``bottleneck``, ``conv_bn_act``, ``fire`` ...);
+* a *fused chain* of primitives: a convolution or linear layer followed by
+  its batch norm and/or activation, each the only reader of the one before
+  (ONNX Runtime folds the norm into the convolution and fuses the
+  activation, so timing them apart would count work that never runs; see
+  nn-Meter#83);
+* any other primitive on its own (pooling, concat, add, flatten ...).
+
+Composites that contain composites (``stage``, ``fractal_block``,
+``xception_block``, inception modules) are opened, one level at a time,
+until these units appear, so that a 200-deep stage is 200 units of a few
+distinct configurations, not one configuration never seen before.
+
+A unit's identity is its block type(s), canonical parameters, input shapes
+and wiring (which input tensor feeds which port): :attr:`Unit.key`. Units
+are memoised by that identity and the decomposition of every expansion
+(shared by the analysis across nodes and graphs) is memoised once, so that
+cutting a freshly decoded candidate costs a few microseconds per top-level
+node.
+
+Example:
+    >>> import nas
+    >>> [u.kind for u in units(nas.build("lenet5"))][:3]   # doctest: +SKIP
+    ['conv2d+scaled_tanh', 'subsampling2d', ...]
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nas.analysis import BYTES_PER_ELEMENT, order_shape
+from nas.graph import Graph, Node, Ref
+
+HEADS = frozenset({"conv2d", "partial_conv2d", "conv_transpose2d", "linear"})
+"""Primitives that start a fused chain."""
+NORMS = frozenset({"batch_norm"})
+ACTIVATIONS = frozenset(
+    {"relu", "relu6", "leaky_relu", "elu", "prelu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "scaled_tanh"}
+)
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit: enough to look it up, to model it, and to time it alone.
+
+    Attributes:
+        kind: the block type, or the fused chain's types joined by ``+``.
+        members: ``(block type, parameter items)`` of each member, in order
+            (one entry for a composite or a lone primitive).
+        inputs: the shapes of its distinct input tensors.
+        wiring: for each port of the first member, which input it reads.
+        macs, params: its cost (batch 1).
+        bytes: input, output and weight bytes (float32): what it must move.
+    """
+
+    kind: str
+    members: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+    inputs: tuple[Shape, ...]
+    wiring: tuple[int, ...]
+    macs: int
+    params: int
+    bytes: int
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """Type(s), parameters, input shapes and wiring, as a hashable tuple."""
+        return (self.members, self.inputs, self.wiring)
+
+    @functools.cached_property
+    def key(self) -> str:
+        """32 hex digits of the canonical JSON of :attr:`identity`: the
+        portable name of this configuration in latency tables."""
+        return unit_key(self.members, self.inputs, self.wiring)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description (what a latency table stores beside the key)."""
+        return {
+            "kind": self.kind,
+            "members": [[block, plain(dict(params))] for block, params in self.members],
+            "inputs": [list(s) for s in self.inputs],
+            "wiring": list(self.wiring),
+            "macs": self.macs,
+            "params": self.params,
+            "bytes": self.bytes,
+        }
+
+    def graph(self) -> Graph:
+        """The unit alone as a network: one input per distinct input tensor,
+        then its members; its outputs are the last member's outputs."""
+        g = Graph(f"unit_{self.key[:8]}")
+        names = [g.add_input(f"x{i}", shape) for i, shape in enumerate(self.inputs)]
+        previous: list[Ref] = [names[i] for i in self.wiring]
+        last = None
+        for i, (block, params) in enumerate(self.members):
+            last = g.add(f"u{i}", block, previous, **dict(params))
+            previous = [last]
+        assert last is not None
+        count = len(g.node(last.node).output_names)
+        g.set_outputs(*(Ref(last.node, k) for k in range(count)))
+        return g
+
+
+def plain(value: Any) -> Any:
+    """Parameters as plain JSON values (mappings sorted, tuples as lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+_UNITS: dict[Any, Unit] = {}
+"""Unit by identity tuple: the identity is built from hashable parameters,
+the key (a digest of its JSON) only once per distinct unit."""
+
+_LEVELS: dict[int, tuple[Graph, tuple[Unit, ...]]] = {}
+"""Decomposition of an expansion graph, by ``id`` (the graph is kept alive
+here, so an ``id`` is never reused while its entry exists)."""
+
+_MAX_MEMO = 200_000
+
+
+def _items(params: Any) -> tuple[tuple[str, Any], ...]:
+    """Parameters as a tuple of items: hashable and compared in C (the
+    Mapping protocol's ``==`` costs microseconds per call)."""
+    values = getattr(params, "_values", None)
+    return tuple(values.items() if isinstance(values, dict) else params.items())
+
+
+def unit_key(members: Sequence[tuple[str, Any]], inputs: Sequence[Sequence[int]], wiring: Sequence[int]) -> str:
+    """The digest naming a unit configuration (see :attr:`Unit.key`)."""
+    text = json.dumps(
+        [[[b, plain(dict(p))] for b, p in members], [list(s) for s in inputs], list(wiring)],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def identity_of(members: Sequence[Sequence[Any]], inputs: Sequence[Sequence[int]], wiring: Sequence[int]) -> Any:
+    """The :attr:`Unit.identity` of a unit described in JSON (a table's
+    entry): parameters are checked by their block, as a graph would."""
+    from nas.registry import get_block
+
+    pairs = tuple((str(b), _items(get_block(b).check_params(dict(p)))) for b, p in members)
+    return (pairs, tuple(tuple(int(d) for d in s) for s in inputs), tuple(int(w) for w in wiring))
+
+
+def _unit(members: Sequence[Node], inputs: tuple[Shape, ...], wiring: tuple[int, ...], kind: str) -> Unit:
+    pairs = tuple((n.block.name, _items(n.params)) for n in members)
+    identity = (pairs, inputs, wiring)
+    found = _UNITS.get(identity)
+    if found is not None:
+        return found
+    macs = sum(n.meta["cost"].macs for n in members)
+    params = sum(n.meta["cost"].params for n in members)
+    moved = sum(math.prod(s) for s in inputs) + sum(math.prod(s) for s in members[-1].meta["shapes"]) + params
+    unit = Unit(
+        kind=kind,
+        members=pairs,
+        inputs=inputs,
+        wiring=wiring,
+        macs=macs,
+        params=params,
+        bytes=moved * BYTES_PER_ELEMENT,
+    )
+    if len(_UNITS) > _MAX_MEMO:
+        _UNITS.clear()
+    _UNITS[identity] = unit
+    return unit
+
+
+def _opens(node: Node) -> bool:
+    """Whether a node is a composite of composites, to be cut further."""
+    if not node.block.composite:
+        return False
+    expansion: Graph = node.meta["expansion"]
+    return any(n.block.composite for n in expansion)
+
+
+Part = Unit | tuple[Unit, ...]
+"""A unit, or the (memoised, shared) units of an opened composite."""
+
+
+def parts(graph: Graph) -> list[Part]:
+    """The units of one graph level in topological order, those of opened
+    composites as one memoised tuple each (what a predictor sums once)."""
+    summary = graph.summary
+    outputs = {ref.node for ref in graph.outputs}
+    found: list[Part] = []
+    taken: set[str] = set()
+    pred, nodes = graph.nx.pred, graph.nx.nodes
+    for node in summary.order:
+        block = node.block
+        if block.name == "input" or node.name in taken:
+            continue
+        if block.composite and _opens(node):
+            found.append(_expansion_units(node.meta["expansion"]))
+            continue
+        chain = [node]
+        if block.name in HEADS:
+            _extend_chain(graph, chain, outputs)
+            taken.update(n.name for n in chain[1:])
+            kind = "+".join(n.block.name for n in chain)
+        else:
+            kind = block.name
+        sources = pred[node.name]
+        if len(sources) == 1:  # the common case, without sorting
+            ((source, data),) = sources.items()
+            ports = data["ports"]
+            if len(ports) == 1:
+                shape = nodes[source]["node"].meta["shapes"][ports[0][0]]
+                found.append(_unit(chain, (shape,), (0,), kind))
+                continue
+        refs = [ref for _, ref in sorted((port, (src, i)) for src, d in sources.items() for i, port in d["ports"])]
+        distinct: list[tuple[str, int]] = []
+        wiring = []
+        for ref in refs:
+            if ref not in distinct:
+                distinct.append(ref)
+            wiring.append(distinct.index(ref))
+        shapes = tuple(order_shape(graph, ref) for ref in distinct)
+        found.append(_unit(chain, shapes, tuple(wiring), kind))
+    return found
+
+
+def _extend_chain(graph: Graph, chain: list[Node], outputs: set[str]) -> None:
+    """Append the norm and activation that fuse into ``chain[0]``."""
+    allowed: tuple[str, ...] = ("norm", "act")
+    current = chain[0]
+    while allowed and current.name not in outputs:
+        users = graph.users(current.name)
+        if len(users) != 1:
+            return
+        reader = graph.node(users[0][0])
+        name = reader.block.name
+        if "norm" in allowed and name in NORMS:
+            allowed = ("act",)
+        elif name in ACTIVATIONS:
+            allowed = ()
+        else:
+            return
+        chain.append(reader)
+        current = reader
+
+
+def _expansion_units(expansion: Graph) -> tuple[Unit, ...]:
+    entry = _LEVELS.get(id(expansion))
+    if entry is not None and entry[0] is expansion:
+        return entry[1]
+    found = tuple(_flat(parts(expansion)))
+    if len(_LEVELS) > _MAX_MEMO:
+        _LEVELS.clear()
+    _LEVELS[id(expansion)] = (expansion, found)
+    return found
+
+
+def units(graph: Graph) -> list[Unit]:
+    """The units of ``graph`` (validated and analysed), in execution order.
+
+    Raises:
+        NASError: the graph does not validate.
+    """
+    return _flat(parts(graph))
+
+
+def _flat(found: Sequence[Part]) -> list[Unit]:
+    result: list[Unit] = []
+    for part in found:
+        if isinstance(part, Unit):
+            result.append(part)
+        else:
+            result.extend(part)
+    return result
+
+
+__all__ = ["ACTIVATIONS", "HEADS", "NORMS", "Part", "Unit", "identity_of", "parts", "plain", "unit_key", "units"]

@@ -1,0 +1,198 @@
+"""What a search found: the feasible Pareto front, counts, pictures, the best model.
+
+Everything is read back from the study's storage (the single source of
+truth: any process, any machine with the storage URL); only the weights live
+in files, under ``runs/<study>/trials/<number>.safetensors``.
+
+Example:
+    >>> study = optuna.load_study(study_name="early-digits", storage="sqlite:///runs/nas.db")  # doctest: +SKIP
+    >>> [e["hash"] for e in pareto_front_entries(study)]                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.errors import NASError
+from nas.search.sampler import nondominated_ranks
+
+
+def run_dir(runs: str | Path, study_name: str) -> Path:
+    """Where a study's files go: ``runs/<study>`` (the name made path-safe)."""
+    return Path(runs) / re.sub(r"[^\w.-]", "_", study_name)
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """A finished trial within the latency budget (its ``constraint`` values all <= 0)."""
+    constraint = trial.user_attrs.get("constraint")
+    return trial.state == TrialState.COMPLETE and constraint is not None and all(c <= 0 for c in constraint)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts of a study's trials, and the best feasible objective value."""
+
+    finished: int
+    feasible: int
+    infeasible: int
+    pruned: int
+    failed: int
+    running: int
+    best: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def tally(study: optuna.Study) -> Tally:
+    """Count the trials of ``study`` by outcome."""
+    trials = study.get_trials(deepcopy=False)
+    feasible = [t for t in trials if is_feasible(t)]
+    complete = sum(1 for t in trials if t.state == TrialState.COMPLETE)
+    pruned = sum(1 for t in trials if t.state == TrialState.PRUNED)
+    failed = sum(1 for t in trials if t.state == TrialState.FAIL)
+    running = sum(1 for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING))
+    best = max((t.values[0] for t in feasible), default=None)
+    return Tally(complete + pruned + failed, len(feasible), complete - len(feasible), pruned, failed, running, best)
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The feasible trials no other feasible trial beats on both objectives
+    (higher accuracy or score, lower latency); one trial per architecture
+    (the first to evaluate it); sorted by latency."""
+    unique: dict[str, FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if is_feasible(t):
+            unique.setdefault(str(t.user_attrs.get("hash", t.number)), t)
+    trials = list(unique.values())
+    ranks = nondominated_ranks([[-t.values[0], t.values[1]] for t in trials])
+    front = [t for t, r in zip(trials, ranks) if r == 0]
+    return sorted(front, key=lambda t: (t.values[1], -t.values[0]))
+
+
+def entry(trial: FrozenTrial) -> dict[str, Any]:
+    """One trial as a JSON record: number, hash, objective values, costs, origin."""
+    attrs = trial.user_attrs
+    return {
+        "trial": trial.number,
+        "hash": attrs.get("hash"),
+        "accuracy": attrs.get("accuracy"),
+        "score": trial.values[0] if trial.values else None,
+        "objective": attrs.get("objective"),
+        "latency_ms": attrs.get("latency_ms"),
+        "latency_source": attrs.get("latency_source"),
+        "params": attrs.get("params"),
+        "macs": attrs.get("macs"),
+        "origin": attrs.get("origin"),
+        "duplicate_of": attrs.get("duplicate_of"),
+        "weights": attrs.get("weights"),
+    }
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The most accurate (highest scoring) feasible trial; the faster one on a tie."""
+    front = pareto_front(study)
+    return max(front, key=lambda t: (t.values[0], -t.values[1])) if front else None
+
+
+def report(study: optuna.Study) -> dict[str, Any]:
+    """What ``nas results --json`` prints: the study's settings, counts, and
+    its feasible Pareto front."""
+    best = best_trial(study)
+    return {
+        "study": study.study_name,
+        "settings": dict(study.user_attrs),
+        "trials": tally(study).to_dict(),
+        "pareto_front": [entry(t) for t in pareto_front(study)],
+        "best": entry(best) if best is not None else None,
+    }
+
+
+def export_best(study: optuna.Study, runs: str | Path = "runs") -> tuple[Path, FrozenTrial]:
+    """Write the best model of the front to ``runs/<study>/best/``:
+    ``model.yaml`` (its IR, readable by :func:`nas.build`),
+    ``model.safetensors`` (its weights, for :func:`nas.lower` of that IR) and
+    ``model.json`` (its figures).
+
+    Raises:
+        NASError: no feasible trial yet, or its weights file is missing.
+    """
+    best = best_trial(study)
+    if best is None:
+        raise NASError(
+            f"study '{study.study_name}' has no finished trial within its latency budget",
+            hint="run more trials, or search again with a larger --latency-budget-ms",
+        )
+    target = run_dir(runs, study.study_name) / "best"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "model.yaml").write_text(best.user_attrs["yaml"])
+    weights = best.user_attrs.get("weights")
+    if not weights or not Path(weights).is_file():
+        raise NASError(
+            f"the weights of trial {best.number} are not on this machine ({weights})",
+            hint="run 'nas results' where the search ran, or copy its runs/ folder here",
+        )
+    shutil.copyfile(weights, target / "model.safetensors")
+    (target / "model.json").write_text(json.dumps(entry(best), indent=2) + "\n")
+    return target, best
+
+
+def plot(study: optuna.Study, runs: str | Path = "runs") -> list[Path]:
+    """Two pictures under ``runs/<study>/``: the feasible Pareto front
+    (``pareto_front.png``), and every evaluated trial's objective against its
+    latency with the zoo nets named and the budget drawn
+    (``accuracy_latency.png``). Nothing (an empty list) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    folder = run_dir(runs, study.study_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    label = str(study.user_attrs.get("objective", "accuracy"))
+    budget = study.user_attrs.get("latency_budget_ms")
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    front = pareto_front(study)
+    written = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.step([t.values[1] for t in front], [t.values[0] for t in front], where="post", color="C0")
+    ax.scatter([t.values[1] for t in front], [t.values[0] for t in front], color="C0", zorder=3)
+    for t in front:
+        ax.annotate(str(t.number), (t.values[1], t.values[0]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set(xlabel="latency (ms)", ylabel=label, title=f"{study.study_name}: Pareto front (feasible)")
+    fig.tight_layout()
+    written.append(folder / "pareto_front.png")
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    evaluated = [t for t in done if t.user_attrs.get("accuracy") is not None or label.startswith("proxy")]
+    feasible = [t for t in evaluated if is_feasible(t)]
+    over = [t for t in evaluated if not is_feasible(t)]
+    ax.scatter([t.values[1] for t in feasible], [t.values[0] for t in feasible], s=14, color="C0", label="feasible")
+    ax.scatter([t.values[1] for t in over], [t.values[0] for t in over], s=14, color="C7", label="over budget")
+    zoo = [t for t in evaluated if str(t.user_attrs.get("origin", "")).startswith("zoo:")]
+    ax.scatter([t.values[1] for t in zoo], [t.values[0] for t in zoo], s=60, marker="*", color="C3", label="zoo")
+    for t in zoo:
+        name = str(t.user_attrs["origin"]).removeprefix("zoo:")
+        ax.annotate(name, (t.values[1], t.values[0]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    if budget is not None:
+        ax.axvline(float(budget), color="C1", linestyle="--", label=f"budget {float(budget):g} ms")
+    ax.set(xlabel="latency (ms)", ylabel=label, title=f"{study.study_name}: {label} against latency")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    written.append(folder / "accuracy_latency.png")
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+    return written

@@ -1,0 +1,248 @@
+"""Search-space decisions as Optuna parameters, and an evolutionary sampler.
+
+Every active decision of a space is one Optuna parameter named by its label
+(labels are distinct per condition, so no parameter ever changes its
+distribution, the pitfall of optuna/optuna#2564). :func:`suggest` walks the
+decisions in order, asking the trial for those whose conditions hold, so
+that any Optuna sampler (TPE, NSGA-II, random) searches the space; values
+that Optuna cannot hold as categorical choices (shapes, connection tables)
+travel as their JSON text.
+
+:class:`EvolutionSampler` is regularised (aging) evolution (Real et al.
+2019) with multi-objective parent selection: before each trial it picks a
+parent by tournament among the most recent finished trials (feasible
+before infeasible, then the lower non-dominated rank) and mutates one or a
+few of its decisions with :func:`nas.space.mutate`; the trial's parameters
+are then answered from that child.
+
+Example:
+    >>> import optuna, nas.space as S
+    >>> space = S.load_space("early")
+    >>> study = optuna.create_study(directions=["maximize", "minimize"], sampler=EvolutionSampler(space, seed=0))
+    >>> study.optimize(lambda t: (len(suggest(t, space)), 1.0), n_trials=3)
+    >>> len(study.trials)
+    3
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers._base import _process_constraints_after_trial
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.errors import NASError
+from nas.space import Assignment, Decision, Space, _same, mutate, sample
+
+_PRIMITIVE = (type(None), bool, int, float, str)
+ASSIGNMENT_ATTR = "nas:assignment"
+"""System attribute where the evolutionary sampler leaves a trial's child."""
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON data (tuples become lists, mappings dicts)."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def to_param(value: Any) -> Any:
+    """A decision value as an Optuna parameter value."""
+    return value if isinstance(value, _PRIMITIVE) else json.dumps(plain(value), sort_keys=True)
+
+
+def from_plain(decision: Decision, value: Any) -> Any:
+    """The space's own value for ``value`` read back from JSON or a parameter."""
+    if isinstance(value, str) and decision.kind == "choice" and not any(_same(value, c) for c in decision.choices):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if decision.kind == "choice":
+        for choice in decision.choices:
+            if _same(plain(choice), plain(value)):
+                return choice
+        raise NASError(f"{value!r} is not among its choices", field=decision.label)
+    return value
+
+
+def assignment_from_plain(space: Space, data: Mapping[str, Any]) -> Assignment:
+    """An assignment stored as JSON data (a trial's user attribute) read back."""
+    return {label: from_plain(space.by_label[label], v) for label, v in data.items() if label in space.by_label}
+
+
+def params_of(assignment: Mapping[str, Any]) -> dict[str, Any]:
+    """An assignment as Optuna parameters (for ``study.enqueue_trial``)."""
+    return {label: to_param(v) for label, v in assignment.items()}
+
+
+def suggest(trial: optuna.Trial, space: Space) -> Assignment:
+    """Ask ``trial`` for every decision that exists (its conditions hold), in order.
+
+    Choices and booleans are categorical parameters, ranges ``suggest_int``
+    or ``suggest_float`` with their step.
+    """
+    assignment: Assignment = {}
+    for d in space.decisions:
+        if not all(_same(assignment.get(label), value) for label, value in d.when):
+            continue
+        if d.kind == "choice":
+            picked = trial.suggest_categorical(d.label, [to_param(c) for c in d.choices])
+            assignment[d.label] = from_plain(d, picked)
+        elif d.kind == "bool":
+            assignment[d.label] = bool(trial.suggest_categorical(d.label, [False, True]))
+        elif d.kind == "int":
+            assignment[d.label] = trial.suggest_int(d.label, int(d.low), int(d.high), step=int(d.step))
+        else:
+            assignment[d.label] = trial.suggest_float(d.label, d.low, d.high, step=d.step)
+    return assignment
+
+
+def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def nondominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
+    """The non-dominated rank of each point (0: on the front), all objectives minimised."""
+    ranks = [-1] * len(points)
+    rank, left = 0, set(range(len(points)))
+    while left:
+        front = {i for i in left if not any(_dominates(points[j], points[i]) for j in left if j != i)}
+        for i in front:
+            ranks[i] = rank
+        left -= front
+        rank += 1
+    return ranks
+
+
+def violation(trial: FrozenTrial) -> float:
+    """How far a trial is over its constraints (0 when feasible)."""
+    constraint = trial.user_attrs.get("constraint")
+    return float("inf") if constraint is None else sum(max(0.0, float(c)) for c in constraint)
+
+
+class EvolutionSampler(BaseSampler):
+    """Aging evolution over a :class:`~nas.space.Space`, as an Optuna sampler.
+
+    Args:
+        space: the space the study's objective :func:`suggest`s from.
+        seed: seeds the draws.
+        population: how many of the most recent finished trials parents are
+            taken from (older ones age out).
+        tournament: how many of those compete to be the parent.
+        mutations: how many decisions a child changes, drawn from these.
+        startup_trials: trials drawn at random (enqueued ones count) before
+            mutation starts.
+        constraints_func: as for Optuna's NSGA-II; its values are stored as
+            the trial's ``constraints`` system attribute.
+        seen: given an assignment, a key (the canonical hash) to avoid
+            children already evaluated; a few redraws are made.
+
+    The child is made in :meth:`before_trial` and kept as the system
+    attribute ``nas:assignment`` (with the parent's number in
+    ``nas:parent``); :meth:`sample_independent` answers each parameter
+    from it, and falls back to random sampling for anything else.
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        seed: int | None = None,
+        population: int = 16,
+        tournament: int = 4,
+        mutations: Sequence[int] = (1, 1, 2),
+        startup_trials: int = 4,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        seen: Callable[[Assignment], str] | None = None,
+    ) -> None:
+        self.space = space
+        self.population = population
+        self.tournament = tournament
+        self.mutations = tuple(mutations)
+        self.startup_trials = startup_trials
+        self.constraints_func = constraints_func
+        self.seen = seen
+        self._rng = random.Random(seed)
+        self._random = RandomSampler(seed=seed)
+        self._children: dict[int, Assignment] = {}
+
+    def reseed_rng(self) -> None:
+        self._rng = random.Random()
+        self._random.reseed_rng()
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        if "fixed_params" in trial.system_attrs:
+            return  # an enqueued trial (a zoo net): its parameters are given
+        finished = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if isinstance(t.user_attrs.get("assignment"), dict)
+        ]
+        started = sum(1 for t in study.get_trials(deepcopy=False) if t.number < trial.number)
+        if started < self.startup_trials or not finished:
+            child, parent = sample(self.space, self._rng), None
+        else:
+            parent = self._select(study, finished[-self.population :])
+            child = self._mutate(study, assignment_from_plain(self.space, parent.user_attrs["assignment"]))
+        self._children[trial._trial_id] = child
+        storage = study._storage
+        storage.set_trial_system_attr(trial._trial_id, ASSIGNMENT_ATTR, plain(child))
+        storage.set_trial_system_attr(trial._trial_id, "nas:parent", None if parent is None else parent.number)
+
+    def _select(self, study: Study, population: list[FrozenTrial]) -> FrozenTrial:
+        signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
+        points = [[s * v for s, v in zip(signs, t.values)] for t in population]
+        ranks = nondominated_ranks(points)
+        contestants = self._rng.sample(range(len(population)), min(self.tournament, len(population)))
+        best = min(contestants, key=lambda i: (violation(population[i]), ranks[i], self._rng.random()))
+        return population[best]
+
+    def _mutate(self, study: Study, parent: Assignment) -> Assignment:
+        known = set()
+        if self.seen is not None:
+            known = {t.user_attrs.get("hash") for t in study.get_trials(deepcopy=False)}
+        child = parent
+        for _ in range(10):
+            child = mutate(self.space, parent, self._rng, k=self._rng.choice(self.mutations))
+            if self.seen is None:
+                break
+            try:
+                if self.seen(child) not in known:
+                    break
+            except NASError:
+                continue
+        return child
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        child = self._children.get(trial._trial_id)
+        if child is None and ASSIGNMENT_ATTR in trial.system_attrs:
+            child = assignment_from_plain(self.space, trial.system_attrs[ASSIGNMENT_ATTR])
+        if child is not None and param_name in child:
+            value = to_param(child[param_name])
+            if param_distribution._contains(param_distribution.to_internal_repr(value)):
+                return value
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
+        self._children.pop(trial._trial_id, None)
+        if self.constraints_func is not None:
+            _process_constraints_after_trial(self.constraints_func, study, trial, state)

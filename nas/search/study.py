@@ -1,0 +1,627 @@
+"""The search: one Optuna study over a space, under a hard latency budget.
+
+Each trial:
+
+1. takes an assignment from the sampler (:func:`~nas.search.sampler.suggest`),
+   decodes it and fits it to the data (:func:`~nas.search.adapt.adapt`:
+   the classifier gets the data's number of classes);
+2. reuses an earlier trial's outcome if that trial evaluated the same
+   network (canonical hash): nothing is trained twice;
+3. measures its latency (:func:`nas.latency.measure`, cached) or predicts
+   it from a latency table, and stores ``constraint = latency - budget``
+   as a user attribute and as Optuna's constraint (``Trial.set_constraint``
+   from Optuna 5, a ``constraints_func`` before), which the samplers read:
+   a trial over the budget is infeasible and is not trained;
+4. evaluates it: a short training run (validation accuracy) or a
+   zero-cost proxy; saves its weights under ``runs/<study>/trials/``.
+
+Objectives are (accuracy or proxy score: maximise, latency: minimise).
+Optuna prunes single-objective studies only, so the accuracy run applies a
+median stopping rule itself (Golovin et al. 2017, as Optuna's
+``MedianPruner``): after each epoch but the last, a trial below the median
+accuracy that at least :data:`PRUNE_AFTER` earlier feasible trials had at
+that epoch stops and is recorded as pruned.
+
+The storage is the single source of truth: the same ``--storage`` and
+``--study`` resume a search, and several processes may work on one study.
+
+Example:
+    >>> config = SearchConfig(space="early", trials=6, objective="proxy:naswot", storage="sqlite:///runs/x.db")
+    >>> result = run_search(config)                              # doctest: +SKIP
+    >>> result.tally.feasible > 0                                # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import optuna
+import safetensors.torch
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+import nas.space as S
+from nas import zoo
+from nas.errors import NASError
+from nas.graph import Graph
+from nas.latency import TimingPolicy, measure
+from nas.lower import lower
+from nas.search.adapt import adapt
+from nas.search.data import Split, load_data
+from nas.search.proxies import BATCH, PROXIES, score
+from nas.search.results import Tally, export_best, run_dir, tally
+from nas.search.sampler import EvolutionSampler, params_of, plain, suggest
+from nas.search.train import EvaluationFailed, default_device, state_of, train
+
+SAMPLERS = ("evolution", "tpe", "nsga2", "random")
+OBJECTIVES = ("accuracy", *(f"proxy:{name}" for name in PROXIES))
+DEFAULT_STORAGE = "sqlite:///runs/nas.db"
+PRUNE_AFTER = 3
+"""Earlier trials an epoch needs before the median stopping rule applies."""
+SCREEN_SAMPLES = 8
+"""Random architectures tried when no zoo net meets the budget, before giving up."""
+NATIVE_CONSTRAINTS = hasattr(optuna.Trial, "set_constraint")
+"""Optuna 5 records constraints on the trial; older versions take a ``constraints_func``."""
+SETTINGS = ("space", "data", "objective", "latency_budget_ms", "backend", "batch", "precision", "latency_table")
+"""What a resumed study must agree on with the run that made it."""
+
+
+@dataclass
+class SearchConfig:
+    """Everything ``nas search`` takes; the defaults run a small search on
+    the built-in digits in a few minutes on a CPU."""
+
+    space: str = "early"
+    data: str = "digits"
+    trials: int = 16
+    latency_budget_ms: float = 1.0
+    backend: str = "torch"
+    batch: int = 1
+    precision: str = "fp32"
+    threads: int | None = 1
+    latency_table: str | None = None
+    objective: str = "accuracy"
+    sampler: str = "evolution"
+    storage: str = DEFAULT_STORAGE
+    study: str | None = None
+    seed: int = 0
+    trial_timeout: float = 120.0
+    epochs: int = 2
+    runs: str = "runs"
+    prune: bool = True
+    timing: TimingPolicy | None = field(default=None, repr=False)
+    """How latencies are timed (``None``: the backend's default policy)."""
+
+    def study_name(self, data: Split) -> str:
+        stem = "digits" if data.name == "digits" else Path(data.name).stem
+        return self.study or f"{Path(self.space).stem}-{stem}"
+
+
+@dataclass
+class SearchResult:
+    """Where a search's results are, and how it went."""
+
+    study: str
+    storage: str
+    runs: Path
+    tally: Tally
+    ran: int
+    best: FrozenTrial | None = None
+    best_dir: Path | None = None
+    best_error: str | None = None
+
+
+# -- storage --------------------------------------------------------------------
+
+
+def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL: any SQLAlchemy URL (``sqlite:///runs/nas.db``,
+    ``postgresql://user@host/db``), or ``journal:PATH`` for a journal file.
+    Parent folders of SQLite and journal files are created (with
+    ``create=False``, a missing file is an error instead). RDB storages
+    get a heartbeat, so that a trial whose process died is failed and
+    retried once by the next worker.
+
+    Raises:
+        NASError: a URL Optuna cannot open (one line, naming it).
+    """
+    hint = "give an Optuna storage URL: sqlite:///runs/nas.db, postgresql://user:pass@host/db or journal:runs/nas.log"
+    try:
+        local = None
+        if url.startswith("journal:"):
+            local = Path(url.removeprefix("journal:").removeprefix("//"))
+        elif url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
+            local = Path(url.removeprefix("sqlite:///"))
+        if local is not None and not create and not local.is_file():
+            raise NASError(f"no storage file {local}", field="storage", hint="give the --storage the search used")
+        if local is not None:
+            local.parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("journal:"):
+            path = Path(url.removeprefix("journal:").removeprefix("//"))
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(str(path)))
+        if "://" not in url:
+            raise ValueError("not a URL")
+        # The retry callback was renamed in Optuna 4.9; both forms re-queue a
+        # dead worker's trial once.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+            callback = {"heartbeat_stale_trial_callback": retry(max_retry=1)} if retry else {}
+            if not callback:
+                callback = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
+            for attempt in range(3):
+                try:
+                    return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **callback)
+                except Exception as e:
+                    # Workers started together race to create the tables of a
+                    # new database; the loser finds them made on a retry.
+                    if attempt == 2 or "unique constraint" not in str(e).lower():
+                        raise
+                    time.sleep(0.5 * (attempt + 1))
+            raise AssertionError("unreachable")
+    except NASError:
+        raise
+    except Exception as e:  # SQLAlchemy and drivers raise many kinds
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise NASError(f"cannot open storage '{url}': {reason}", field="storage", hint=hint) from None
+
+
+# -- latency ----------------------------------------------------------------------
+
+
+LatencyFn = Callable[[Graph], tuple[float, str]]
+
+
+def latency_function(config: SearchConfig) -> LatencyFn:
+    """``graph -> (milliseconds, how it was obtained)``: measured on the
+    backend (cached by hash and conditions), or predicted from a table.
+
+    Raises:
+        NASError: an unknown or missing backend, or a latency table without
+            the predictor module.
+    """
+    if config.latency_table is not None:
+        try:
+            import nas.latency.predict as predictor
+        except ImportError:
+            raise NASError(
+                "latency tables need nas.latency.predict", field="latency-table", hint="measure instead: drop it"
+            ) from None
+        # The predictor is being written beside this module: take either of
+        # its two likely forms, a Predictor object or load_table + predict.
+        predict: Callable[[Graph], float]
+        if hasattr(predictor, "Predictor"):
+            predict = predictor.Predictor(config.latency_table).predict
+        else:
+            table = predictor.load_table(config.latency_table)  # type: ignore[attr-defined]
+
+            def predict_with_table(graph: Graph) -> float:
+                return predictor.predict(graph, table)  # type: ignore[attr-defined, no-any-return]
+
+            predict = predict_with_table
+
+        source = f"predicted from {config.latency_table}"
+
+        def predicted(graph: Graph) -> tuple[float, str]:
+            value = predict(graph)
+            return float(getattr(value, "median_ms", value)), source
+
+        return predicted
+
+    from nas.latency import get_backend
+
+    get_backend(config.backend)  # a missing backend fails now, listing the available ones
+
+    def measured(graph: Graph) -> tuple[float, str]:
+        m = measure(
+            graph,
+            config.backend,
+            batch=config.batch,
+            precision=config.precision,
+            threads=config.threads,
+            policy=config.timing,
+        )
+        if not m.ok or m.median_ms is None:
+            raise EvaluationFailed(f"latency measurement failed: {m.reason}")
+        c = m.conditions
+        threads = "" if c.threads is None else f", {c.threads} threads"
+        where = f"{c.backend} ({c.mode}), {c.device}, batch {c.batch}, {c.precision}{threads}"
+        return float(m.median_ms), f"measured on {where}"
+
+    return measured
+
+
+# -- the search -------------------------------------------------------------------
+
+
+class _Search:
+    """The objective and its context: space, data, budget, latency, storage of weights."""
+
+    def __init__(self, config: SearchConfig, space: S.Space, data: Split, latency: LatencyFn, folder: Path) -> None:
+        self.config = config
+        self.space = space
+        self.data = data
+        self.latency = latency
+        self.folder = folder
+        self.device = default_device()
+
+    def network(self, assignment: S.Assignment) -> Graph:
+        """The assignment's network, fitted to the data's classes."""
+        graph = adapt(S.decode(self.space, assignment), classes=self.data.classes)
+        for key, bound in self.space.limits.items():
+            if getattr(graph, key) > bound:
+                raise NASError(f"{key} {getattr(graph, key):,} exceed the space's limit of {bound:,.0f}")
+        return graph
+
+    def key(self, assignment: S.Assignment) -> str:
+        return self.network(assignment).hash
+
+    def constrain(self, trial: optuna.Trial, constraint: list[float]) -> None:
+        """Record ``latency - budget`` (feasible when <= 0): as the user
+        attribute ``constraint``, and where Optuna has it (5.0 on) as the
+        trial's own constraint, which its samplers read in place of a
+        ``constraints_func``."""
+        trial.set_user_attr("constraint", constraint)
+        if NATIVE_CONSTRAINTS:
+            trial.set_constraint("latency", constraint[0])
+
+    # The objective --------------------------------------------------------
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        assignment = suggest(trial, self.space)
+        trial.set_user_attr("space", self.space.name)
+        trial.set_user_attr("objective", self.config.objective)
+        trial.set_user_attr("assignment", plain(assignment))
+        if "origin" not in trial.user_attrs:
+            parent = trial.study._storage.get_trial_system_attrs(trial._trial_id).get("nas:parent")
+            origin = f"mutation of trial {parent}" if parent is not None else self.config.sampler
+            if self.config.sampler == "evolution" and parent is None:
+                origin = "random"
+            trial.set_user_attr("origin", origin)
+        try:
+            graph = self.network(assignment)
+        except NASError as e:
+            raise self.fail(trial, f"invalid architecture: {e}") from None
+        trial.set_user_attr("hash", graph.hash)
+        trial.set_user_attr("params", graph.params)
+        trial.set_user_attr("macs", graph.macs)
+        trial.set_user_attr("yaml", graph.to_yaml())
+        earlier = self.earlier(trial, graph.hash)
+        if earlier is not None:
+            return self.reuse(trial, earlier)
+        try:
+            latency_ms, source = self.latency(graph)
+        except (EvaluationFailed, NASError) as e:  # this network only: a runtime that cannot build it
+            raise self.fail(trial, str(e)) from None
+        trial.set_user_attr("latency_ms", latency_ms)
+        trial.set_user_attr("latency_source", source)
+        self.constrain(trial, [latency_ms - self.config.latency_budget_ms])
+        feasible = latency_ms <= self.config.latency_budget_ms
+        try:
+            value = self.evaluate(trial, graph, feasible)
+        except EvaluationFailed as e:
+            raise self.fail(trial, str(e)) from None
+        trial.set_user_attr("evaluated", True)
+        return value, latency_ms
+
+    def evaluate(self, trial: optuna.Trial, graph: Graph, feasible: bool) -> float:
+        objective = self.config.objective
+        if objective.startswith("proxy:"):
+            torch.manual_seed(self.config.seed)
+            model = lower(graph)
+            images, _ = self.data.fit(next(iter(graph.summary.inputs.values())))
+            try:
+                value = score(objective.removeprefix("proxy:"), graph, images.x[:BATCH], images.y[:BATCH], model=model)
+            except (RuntimeError, ValueError) as e:
+                raise EvaluationFailed(f"{objective} failed: {' '.join(str(e).split())[:200]}") from e
+            if not math.isfinite(value):
+                raise EvaluationFailed(
+                    f"{objective} score is {value}: the network does not tell its inputs apart"
+                    if value < 0
+                    else f"{objective} score is {value}"
+                )
+            trial.set_user_attr("score", value)
+            trial.set_user_attr("accuracy", None)
+            self.save(trial, state_of(model))
+            return value
+        if not feasible:
+            trial.set_user_attr("accuracy", None)
+            trial.set_user_attr("skipped", "over the latency budget: not trained")
+            return 0.0
+        curve: list[float] = []
+
+        def on_epoch(epoch: int, accuracy: float) -> None:
+            curve.append(accuracy)
+            trial.set_user_attr("curve", curve)
+            reason = self.prune_reason(trial, epoch, accuracy)
+            if reason is not None:
+                trial.set_user_attr("pruned", reason)
+                raise optuna.TrialPruned(reason)
+
+        result = train(
+            graph,
+            self.data,
+            epochs=self.config.epochs,
+            timeout_s=self.config.trial_timeout,
+            seed=self.config.seed,
+            device=self.device,
+            on_epoch=on_epoch,
+        )
+        trial.set_user_attr("accuracy", result.accuracy)
+        trial.set_user_attr("train_s", round(result.seconds, 3))
+        self.save(trial, result.state)
+        return result.accuracy
+
+    def prune_reason(self, trial: optuna.Trial, epoch: int, accuracy: float) -> str | None:
+        """The median stopping rule: below the median of earlier feasible trials at this epoch."""
+        if not self.config.prune or epoch >= self.config.epochs - 1:
+            return None
+        earlier = [
+            t.user_attrs["curve"][epoch]
+            for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.number < trial.number
+            and len(t.user_attrs.get("curve") or ()) > epoch
+            and "duplicate_of" not in t.user_attrs
+        ]
+        if len(earlier) < PRUNE_AFTER:
+            return None
+        median = statistics.median(earlier)
+        if accuracy >= median:
+            return None
+        return (
+            f"epoch {epoch + 1}: accuracy {accuracy:.4f} below the median {median:.4f} of {len(earlier)} earlier trials"
+        )
+
+    def save(self, trial: optuna.Trial, state: dict[str, torch.Tensor]) -> None:
+        path = self.folder / "trials" / f"{trial.number}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        safetensors.torch.save_file(state, str(path))
+        trial.set_user_attr("weights", str(path.resolve()))
+
+    def fail(self, trial: optuna.Trial, reason: str) -> EvaluationFailed:
+        trial.set_user_attr("failure", reason)
+        return EvaluationFailed(reason)
+
+    # Duplicates -----------------------------------------------------------
+
+    def earlier(self, trial: optuna.Trial, graph_hash: str) -> FrozenTrial | None:
+        """The first finished trial that evaluated this network."""
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        for t in trial.study.get_trials(deepcopy=False, states=finished):
+            same = t.number < trial.number and t.user_attrs.get("hash") == graph_hash
+            # A failure before the latency (a broken measurement) says nothing of the network.
+            if (
+                same
+                and "duplicate_of" not in t.user_attrs
+                and (t.state != TrialState.FAIL or "latency_ms" in t.user_attrs)
+            ):
+                return t
+        return None
+
+    def reuse(self, trial: optuna.Trial, earlier: FrozenTrial) -> tuple[float, float]:
+        trial.set_user_attr("duplicate_of", earlier.number)
+        for key in ("latency_ms", "latency_source", "accuracy", "score", "curve", "weights", "skipped"):
+            if key in earlier.user_attrs:
+                trial.set_user_attr(key, earlier.user_attrs[key])
+        if "constraint" in earlier.user_attrs:
+            self.constrain(trial, list(earlier.user_attrs["constraint"]))
+        if earlier.state == TrialState.PRUNED:
+            trial.set_user_attr("pruned", f"as trial {earlier.number}: {earlier.user_attrs.get('pruned', 'pruned')}")
+            raise optuna.TrialPruned(trial.user_attrs["pruned"])
+        if earlier.state == TrialState.FAIL:
+            raise self.fail(trial, f"as trial {earlier.number}: {earlier.user_attrs.get('failure', 'failed')}")
+        assert earlier.values is not None
+        trial.set_user_attr("evaluated", True)
+        return earlier.values[0], earlier.values[1]
+
+
+def starting_points(search: _Search, rng: random.Random) -> list[tuple[str, S.Assignment, float]]:
+    """The zoo nets that are fixed points of the space and meet the budget,
+    as ``(origin, assignment, latency)``; if none does, random architectures
+    that do (up to :data:`SCREEN_SAMPLES` tried).
+
+    Zoo nets are measured from the smallest (MACs) up, and the rest are
+    taken to miss the budget once one needs three times it.
+
+    Raises:
+        NASError: nothing tried meets the budget (naming the fastest).
+    """
+    budget = search.config.latency_budget_ms
+    candidates = []
+    for name in S.fixed_points(search.space):
+        assignment = S.encode(search.space, zoo.load(name))
+        with contextlib.suppress(NASError):
+            candidates.append((f"zoo:{name}", assignment, search.network(assignment)))
+    candidates.sort(key=lambda c: c[2].macs)
+    fitting, tried = [], []
+    for origin, assignment, graph in candidates:
+        with contextlib.suppress(EvaluationFailed):
+            ms, _ = search.latency(graph)
+            tried.append((ms, origin))
+            if ms <= budget:
+                fitting.append((origin, assignment, ms))
+            elif ms > 3 * budget:
+                break
+    if fitting:
+        return fitting
+    for _ in range(SCREEN_SAMPLES):
+        assignment = S.sample(search.space, rng)
+        with contextlib.suppress(NASError, EvaluationFailed):
+            ms, _ = search.latency(search.network(assignment))
+            tried.append((ms, "a random architecture"))
+            if ms <= budget:
+                return [("random", assignment, ms)]
+    if not tried:
+        raise NASError(f"no architecture of space '{search.space.name}' could be measured", field="backend")
+    fastest, what = min(tried)
+    raise NASError(
+        f"no architecture of space '{search.space.name}' meets the latency budget of {budget:g} ms on "
+        f"{search.config.backend}: the fastest of the {len(tried)} tried ({what}) takes {fastest:.3g} ms",
+        field="latency-budget-ms",
+        hint=f"raise --latency-budget-ms above {fastest:.3g}, or search a space of smaller networks",
+    )
+
+
+def make_sampler(config: SearchConfig, search: _Search) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler ``config.sampler`` names, with the latency constraint."""
+
+    def from_attrs(trial: FrozenTrial) -> list[float]:
+        return list(trial.user_attrs.get("constraint", [math.inf]))
+
+    constraints = None if NATIVE_CONSTRAINTS else from_attrs
+    if config.sampler == "evolution":
+        return EvolutionSampler(search.space, seed=config.seed, constraints_func=constraints, seen=search.key)
+    if config.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=config.seed, constraints_func=constraints)
+    if config.sampler == "nsga2":
+        size = max(4, min(16, config.trials // 3))
+        return optuna.samplers.NSGAIISampler(seed=config.seed, constraints_func=constraints, population_size=size)
+    return optuna.samplers.RandomSampler(seed=config.seed)
+
+
+def _check(config: SearchConfig) -> None:
+    if config.sampler not in SAMPLERS:
+        raise NASError(f"unknown sampler '{config.sampler}'", field="sampler", hint=f"use one of {', '.join(SAMPLERS)}")
+    if config.objective not in OBJECTIVES:
+        raise NASError(
+            f"unknown objective '{config.objective}'", field="objective", hint=f"use one of {', '.join(OBJECTIVES)}"
+        )
+    for name, value, low in (("trials", config.trials, 1), ("epochs", config.epochs, 1), ("batch", config.batch, 1)):
+        if value < low:
+            raise NASError(f"--{name} must be at least {low}, got {value}", field=name)
+    if not config.latency_budget_ms > 0:
+        raise NASError(
+            f"the latency budget must be positive, got {config.latency_budget_ms}", field="latency-budget-ms"
+        )
+    if not config.trial_timeout > 0:
+        raise NASError(f"--trial-timeout must be positive, got {config.trial_timeout}", field="trial-timeout")
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial log lines would interleave with the progress bar;
+    its experimental-feature warnings say nothing to a user of nas."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            yield
+        finally:
+            optuna.logging.set_verbosity(level)
+
+
+def run_search(
+    config: SearchConfig,
+    *,
+    on_start: Callable[[optuna.Study, SearchConfig], None] | None = None,
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> SearchResult:
+    """Run (or resume) the search ``config`` describes until its study has
+    ``config.trials`` finished trials (complete, pruned or failed).
+
+    Args:
+        on_start: called once the study is open (a progress display starts here).
+        on_trial: called after each trial of this process.
+
+    Raises:
+        NASError: an unknown space, data, backend, sampler or objective; a bad
+            storage URL; a budget that no zoo net and no sampled
+            architecture meets; a study made with other settings.
+    """
+    _check(config)
+    space = S.load_space(config.space)
+    data = load_data(config.data)
+    name = config.study_name(data)
+    storage = open_storage(config.storage)
+    folder = run_dir(config.runs, name)
+    search = _Search(config, space, data, latency_function(config), folder)
+    settings = {key: value for key, value in asdict(config).items() if key in SETTINGS}
+    settings["space"] = space.name if Path(config.space).name == config.space else str(config.space)
+    settings["data"] = data.name
+    with _quiet_optuna():
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            directions=["maximize", "minimize"],
+            sampler=make_sampler(config, search),
+            load_if_exists=True,
+        )
+        stored = study.user_attrs
+        clash = [k for k in SETTINGS if k in stored and stored[k] != settings[k]]
+        if clash:
+            key = clash[0]
+            raise NASError(
+                f"study '{name}' was made with {key} {stored[key]!r}, not {settings[key]!r}",
+                field=key.replace("_", "-"),
+                hint="give the same settings to resume it, or another --study",
+            )
+        for key, value in settings.items():
+            if key not in stored:
+                study.set_user_attr(key, value)
+        counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        if not any(is_done(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
+            for origin, assignment, _ in starting_points(search, random.Random(config.seed)):
+                study.enqueue_trial(params_of(assignment), user_attrs={"origin": origin}, skip_if_exists=True)
+        done = len(study.get_trials(deepcopy=False, states=counted))
+        remaining = max(0, config.trials - done)
+        if on_start is not None:
+            on_start(study, config)
+        if remaining:
+            callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
+                optuna.study.MaxTrialsCallback(config.trials, states=counted)
+            ]
+            if on_trial is not None:
+                callbacks.append(on_trial)
+            study.optimize(search, n_trials=remaining, callbacks=callbacks, catch=(EvaluationFailed,))
+    result = SearchResult(name, config.storage, folder, tally(study), remaining)
+    try:
+        result.best_dir, result.best = export_best(study, config.runs)
+    except NASError as e:
+        result.best_error = str(e)
+    return result
+
+
+def is_done(trial: FrozenTrial) -> bool:
+    """A trial that evaluated its network (or reused an evaluation)."""
+    return bool(trial.user_attrs.get("evaluated"))
+
+
+def load_study(storage: str, study: str | None = None) -> optuna.Study:
+    """Open an existing study for reading (``None``: the storage's only study).
+
+    Raises:
+        NASError: a bad storage URL, or no study of that name (listing those there are).
+    """
+    opened = open_storage(storage, create=False)
+    names = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
+    if study is None and len(names) == 1:
+        study = names[0]
+    if study is None:
+        raise NASError(
+            f"storage '{storage}' holds {len(names)} studies",
+            field="study",
+            hint=f"name one with --study: {', '.join(names)}" if names else "run 'nas search' first",
+        )
+    if study not in names:
+        raise NASError(
+            f"no study '{study}' in storage '{storage}'",
+            field="study",
+            hint=f"studies there: {', '.join(names)}" if names else "run 'nas search' first",
+        )
+    with _quiet_optuna():
+        return optuna.load_study(study_name=study, storage=opened)
+
+
+__all__ = ["OBJECTIVES", "SAMPLERS", "SearchConfig", "SearchResult", "load_study", "open_storage", "run_search"]

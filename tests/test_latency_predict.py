@@ -1,0 +1,343 @@
+"""Latency tables and the predictor: units, the table file, fitting, `nas latency --predict` and `profile`.
+
+The predictor is checked on synthetic tables whose "measurements" follow a
+known linear law, which the fitted models must recover exactly; profiling
+runs for real on the torch backend over a tiny space.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nas
+import nas.latency as latency
+import nas.space
+from nas.cli import main
+from nas.errors import NASError
+from nas.latency.predict import Predictor, accuracy, fit_nonnegative, kendall_tau
+from nas.latency.profile import fit_table, profile, sample_at
+from nas.latency.table import LatencyTable
+from nas.latency.units import units
+
+TINY_SPACE = """
+name: tiny
+description: A convolution, an optional pooling and a classifier.
+decisions:
+  width: {choice: [4, 8]}
+inputs:
+  x: [3, 16, 16]
+nodes:
+  conv: {block: conv2d, in: x, out_channels: $width, kernel_size: {choice: [1, 3]}, padding: 0}
+  bn: {block: batch_norm, in: conv}
+  act: {block: relu, in: bn}
+  pool: {block: max_pool2d, in: act, optional: true, kernel_size: 2}
+  gap: {block: adaptive_avg_pool2d, in: pool}
+  flat: {block: flatten, in: gap}
+  fc: {block: linear, in: flat, out_features: {choice: [10, 20]}}
+outputs: [fc]
+"""
+
+# The synthetic law: a unit takes A + B * GMACs + C * MB moved; a network
+# takes W . (unit sum, units, Mparams, 1).
+A, B, C = 0.01, 40.0, 0.05
+W = {"blocks_ms": 1.3, "units": 0.004, "params_m": 0.02, "const": 0.05}
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes to the user's cache."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "default-cache"))
+
+
+def _law(unit: latency.Unit) -> float:
+    return A + B * unit.macs / 1e9 + C * unit.bytes / 1e6
+
+
+def _network_law(graph: nas.Graph) -> float:
+    cut = units(graph)
+    return (
+        W["blocks_ms"] * sum(_law(u) for u in cut)
+        + W["units"] * len(cut)
+        + W["params_m"] * graph.params / 1e6
+        + W["const"]
+    )
+
+
+def _graphs(count: int, seed: int) -> list[nas.Graph]:
+    space = nas.space.load_space("residual")
+    rng = random.Random(seed)
+    return [sample_at(space, rng, (3, 32, 32), max_macs=100e6) for _ in range(count)]
+
+
+def _synthetic_table(graphs: list[nas.Graph], extra: list[nas.Graph] = ()) -> LatencyTable:  # type: ignore[assignment]
+    blocks: dict[str, dict[str, Any]] = {}
+    for g in [*graphs, *extra]:
+        for u in units(g):
+            ms = _law(u)
+            blocks.setdefault(
+                u.key,
+                {"key": u.key, **u.describe(), "median_ms": ms, "p10_ms": ms, "p90_ms": ms, "runs": 10, "count": 0},
+            )
+            blocks[u.key]["count"] += 1
+    networks = [
+        {
+            "name": f"n{i}",
+            "hash": g.hash,
+            "source": "residual",
+            "median_ms": _network_law(g),
+            "p10_ms": 0.0,
+            "p90_ms": 0.0,
+        }
+        for i, g in enumerate(graphs)
+    ]
+    table = LatencyTable(
+        conditions={
+            "backend": "torch",
+            "mode": "eager",
+            "device": "test CPU",
+            "precision": "fp32",
+            "batch": 1,
+            "threads": 1,
+            "versions": {"torch": "x"},
+        },
+        blocks=list(blocks.values()),
+        networks=networks,
+        profile={"note": "synthetic"},
+    )
+    fit_table(table, graphs, features=tuple(W))
+    return table
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[LatencyTable, list[nas.Graph]]:
+    graphs = _graphs(12, seed=3)
+    return _synthetic_table(graphs[:8], graphs[8:]), graphs
+
+
+# -- units ------------------------------------------------------------------------
+
+
+def test_units_fuse_conv_norm_activation_and_open_stages() -> None:
+    g = nas.build("resnet20")
+    cut = units(g)
+    kinds = [u.kind for u in cut]
+    assert kinds[0] == "conv2d+batch_norm+relu"  # the stem: one fused unit, not three
+    assert kinds.count("basic_block") == 9  # three stages of three, opened
+    assert len({u.key for u in cut}) < len(cut)  # repeated blocks share a key
+    assert sum(u.macs for u in cut) == g.macs
+    assert sum(u.params for u in cut) == g.params
+
+
+def test_a_conv_read_twice_does_not_fuse() -> None:
+    g = nas.build("""
+inputs: {x: [3, 8, 8]}
+nodes:
+  conv: {block: conv2d, in: x, out_channels: 4, kernel_size: 3, padding: 1}
+  act: {block: relu, in: conv}
+  sum: {block: add, in: [conv, act]}
+outputs: [sum]
+""")
+    assert [u.kind for u in units(g)] == ["conv2d", "relu", "add"]
+    add = units(g)[2]
+    assert add.wiring == (0, 1) and add.inputs == ((4, 8, 8), (4, 8, 8))
+
+
+def test_a_unit_alone_is_a_network_with_its_cost() -> None:
+    for u in units(nas.build("squeezenet1_1"))[:6]:
+        alone = u.graph()
+        assert alone.macs == u.macs and alone.params == u.params
+
+
+# -- the table file -------------------------------------------------------------
+
+
+def test_table_round_trip(tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]]) -> None:
+    table, _ = synthetic
+    path = tmp_path / "t.json"
+    table.save(path)
+    again = LatencyTable.load(path)
+    assert again.to_dict() == json.loads(json.dumps(table.to_dict()))
+    assert again.path == str(path)
+    assert "pickle" not in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(format="other"), "format"),
+        (lambda d: d.update(version=99), "version"),
+        (lambda d: d["conditions"].pop("backend"), "conditions.backend"),
+        (lambda d: d["conditions"].update(batch="one"), "conditions.batch"),
+        (lambda d: d["blocks"][1].update(median_ms="fast"), "blocks[1].median_ms"),
+        (lambda d: d["blocks"][0].update(median_ms=-1.0), "blocks[0].median_ms"),
+        (lambda d: d["blocks"][2].pop("kind"), "blocks[2].kind"),
+        (lambda d: d["blocks"].append(copy.deepcopy(d["blocks"][0])), "key"),
+        (lambda d: d["networks"][0].update(hash=3), "networks[0].hash"),
+        (lambda d: d["correction"].update(coef=[1.0]), "correction.coef"),
+        (lambda d: d["correction"].update(features=["blocks_ms", "magic", "const", "units"]), "correction.features"),
+        (lambda d: d["fallback"].update({"global": [1, "x", 2]}), "fallback.global"),
+    ],
+)
+def test_a_bad_table_is_a_one_line_error_naming_file_and_field(
+    tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]], change: Any, field: str
+) -> None:
+    data = copy.deepcopy(synthetic[0].to_dict())
+    change(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(NASError) as info:
+        LatencyTable.load(path)
+    text = str(info.value)
+    assert "\n" not in text and str(path) in text and field in text
+
+
+def test_unreadable_tables(tmp_path: Path) -> None:
+    with pytest.raises(NASError, match="no such latency table"):
+        LatencyTable.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(NASError, match=r"bad.json:1: not valid JSON"):
+        LatencyTable.load(tmp_path / "bad.json")
+
+
+# -- fitting and predicting -----------------------------------------------------
+
+
+def test_the_predictor_recovers_a_known_linear_law(synthetic: tuple[LatencyTable, list[nas.Graph]]) -> None:
+    table, graphs = synthetic
+    coef = dict(zip(table.correction["features"], table.correction["coef"]))
+    assert coef == pytest.approx(W, rel=1e-6, abs=1e-9)
+    predictor = Predictor(table)
+    for g in graphs:  # eight fitted it; the other four are held out, their blocks in the table
+        assert predictor.predict(g) == pytest.approx(_network_law(g), rel=1e-9)
+        detail = predictor.explain(g)
+        assert detail.from_table == detail.units
+
+
+def test_a_missing_block_falls_back_to_its_kind_model(synthetic: tuple[LatencyTable, list[nas.Graph]]) -> None:
+    table, graphs = synthetic
+    target = graphs[9]
+    kind = next(u.kind for u in units(target) if u.kind in ("basic_block", "bottleneck"))
+    missing = {u.key for u in units(target) if u.kind == kind}
+    thinner = copy.deepcopy(table)
+    thinner.blocks = [b for b in table.blocks if b["key"] not in missing]
+    fit_table(thinner, graphs[:8], features=tuple(W))
+    assert kind in thinner.fallback["kinds"]
+    detail = Predictor(thinner).explain(target)
+    assert detail.from_table < detail.units
+    # the per-kind model is exact for a law that is linear in MACs and bytes
+    assert detail.median_ms == pytest.approx(_network_law(target), rel=1e-6)
+
+
+def test_an_unknown_kind_uses_the_global_model(synthetic: tuple[LatencyTable, list[nas.Graph]]) -> None:
+    predictor = Predictor(synthetic[0])
+    assert predictor.model_ms("never_seen", 1e9, 1e6) > 0
+
+
+def test_nonnegative_fit_drops_a_column_that_would_be_negative() -> None:
+    rows = [[1.0, x, 0.0] for x in (1.0, 2.0, 3.0, 4.0)]
+    targets = [2.0 * x + 1.0 for x in (1.0, 2.0, 3.0, 4.0)]
+    assert fit_nonnegative(rows, targets) == pytest.approx([1.0, 2.0, 0.0])
+    falling = [10.0 - x for x in (1.0, 2.0, 3.0, 4.0)]
+    assert all(c >= 0 for c in fit_nonnegative(rows, falling))
+
+
+def test_kendall_tau_by_hand() -> None:
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)  # 5 concordant, 1 discordant
+    # tau-b with ties (scipy.stats.kendalltau gives 0.8): C=4, D=0, one tie in x, one in y
+    assert kendall_tau([1, 2, 2, 3], [1, 2, 3, 3]) == pytest.approx(0.8)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_accuracy_figures() -> None:
+    result = accuracy([1.0, 2.2, 2.7], [1.0, 2.0, 3.0])
+    assert result["mape"] == pytest.approx((0 + 0.1 + 0.1) / 3)
+    assert result["within_10"] == pytest.approx(1.0)
+    assert result["tau"] == pytest.approx(1.0)
+
+
+# -- the command line ---------------------------------------------------------------
+
+
+def test_cli_predict_json_says_predicted_and_from_which_table(
+    tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "table.json"
+    synthetic[0].save(path)
+    assert main(["latency", "resnet20", "--predict", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["predicted"] is True
+    assert report["table"] == str(path)
+    assert report["backend"] == "torch" and report["device"] == "test CPU"
+    assert report["median_ms"] == pytest.approx(Predictor(str(path)).predict(nas.build("resnet20")))
+    assert main(["latency", "resnet20", "--predict", str(path)]) == 0
+    assert "predicted median" in capsys.readouterr().out
+
+
+def test_cli_predict_refuses_other_conditions(
+    tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "table.json"
+    synthetic[0].save(path)
+    assert main(["latency", "resnet20", "--predict", str(path), "--backend", "onnxruntime"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "backend 'torch'" in err
+    assert main(["latency", "resnet20", "--predict", str(tmp_path / "none.json")]) == 2
+    assert "no such latency table" in capsys.readouterr().err
+
+
+# -- profiling for real -------------------------------------------------------------
+
+
+def test_profile_a_tiny_space_on_torch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    store = tmp_path / "store.sqlite"
+    table = profile([str(space)], "torch", networks=4, block_samples=2, threads=1, cache=str(store), budget_s=60)
+    assert table.conditions["backend"] == "torch" and table.conditions["threads"] == 1
+    assert len(table.networks) == 4
+    assert table.blocks and all(b["median_ms"] > 0 for b in table.blocks)
+    assert {b["kind"] for b in table.blocks} >= {"conv2d+batch_norm+relu", "linear"}
+    assert table.profile["spaces"][0]["input"] == [3, 16, 16]
+    assert table.correction["fit"]["n"] == 4
+    path = table.save(tmp_path / "tiny.json")
+    predictor = Predictor(str(path))
+    graph = nas.space.decode(
+        nas.space.load_space(str(space)), nas.space.sample(nas.space.load_space(str(space)), random.Random(9))
+    )
+    assert predictor.predict(graph) > 0
+
+    out = tmp_path / "cli.json"
+    args = [
+        "latency",
+        "profile",
+        "--space",
+        str(space),
+        "--backend",
+        "torch",
+        "--threads",
+        "1",
+        "-o",
+        str(out),
+        "--networks",
+        "2",
+        "--block-samples",
+        "0",
+        "--json",
+    ]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["table"] == str(out) and report["networks"] == 2
+    assert LatencyTable.load(out).conditions["backend"] == "torch"
+
+
+def test_cli_profile_needs_a_space_and_an_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["latency", "profile", "--backend", "torch", "-o", "x.json"]) == 2
+    assert "--space" in capsys.readouterr().err
+    assert main(["latency", "profile", "--space", "tiny_nonexistent_space", "--backend", "torch"]) == 2
+    assert "-o" in capsys.readouterr().err

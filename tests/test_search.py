@@ -1,0 +1,351 @@
+"""The searcher: data, adapt, proxies, the evolutionary sampler, studies, results."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import safetensors.torch
+import torch
+from optuna.trial import TrialState
+
+import nas
+import nas.space as S
+from nas.cli import main
+from nas.errors import NASError
+from nas.latency import TimingPolicy
+from nas.search import SearchConfig, adapt, load_data, load_study, pareto_front, run_search
+from nas.search.proxies import PROXIES, score
+from nas.search.results import is_feasible
+from nas.search.sampler import EvolutionSampler, assignment_from_plain, plain, suggest
+
+TINY_SPACE = """
+name: tiny
+description: Two architectures, so that a search of a few trials meets duplicates.
+inputs:
+  x: [1, 8, 8]
+nodes:
+  conv: {block: conv2d, in: x, out_channels: {choice: [4, 8]}, kernel_size: 3, padding: 1}
+  act: {block: relu}
+  flat: {block: flatten}
+  fc: {block: linear, out_features: 10}
+outputs: [fc]
+"""
+
+GOOD_NET = """
+inputs: {x: [1, 16, 16]}
+nodes:
+  conv1: {block: conv2d, out_channels: 8, kernel_size: 3, padding: 1, bias: false}
+  relu1: {block: relu}
+  conv2: {block: conv2d, out_channels: 16, kernel_size: 3, stride: 2, padding: 1, bias: false}
+  relu2: {block: relu}
+  pool: {block: adaptive_avg_pool2d}
+  flat: {block: flatten}
+  fc: {block: linear, out_features: 10}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches write runs/ and the latency store under a fresh folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def digits():  # type: ignore[no-untyped-def]
+    return load_data("digits")
+
+
+def config(tmp_path: Path, **changes: object) -> SearchConfig:
+    settings: dict[str, object] = {
+        "space": "early",
+        "trials": 5,
+        "objective": "proxy:naswot",
+        "storage": f"sqlite:///{tmp_path}/nas.db",
+        "study": "test",
+        "latency_budget_ms": 50.0,
+        "timing": TimingPolicy.quick(),
+        **changes,
+    }
+    return SearchConfig(**settings)  # type: ignore[arg-type]
+
+
+# -- data ------------------------------------------------------------------------
+
+
+def test_digits_are_split_the_same_way_every_time(digits) -> None:  # type: ignore[no-untyped-def]
+    assert digits.classes == 10 and digits.shape == (1, 8, 8)
+    assert len(digits.train) + len(digits.val) == 1797  # scikit-learn's digits
+    assert len(digits.val) == round(0.2 * 1797)
+    assert set(digits.train.y.tolist()) == set(range(10))
+    again = load_data("digits")
+    assert torch.equal(again.train.y, digits.train.y) and torch.equal(again.val.x, digits.val.x)
+    assert abs(float(digits.train.x.mean())) < 1e-4
+
+
+def test_fit_resizes_and_repeats_channels(digits) -> None:  # type: ignore[no-untyped-def]
+    train, val = digits.fit((3, 32, 32))
+    assert train.x.shape == (len(digits.train), 3, 32, 32) and val.x.shape == (len(digits.val), 3, 32, 32)
+    assert torch.equal(train.x[:, 0], train.x[:, 2])
+    assert digits.fit((3, 32, 32))[0] is train  # cached per shape
+
+
+def test_npz_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.integers(0, 255, (50, 12, 12), dtype=np.uint8), y=np.arange(50) % 3)
+    data = load_data(tmp_path / "d.npz")
+    assert data.classes == 3 and data.shape == (1, 12, 12) and len(data.train) == 40
+
+
+def test_image_folder_data(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (tmp_path / "img" / label).mkdir(parents=True)
+        for i in range(5):
+            Image.new("L", (10, 10), color=40 * i).save(tmp_path / "img" / label / f"{i}.png")
+    data = load_data(tmp_path / "img")
+    assert data.class_names == ["cat", "dog"] and data.shape == (1, 10, 10) and len(data.train) == 8
+
+
+def test_missing_data_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(NASError, match="no such data file") as e:
+        load_data(tmp_path / "nope.npz")
+    assert "\n" not in str(e.value)
+
+
+# -- adapt -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["resnet18", "ciresan_mlp"])
+def test_adapt_a_zoo_net_to_the_digits(name: str, digits) -> None:  # type: ignore[no-untyped-def]
+    original = nas.build(name)
+    shape = (3, 32, 32) if name == "resnet18" else None
+    graph = adapt(original, input_shape=shape, classes=digits.classes)
+    assert graph.summary.outputs == [(10,)]
+    x, _ = digits.fit(next(iter(graph.summary.inputs.values())))
+    assert nas.lower(graph).eval()(x.x[:2]).shape == (2, 10)
+    assert nas.build(name).hash == original.hash  # the argument is left alone
+
+
+def test_adapt_needs_a_classifier() -> None:
+    graph = nas.build("inputs: {x: [4, 8, 8]}\nnodes: {act: {block: relu}}")
+    with pytest.raises(NASError, match="no node with out_features"):
+        adapt(graph, classes=10)
+
+
+# -- proxies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("proxy", sorted(PROXIES))
+def test_proxy_ranks_a_net_that_ignores_its_input_lower(proxy: str, digits) -> None:  # type: ignore[no-untyped-def]
+    graph = nas.build(GOOD_NET)
+    train, _ = digits.fit((1, 16, 16))
+    x, y = train.x[:64], train.y[:64]
+    torch.manual_seed(0)
+    good = score(proxy, graph, x, y, model=nas.lower(graph))
+    torch.manual_seed(0)
+    blind = nas.lower(graph)
+    with torch.no_grad():
+        blind.conv1.weight.zero_()  # the output no longer depends on the input
+    bad = score(proxy, graph, x, y, model=blind)
+    assert math.isfinite(good)
+    assert bad < good
+
+
+def test_naswot_counts_activations_inside_composite_blocks(digits) -> None:  # type: ignore[no-untyped-def]
+    graph = adapt(nas.build("resnet20"), input_shape=(3, 16, 16), classes=10)
+    train, _ = digits.fit((3, 16, 16))
+    torch.manual_seed(0)
+    assert math.isfinite(score("naswot", graph, train.x[:32], train.y[:32]))
+
+
+# -- the evolutionary sampler ----------------------------------------------------
+
+
+def test_evolution_sampler_mutates_parents() -> None:
+    space = S.load_space("early")
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        assignment = suggest(trial, space)
+        trial.set_user_attr("assignment", plain(assignment))
+        trial.set_user_attr("constraint", [0.0])
+        graph = S.decode(space, assignment)  # valid: decodes
+        return float(len(graph)), float(graph.params)
+
+    sampler = EvolutionSampler(space, seed=1, startup_trials=2)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(objective, n_trials=10)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    children = [t for t in study.trials if t.system_attrs.get("nas:parent") is not None]
+    assert len(children) == 8
+    for child in children:
+        parent = study.trials[child.system_attrs["nas:parent"]]
+        assert parent.number < child.number
+        a = assignment_from_plain(space, parent.user_attrs["assignment"])
+        b = assignment_from_plain(space, child.user_attrs["assignment"])
+        shared = set(a) & set(b)
+        assert 1 <= S.distance({k: a[k] for k in shared}, {k: b[k] for k in shared}) <= 2
+
+
+def test_any_optuna_sampler_walks_the_conditional_decisions() -> None:
+    space = S.load_space("early")
+
+    def objective(trial: optuna.Trial) -> float:
+        assignment = suggest(trial, space)
+        assert {d.label for d in S.active(space, assignment)} == set(assignment)
+        try:
+            return float(S.decode(space, assignment).params)
+        except NASError:  # TPE knows nothing of shapes: some draws do not fit
+            return 0.0
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
+    study.optimize(objective, n_trials=6)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+# -- searches --------------------------------------------------------------------
+
+ATTRS = {"assignment", "hash", "params", "macs", "latency_ms", "latency_source", "constraint", "space", "objective"}
+
+
+def test_search_stores_its_trials_and_resumes(tmp_path: Path) -> None:
+    first = run_search(config(tmp_path, trials=3))
+    assert first.ran == 3 and first.tally.finished == 3
+    second = run_search(config(tmp_path, trials=5))
+    assert second.ran == 2 and second.tally.finished == 5
+    study = load_study(f"sqlite:///{tmp_path}/nas.db", "test")
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 5
+    assert str(trials[0].user_attrs["origin"]).startswith("zoo:")  # zoo nets come first
+    for t in trials:
+        assert set(t.user_attrs) >= ATTRS
+        assert t.user_attrs["space"] == "early"
+        assert nas.build(t.user_attrs["yaml"]).hash == t.user_attrs["hash"]
+        space = S.load_space("early")
+        rebuilt = adapt(S.decode(space, assignment_from_plain(space, t.user_attrs["assignment"])), classes=10)
+        assert rebuilt.hash == t.user_attrs["hash"]
+        assert Path(t.user_attrs["weights"]).is_file()
+        if hasattr(t, "constraints"):  # what Optuna's samplers read (Optuna 5)
+            assert list(t.constraints.values()) == t.user_attrs["constraint"]
+    front = pareto_front(study)
+    assert front and all(is_feasible(t) for t in front)
+
+
+def test_duplicates_are_not_evaluated_again(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    result = run_search(config(tmp_path, space=str(tmp_path / "tiny.yaml"), trials=5, sampler="random"))
+    study = load_study(f"sqlite:///{tmp_path}/nas.db", "test")
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert result.tally.finished == 5 and len({t.user_attrs["hash"] for t in trials}) <= 2
+    copies = [t for t in trials if "duplicate_of" in t.user_attrs]
+    assert len(copies) >= 3
+    for t in copies:
+        original = study.trials[t.user_attrs["duplicate_of"]]
+        assert "duplicate_of" not in original.user_attrs
+        assert t.values == original.values and t.user_attrs["weights"] == original.user_attrs["weights"]
+
+
+def test_accuracy_search_trains_and_records_failures(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    space = str(tmp_path / "tiny.yaml")
+    result = run_search(config(tmp_path, space=space, trials=2, objective="accuracy", epochs=1))
+    trained = [
+        t for t in load_study(f"sqlite:///{tmp_path}/nas.db", "test").trials if "duplicate_of" not in t.user_attrs
+    ]
+    assert result.tally.feasible == 2 and all(0.5 < t.user_attrs["accuracy"] <= 1 for t in trained)
+    assert all(len(t.user_attrs["curve"]) == 1 for t in trained)
+    timed = run_search(config(tmp_path, space=space, trials=2, objective="accuracy", study="t", trial_timeout=1e-9))
+    study = load_study(f"sqlite:///{tmp_path}/nas.db", "t")
+    assert timed.tally.failed == 2 and all("timed out" in t.user_attrs["failure"] for t in study.trials)
+
+
+def test_a_budget_nothing_meets_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(NASError, match="meets the latency budget"):
+        run_search(config(tmp_path, latency_budget_ms=1e-6))
+    code = main(["search", "--latency-budget-ms", "0.000001", "--storage", f"sqlite:///{tmp_path}/b.db"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "raise --latency-budget-ms" in err
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"space": "nope"}, "no such space"),
+        ({"data": "missing.npz"}, "no such data file"),
+        ({"storage": "nosuchdb://x"}, "cannot open storage"),
+        ({"sampler": "bayes"}, "unknown sampler"),
+        ({"objective": "proxy:zen"}, "unknown objective"),
+    ],
+)
+def test_bad_settings_are_nas_errors(tmp_path: Path, changes: dict[str, str], message: str) -> None:
+    with pytest.raises(NASError, match=message):
+        run_search(config(tmp_path, **changes))
+
+
+def test_a_resumed_study_keeps_its_settings(tmp_path: Path) -> None:
+    run_search(config(tmp_path, trials=1))
+    with pytest.raises(NASError, match="was made with objective"):
+        run_search(config(tmp_path, trials=2, objective="proxy:synflow"))
+
+
+# -- the commands ------------------------------------------------------------------
+
+
+def test_search_and_results_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    storage = f"sqlite:///{tmp_path}/cli.db"
+    args = ["search", "--trials", "4", "--objective", "proxy:grad_norm", "--storage", storage, "--study", "cli"]
+    assert main([*args, "--latency-budget-ms", "50", "--sampler", "nsga2"]) == 0
+    out = capsys.readouterr().out
+    assert "best model: runs/cli/best/model.yaml" in out and "nas results --storage" in out
+
+    assert main(["results", "--storage", storage, "--study", "cli", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["trials"]["finished"] == 4 and report["pareto_front"]
+    for entry in report["pareto_front"]:
+        assert {"trial", "hash", "accuracy", "latency_ms", "params", "macs"} <= set(entry)
+        assert entry["latency_ms"] <= 50
+    best = Path(report["best_dir"])
+    graph = nas.build(str(best / "model.yaml"))
+    assert graph.hash == report["best"]["hash"]
+    model = nas.lower(graph)
+    model.load_state_dict(safetensors.torch.load_file(str(best / "model.safetensors")))
+    assert model.eval()(torch.randn(1, *next(iter(graph.summary.inputs.values())))).shape == (1, 10)
+    if report["pictures"]:
+        assert all(Path(p).is_file() for p in report["pictures"])
+
+    assert main(["results", "--storage", storage]) == 0  # the only study there
+    assert "Pareto front" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    storage = f"sqlite:///{tmp_path}/shared.db"
+    command = [sys.executable, "-m", "nas.cli", "search", "--trials", "6", "--objective", "proxy:synflow"]
+    command += ["--storage", storage, "--study", "shared", "--latency-budget-ms", "50"]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err.decode()
+    study = load_study(storage, "shared")
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 6 <= len(finished) <= 7  # each worker stops once the study has 6; one may be mid-trial then
+    assert all(t.state == TrialState.COMPLETE and "hash" in t.user_attrs for t in finished)
+
+
+def test_random_assignments_round_trip_as_optuna_parameters() -> None:
+    from nas.search.sampler import from_plain, to_param
+
+    space = S.load_space("early")
+    a = S.sample(space, random.Random(3))
+    back = {k: from_plain(space.by_label[k], to_param(v)) for k, v in a.items()}
+    assert S.decode(space, back).hash == S.decode(space, a).hash
