@@ -349,3 +349,40 @@ def test_random_assignments_round_trip_as_optuna_parameters() -> None:
     a = S.sample(space, random.Random(3))
     back = {k: from_plain(space.by_label[k], to_param(v)) for k, v in a.items()}
     assert S.decode(space, back).hash == S.decode(space, a).hash
+
+
+@pytest.mark.slow
+def test_a_search_killed_mid_trial_resumes_and_completes(tmp_path: Path) -> None:
+    """kill -9 during a trial, start again: every finished trial is kept and
+    the study reaches its trial count."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    storage = f"sqlite:///{tmp_path}/killed.db"
+    command = [sys.executable, "-m", "nas.cli", "search", "--trials", "6", "--epochs", "3", "--latency-budget-ms", "50"]
+    command += ["--storage", storage, "--study", "killed", "--seed", "1"]
+    worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    before: dict[int, str] = {}
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            trials = load_study(storage, "killed").trials
+        except Exception:  # the study is not created yet
+            continue
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        before = {t.number: t.user_attrs["hash"] for t in trials if t.state == TrialState.COMPLETE}
+        if len(before) >= 2 and running:
+            break
+    assert len(before) >= 2, "the search did not get going"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    again = subprocess.run(command, capture_output=True, cwd=tmp_path, timeout=400)
+    assert again.returncode == 0, again.stderr.decode()
+    trials = load_study(storage, "killed").trials
+    complete = {t.number: t.user_attrs["hash"] for t in trials if t.state == TrialState.COMPLETE}
+    assert before.items() <= complete.items()  # nothing finished was lost or changed
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == 6, [(t.number, t.state.name) for t in trials]
