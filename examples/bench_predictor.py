@@ -108,6 +108,7 @@ def run_backend(
     predictor = Predictor(table)
     bare = Predictor(table)
     bare.features, bare.coef, bare._functions = ["blocks_ms"], [1.0], [latency.predict.FEATURES["blocks_ms"]]
+    bare.target = "linear"
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     gc.freeze()  # each measurement ends with gc.collect(): keep the graphs held here out of its way

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,15 @@ import nas.latency as latency
 import nas.space
 from nas.cli import main
 from nas.errors import NASError
-from nas.latency.predict import Predictor, accuracy, fit_nonnegative, kendall_tau
+from nas.latency.predict import (
+    LocalModel,
+    Predictor,
+    accuracy,
+    fit_correction,
+    fit_nonnegative,
+    kendall_tau,
+    select_correction,
+)
 from nas.latency.profile import fit_table, profile, sample_at
 from nas.latency.table import LatencyTable
 from nas.latency.units import units
@@ -182,6 +191,8 @@ def test_table_round_trip(tmp_path: Path, synthetic: tuple[LatencyTable, list[na
         (lambda d: d["correction"].update(coef=[1.0]), "correction.coef"),
         (lambda d: d["correction"].update(features=["blocks_ms", "magic", "const", "units"]), "correction.features"),
         (lambda d: d["fallback"].update({"global": [1, "x", 2]}), "fallback.global"),
+        (lambda d: d["correction"].update(target="cubic"), "correction.target"),
+        (lambda d: d.update(version=1) or d["correction"].update(target="log"), "correction.target"),
     ],
 )
 def test_a_bad_table_is_a_one_line_error_naming_file_and_field(
@@ -195,6 +206,17 @@ def test_a_bad_table_is_a_one_line_error_naming_file_and_field(
         LatencyTable.load(path)
     text = str(info.value)
     assert "\n" not in text and str(path) in text and field in text
+
+
+def test_a_version_1_table_is_still_read_with_a_linear_correction(
+    synthetic: tuple[LatencyTable, list[nas.Graph]],
+) -> None:
+    table, graphs = synthetic
+    data = copy.deepcopy(table.to_dict())
+    data["version"] = 1
+    data["correction"].pop("target")
+    old = LatencyTable.from_dict(data)
+    assert Predictor(old).predict(graphs[0]) == pytest.approx(Predictor(table).predict(graphs[0]), rel=1e-12)
 
 
 def test_unreadable_tables(tmp_path: Path) -> None:
@@ -237,6 +259,31 @@ def test_a_missing_block_falls_back_to_its_kind_model(synthetic: tuple[LatencyTa
 def test_an_unknown_kind_uses_the_global_model(synthetic: tuple[LatencyTable, list[nas.Graph]]) -> None:
     predictor = Predictor(synthetic[0])
     assert predictor.model_ms("never_seen", 1e9, 1e6) > 0
+
+
+def test_a_log_correction_recovers_a_power_law() -> None:
+    rows = [
+        {"blocks_ms": s, "log_blocks_ms": math.log(s), "log_units": math.log(n), "const": 1.0}
+        for s, n in [(0.1, 5), (0.5, 9), (1.0, 20), (3.0, 30), (8.0, 70), (20.0, 200)]
+    ]
+    targets = [1.3 * r["blocks_ms"] ** 0.9 * math.exp(r["log_units"]) ** 0.05 for r in rows]
+    fitted = fit_correction(rows, targets, ("log_blocks_ms", "log_units", "const"))
+    assert fitted["target"] == "log"
+    assert fitted["coef"] == pytest.approx([0.9, 0.05, math.log(1.3)], abs=1e-9)
+    assert fitted["fit"]["mape"] == pytest.approx(0.0, abs=1e-9)
+    chosen = select_correction(rows, targets, [("blocks_ms", "const"), ("log_blocks_ms", "log_units", "const")])
+    assert chosen["features"] == ["log_blocks_ms", "log_units", "const"]
+
+
+def test_the_local_model_interpolates_between_neighbours() -> None:
+    def row(channels: int) -> dict[str, Any]:
+        macs = channels * channels * 9 * 256
+        moved = 4 * (2 * channels * 256 + 9 * channels * channels)
+        return {"macs": macs, "bytes": moved, "inputs": [[channels, 16, 16]], "median_ms": 0.002 * macs**0.7 / 1e3}
+
+    model = LocalModel([row(c) for c in (8, 16, 24, 40, 48, 64, 96, 128)], linear=None)
+    target = row(32)
+    assert model(target["macs"], target["bytes"], target["inputs"]) == pytest.approx(target["median_ms"], rel=0.05)
 
 
 def test_nonnegative_fit_drops_a_column_that_would_be_negative() -> None:

@@ -48,11 +48,31 @@ FEATURES: dict[str, Callable[[Graph, float, int], float]] = {
     "macs_g": lambda g, s, n: g.summary.macs / 1e9,
     "params_m": lambda g, s, n: g.summary.params / 1e6,
     "activation_mb": lambda g, s, n: g.summary.activation_bytes / 1e6,
+    "log_blocks_ms": lambda g, s, n: math.log(max(s, 1e-6)),
+    "log_units": lambda g, s, n: math.log(max(n, 1)),
+    "log_macs_g": lambda g, s, n: math.log(max(g.summary.macs, 1) / 1e9),
+    "log_params_m": lambda g, s, n: math.log(max(g.summary.params, 1) / 1e6),
+    "log_activation_mb": lambda g, s, n: math.log(max(g.summary.activation_bytes, 1) / 1e6),
 }
 """Whole-network features the correction may use: the unit sum (ms), the
-number of units, a constant, GMACs, millions of parameters, MB of activations."""
+number of units, a constant, GMACs, millions of parameters, MB of
+activations, and the logarithms of these (``log_*``). A correction whose
+features include a ``log_*`` one is fitted in log space:
+``ms = exp(w . features)`` (``"target": "log"``)."""
 
 DEFAULT_FEATURES = ("blocks_ms", "units", "params_m", "const")
+
+CANDIDATE_FEATURES: tuple[tuple[str, ...], ...] = (
+    DEFAULT_FEATURES,
+    ("blocks_ms", "units", "params_m", "activation_mb", "const"),
+    ("blocks_ms", "units", "const"),
+    ("log_blocks_ms", "log_units", "log_macs_g", "log_params_m", "log_activation_mb", "const"),
+    ("log_blocks_ms", "log_units", "const"),
+)
+"""Feature sets :func:`select_correction` chooses from, by leave-one-out
+error on the profiled networks (backends differ: torch's whole networks
+are a fairly constant factor slower than their units, onnxruntime's lose
+a per-unit overhead and gain with parameters)."""
 
 
 # -- fitting ----------------------------------------------------------------
@@ -127,27 +147,72 @@ def fit_fallback(blocks: Sequence[Mapping[str, Any]], *, min_entries: int = 4) -
     return result
 
 
+def correction_target(features: Sequence[str]) -> str:
+    """``"log"`` when any feature is a ``log_*`` one (the fit is then of
+    ``log ms``), else ``"linear"``."""
+    return "log" if any(f.startswith("log_") for f in features) else "linear"
+
+
 def fit_correction(
     rows: Sequence[Mapping[str, float]], targets: Sequence[float], features: Sequence[str] = DEFAULT_FEATURES
 ) -> dict[str, Any]:
     """Least squares of the measured whole-network times on ``features``,
-    on relative error (so that small and large networks count alike).
+    on relative error (so that small and large networks count alike): of
+    ``ms`` itself, or of ``log ms`` when a feature is a ``log_*`` one
+    (:func:`correction_target`).
 
     Returns:
-        ``{"features", "coef", "fit": {"n", "mape"}}``; with fewer networks
-        than features, the identity on the unit sum.
+        ``{"features", "coef", "target", "fit": {"n", "mape"}}``; with fewer
+        networks than features, the identity on the unit sum.
     """
     features = list(features)
+    target = correction_target(features)
     y = np.asarray(targets, dtype=float)
     if len(rows) < len(features) + 1:
-        coef = [1.0 if f == "blocks_ms" else 0.0 for f in features]
+        identity = "log_blocks_ms" if target == "log" else "blocks_ms"
+        coef = [1.0 if f == identity else 0.0 for f in features]
     else:
         x = np.asarray([[r[f] for f in features] for r in rows], dtype=float)
-        solved, *_ = np.linalg.lstsq(x / y[:, None], np.ones_like(y), rcond=None)
+        if target == "log":
+            solved, *_ = np.linalg.lstsq(x, np.log(y), rcond=None)
+        else:
+            solved, *_ = np.linalg.lstsq(x / y[:, None], np.ones_like(y), rcond=None)
         coef = solved.tolist()
-    fitted = [_floor(sum(c * r[f] for c, f in zip(coef, features)), r) for r in rows]
+    fitted = [_floor(_combine(coef, [r[f] for f in features], target), r) for r in rows]
     mape = float(np.mean(np.abs(np.asarray(fitted) - y) / y)) if len(rows) else math.nan
-    return {"features": features, "coef": coef, "fit": {"n": len(rows), "mape": mape}}
+    return {"features": features, "coef": coef, "target": target, "fit": {"n": len(rows), "mape": mape}}
+
+
+def select_correction(
+    rows: Sequence[Mapping[str, float]],
+    targets: Sequence[float],
+    candidates: Sequence[Sequence[str]] = CANDIDATE_FEATURES,
+) -> dict[str, Any]:
+    """The correction (:func:`fit_correction`) of the feature set with the
+    lowest leave-one-out mean relative error on ``rows``; the first
+    candidate when there are too few networks to tell."""
+    best: tuple[float, Sequence[str]] | None = None
+    for features in candidates:
+        if len(rows) < len(features) + 3:
+            continue
+        errors = []
+        for i in range(len(rows)):
+            rest = [r for j, r in enumerate(rows) if j != i]
+            fitted = fit_correction(rest, [t for j, t in enumerate(targets) if j != i], features)
+            value = _floor(_combine(fitted["coef"], [rows[i][f] for f in features], fitted["target"]), rows[i])
+            errors.append(abs(value - targets[i]) / targets[i])
+        score = float(np.mean(errors))
+        if best is None or score < best[0] - 1e-12:
+            best = (score, features)
+    chosen = fit_correction(rows, targets, best[1] if best is not None else candidates[0])
+    if best is not None:
+        chosen["fit"]["loo_mape"] = best[0]
+    return chosen
+
+
+def _combine(coef: Sequence[float], values: Sequence[float], target: str) -> float:
+    value = sum(c * v for c, v in zip(coef, values))
+    return math.exp(min(value, 700.0)) if target == "log" else value
 
 
 def _floor(value: float, row: Mapping[str, float]) -> float:
@@ -156,6 +221,63 @@ def _floor(value: float, row: Mapping[str, float]) -> float:
 
 
 # -- predicting ---------------------------------------------------------------
+
+
+def unit_features(macs: float, moved: float, inputs: Sequence[Sequence[int]]) -> list[float]:
+    """A unit's log-space features for the local fallback model: log MACs,
+    log bytes moved, log of the first input's spatial size and channels."""
+    first = inputs[0] if inputs else ()
+    spatial = math.prod(first[1:]) if len(first) > 1 else 1
+    channels = first[0] if first else 1
+    return [math.log(macs + 1.0), math.log(moved + 1.0), math.log(spatial + 1.0), math.log(channels + 1.0)]
+
+
+class LocalModel:
+    """A fallback model for one group of table entries (a variant or a
+    kind): the better, on the group's entries, of its linear model
+    (``a + b * GMACs + c * MB``) and a log-log regression on
+    :func:`unit_features`; then corrected by the residuals (in log space)
+    of the nearest entries, so that a configuration between two timed ones
+    is interpolated between them rather than read off a global line."""
+
+    NEIGHBOURS = 4
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]], linear: Sequence[float] | None) -> None:
+        x = np.asarray([[1.0, *unit_features(r["macs"], r["bytes"], r["inputs"])] for r in rows], dtype=float)
+        y = np.log(np.asarray([r["median_ms"] for r in rows], dtype=float))
+        penalty = 1e-2 * np.eye(x.shape[1])
+        penalty[0, 0] = 0.0
+        self.coef = np.linalg.solve(x.T @ x + penalty, x.T @ y)
+        loglog = y - x @ self.coef
+        self.linear = list(linear) if linear is not None else None
+        residual = loglog
+        if self.linear is not None:
+            lin = np.asarray([_linear(self.linear, r["macs"], r["bytes"]) for r in rows])
+            lin_residual = y - np.log(np.maximum(lin, 1e-9))
+            if float(np.mean(np.abs(lin_residual))) < float(np.mean(np.abs(loglog))):
+                residual = lin_residual
+            else:
+                self.linear = None
+        self.residual = residual
+        self.points = x[:, 1:]
+        self.scale = np.maximum(self.points.std(axis=0), 1e-3)
+
+    def __call__(self, macs: float, moved: float, inputs: Sequence[Sequence[int]]) -> float:
+        f = unit_features(macs, moved, inputs)
+        if self.linear is not None:
+            base = math.log(max(_linear(self.linear, macs, moved), 1e-9))
+        else:
+            base = float(self.coef[0] + np.dot(self.coef[1:], f))
+        d = np.sqrt((((self.points - np.asarray(f)) / self.scale) ** 2).sum(axis=1))
+        k = min(self.NEIGHBOURS, len(d))
+        near = np.argpartition(d, k - 1)[:k]
+        w = 1.0 / (d[near] + 0.1) ** 2
+        shift = float(np.dot(w, self.residual[near]) / w.sum())
+        return math.exp(base + shift)
+
+
+def _linear(coef: Sequence[float], macs: float, moved: float) -> float:
+    return sum(c * v for c, v in zip(coef, _unit_row(macs, moved)))
 
 
 @dataclass(frozen=True)
@@ -198,6 +320,9 @@ class Predictor:
         1.61
     """
 
+    MIN_LOCAL = 6
+    """Entries a variant or kind needs for a :class:`LocalModel`."""
+
     def __init__(self, table: LatencyTable | str) -> None:
         self.table = table if isinstance(table, LatencyTable) else LatencyTable.load(table)
         self._known: dict[Any, float] = {}
@@ -214,9 +339,23 @@ class Predictor:
         self._kinds: dict[str, list[float]] = dict(fallback.get("kinds", {}))
         self._heads: dict[str, list[float]] = dict(fallback.get("heads", {}))
         self._global: list[float] | None = fallback.get("global")
+        self._local: dict[str, LocalModel] = {}
+        """Local models by variant and by kind (see :class:`LocalModel`),
+        fitted here from the table's entries, so that any table has them."""
+        grouped: dict[str, list[Mapping[str, Any]]] = {}
+        for row in self.table.blocks:
+            name = variant(row["kind"], row["members"])
+            if name is not None:
+                grouped.setdefault(name, []).append(row)
+            grouped.setdefault(row["kind"], []).append(row)
+        for name, rows in grouped.items():
+            if len(rows) >= self.MIN_LOCAL:
+                linear = self._variants.get(name) or self._kinds.get(name)
+                self._local[name] = LocalModel(rows, linear)
         correction = self.table.correction
         self.features: list[str] = list(correction.get("features", ["blocks_ms"]))
         self.coef: list[float] = list(correction.get("coef", [1.0] * len(self.features)))
+        self.target: str = str(correction.get("target", "linear"))
         self._functions = [FEATURES[f] for f in self.features]
         self._memo: dict[int, tuple[Unit, float]] = {}
         self._groups: dict[int, tuple[tuple[Unit, ...], float, int]] = {}
@@ -230,7 +369,12 @@ class Predictor:
             return entry[1]
         value = self._known.get(unit.identity)
         if value is None:
-            value = self.model_ms(unit.kind, unit.macs, unit.bytes, variant(unit.kind, unit.members))
+            name = variant(unit.kind, unit.members)
+            local = (self._local.get(name) if name is not None else None) or self._local.get(unit.kind)
+            if local is not None:
+                value = local(unit.macs, unit.bytes, unit.inputs)
+            else:
+                value = self.model_ms(unit.kind, unit.macs, unit.bytes, name)
         if len(self._memo) > 500_000:
             self._memo.clear()
         self._memo[id(unit)] = (unit, value)  # units are memoised objects; holding one keeps its id
@@ -283,6 +427,8 @@ class Predictor:
         value = 0.0
         for c, fn in zip(self.coef, self._functions):
             value += c * fn(graph, total, count)
+        if self.target == "log":
+            value = math.exp(min(value, 700.0))
         return max(value, 0.1 * total, 1e-6)
 
     def explain(self, graph: Graph | str) -> Prediction:
@@ -345,14 +491,19 @@ def accuracy(predicted: Iterable[float], measured: Iterable[float]) -> dict[str,
 
 
 __all__ = [
+    "CANDIDATE_FEATURES",
     "DEFAULT_FEATURES",
     "FEATURES",
+    "LocalModel",
     "Prediction",
     "Predictor",
     "accuracy",
+    "correction_target",
     "fit_correction",
     "fit_fallback",
     "fit_nonnegative",
     "kendall_tau",
+    "select_correction",
+    "unit_features",
     "variant",
 ]

@@ -34,7 +34,7 @@ from nas.errors import NASError
 from nas.graph import Graph
 from nas.latency.cache import LatencyCache
 from nas.latency.measurement import Measurement, measure, parse_shape, with_input_shape
-from nas.latency.predict import DEFAULT_FEATURES, Predictor, fit_correction, fit_fallback
+from nas.latency.predict import Predictor, fit_correction, fit_fallback, select_correction
 from nas.latency.table import LatencyTable
 from nas.latency.timing import TimingPolicy
 from nas.latency.units import Unit, units
@@ -168,7 +168,7 @@ def profile(
     cache: LatencyCache | str | bool | None = True,
     block_policy: TimingPolicy = BLOCK_POLICY,
     network_policy: TimingPolicy = NETWORK_POLICY,
-    features: Sequence[str] = DEFAULT_FEATURES,
+    features: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> LatencyTable:
     """Measure a latency table on ``backend``; see the module doc.
@@ -184,6 +184,9 @@ def profile(
         max_macs: networks above this are redrawn (``None``: no cap).
         budget_s: stop measuring after this many seconds (``None``: no limit).
         threads, batch, precision, mode, cache: as for :func:`nas.latency.measure`.
+        features: the correction's features; ``None`` (default) chooses
+            among :data:`nas.latency.predict.CANDIDATE_FEATURES` by
+            leave-one-out error on the measured networks.
         progress: called with a line of text now and then.
 
     Raises:
@@ -288,7 +291,7 @@ def _measure_and_fit(
     cache: LatencyCache | str | bool | None,
     block_policy: TimingPolicy,
     network_policy: TimingPolicy,
-    features: Sequence[str],
+    features: Sequence[str] | None,
     seed: int,
     max_macs: float | None,
     budget_s: float | None,
@@ -373,14 +376,17 @@ def _measure_and_fit(
     return table
 
 
-def fit_table(table: LatencyTable, graphs: Sequence[Graph], features: Sequence[str] = DEFAULT_FEATURES) -> None:
+def fit_table(table: LatencyTable, graphs: Sequence[Graph], features: Sequence[str] | None = None) -> None:
     """(Re)fit a table's fallback and correction: ``graphs`` are the built
-    networks of ``table.networks``, in order."""
+    networks of ``table.networks``, in order. ``features``: the
+    correction's; ``None`` chooses among
+    :data:`nas.latency.predict.CANDIDATE_FEATURES` by leave-one-out error."""
     table.fallback = fit_fallback(table.blocks)
     table.correction = {}
     raw = Predictor(table)
     rows = [raw.features_of(g) for g in graphs]
-    table.correction = fit_correction(rows, [n["median_ms"] for n in table.networks], features)
+    targets = [n["median_ms"] for n in table.networks]
+    table.correction = select_correction(rows, targets) if features is None else fit_correction(rows, targets, features)
 
 
 __all__ = ["BLOCK_POLICY", "NETWORK_POLICY", "fit_table", "input_shape_of", "parse_space_spec", "profile", "sample_at"]

@@ -9,9 +9,10 @@ It holds no pickled objects: every field is JSON, checked on loading, and a
 bad file is a one-line :class:`~nas.errors.NASError` naming the file and
 the field.
 
-Layout (``version`` 1)::
+Layout (``version`` 2; version 1 files, whose correction is always linear,
+are still read)::
 
-    {"format": "nas-latency-table", "version": 1,
+    {"format": "nas-latency-table", "version": 2,
      "conditions": {backend, mode, device, precision, batch, threads, versions},
      "profile": {what was profiled: spaces and input shapes, counts, seed,
                  cost cap, timing policies, budget, elapsed, complete, note},
@@ -19,7 +20,11 @@ Layout (``version`` 1)::
                  median_ms, p10_ms, p90_ms, runs, count}, ...],
      "networks": [{name, hash, source, median_ms, p10_ms, p90_ms}, ...],
      "fallback": {"variants": {...}, "kinds": {kind: [a, b, c]}, "heads": {...}, "global": [a, b, c]},
-     "correction": {"features": [...], "coef": [...], "fit": {...}}}
+     "correction": {"features": [...], "coef": [...], "target": "linear" | "log", "fit": {...}}}
+
+``target`` (new in version 2) says whether the correction predicts ``ms``
+or ``log ms`` from its features; nas releases that read version 1 only
+refuse version 2 files with a one-line error rather than misread them.
 
 Block entries are keyed by :attr:`nas.latency.units.Unit.key`. The table
 holds the unit configurations met in the profiled networks, not every
@@ -41,7 +46,9 @@ from typing import Any
 from nas.errors import NASError
 
 FORMAT = "nas-latency-table"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
+"""Table versions this nas reads (1: no ``correction.target``, linear)."""
 
 _CONDITION_FIELDS = {
     "backend": str,
@@ -131,10 +138,10 @@ class LatencyTable:
         if data.get("format") != FORMAT:
             raise bad("format", f"not a latency table (format {data.get('format')!r})", f"expected '{FORMAT}'")
         version = data.get("version")
-        if version != VERSION:
+        if isinstance(version, bool) or version not in READS:
             raise bad(
                 "version",
-                f"table version {version!r} is not one this nas reads ({VERSION})",
+                f"table version {version!r} is not one this nas reads ({', '.join(map(str, READS))})",
                 "profile again with this nas",
             )
         conditions = _record(data.get("conditions"), _CONDITION_FIELDS, "conditions", bad)
@@ -175,6 +182,9 @@ class LatencyTable:
             if unknown:
                 raise bad("correction.features", f"unknown feature '{unknown[0]}'", f"known: {', '.join(FEATURES)}")
             _coefficients(correction.get("coef"), len(names), "correction.coef", bad)
+            target = correction.get("target", "linear")
+            if target not in ("linear", "log") or (version == 1 and target != "linear"):
+                raise bad("correction.target", f"must be 'linear' or 'log' (version 2), got {target!r}")
         profile = data.get("profile", {})
         if not isinstance(profile, Mapping):
             raise bad("profile", "must be an object")
@@ -260,4 +270,4 @@ def load_table(path: str | os.PathLike[str]) -> LatencyTable:
     return LatencyTable.load(path)
 
 
-__all__ = ["FORMAT", "VERSION", "LatencyTable", "load_table"]
+__all__ = ["FORMAT", "READS", "VERSION", "LatencyTable", "load_table"]
