@@ -21,6 +21,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import random
@@ -300,19 +301,14 @@ def _measure_and_fit(
     measured_networks: list[dict[str, Any]] = []
     graphs_measured: list[Graph] = []
     failures: list[str] = []
+    # One set of conditions for every measurement of the table.
+    run = functools.partial(
+        measure, backend=backend, batch=batch, precision=precision, threads=threads, mode=mode, cache=cache
+    )
     for name, graph in whole:
         if out_of_time():
             break
-        m = measure(
-            graph,
-            backend,
-            batch=batch,
-            precision=precision,
-            threads=threads,
-            mode=mode,
-            cache=cache,
-            policy=network_policy,
-        )
+        m = run(graph, policy=network_policy)
         conditions = conditions or m.conditions
         if not m.ok:
             failures.append(f"{name}: {m.reason}")
@@ -327,16 +323,7 @@ def _measure_and_fit(
         if out_of_time():
             break
         unit = found[key]
-        m = measure(
-            unit.graph(),
-            backend,
-            batch=batch,
-            precision=precision,
-            threads=threads,
-            mode=mode,
-            cache=cache,
-            policy=block_policy,
-        )
+        m = run(unit.graph(), policy=block_policy)
         conditions = conditions or m.conditions
         if not m.ok:
             failures.append(f"unit {unit.kind} {key[:8]}: {m.reason}")
