@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -134,7 +134,11 @@ def test_stacked_3x3_convolutions_see_as_far_as_5x5_and_7x7() -> None:
 )
 def test_receptive_field_agrees_with_autograd(layers: list[dict[str, object]]) -> None:
     g = stack(*layers, size=96)
-    assert g.summary.receptive_field == empirical_receptive_field(g)
+    try:
+        rf = g.summary.receptive_field
+    except ShapeError:
+        assume(False)  # the stack shrinks the map below its next window: no network to compare
+    assert rf == empirical_receptive_field(g)
 
 
 def test_resnet18_costs_equal_torchvision() -> None:
