@@ -160,13 +160,17 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             callback = {"heartbeat_stale_trial_callback": retry(max_retry=1)} if retry else {}
             if not callback:
                 callback = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
-            for attempt in range(3):
+            attempts = 5
+            for attempt in range(attempts):
                 try:
                     return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **callback)
                 except Exception as e:
                     # Workers started together race to create the tables of a
-                    # new database; the loser finds them made on a retry.
-                    if attempt == 2 or "unique constraint" not in str(e).lower():
+                    # new database (SQLite reports "already exists", "unique
+                    # constraint" or "locked"); the loser finds them made on a retry.
+                    message = str(e).lower()
+                    racing = any(m in message for m in ("unique constraint", "already exists", "database is locked"))
+                    if attempt == attempts - 1 or not racing:
                         raise
                     time.sleep(0.5 * (attempt + 1))
             raise AssertionError("unreachable")
