@@ -173,12 +173,9 @@ class TorchBackend(Backend):
         return lambda: module(*xs)
 
 
-class CudaBackend(Backend):
-    """PyTorch on the GPU: replayed as a CUDA graph (default; no Python or
-    launch overhead between kernels) or eager."""
-
-    name = "cuda"
-    modes = ("cuda_graph", "eager")
+class _GpuBackend(Backend):
+    """What every backend that runs on the CUDA device shares: the device's
+    name, its library versions, and CUDA-event timing."""
 
     def missing(self) -> str | None:
         return _cuda_missing()
@@ -194,6 +191,14 @@ class CudaBackend(Backend):
 
     def timer(self, mode: str) -> Timer:
         return CudaEventTimer()
+
+
+class CudaBackend(_GpuBackend):
+    """PyTorch on the GPU: replayed as a CUDA graph (default; no Python or
+    launch overhead between kernels) or eager."""
+
+    name = "cuda"
+    modes = ("cuda_graph", "eager")
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:
@@ -342,7 +347,7 @@ def export_onnx(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> byte
     return buffer.getvalue()
 
 
-class TensorRTBackend(Backend):
+class TensorRTBackend(_GpuBackend):
     """torch-tensorrt's dynamo path: a TensorRT engine for a static input
     shape, timed with CUDA events. ``mode="full"`` (default) requires the
     whole network in TensorRT, so an unsupported layer is a failed build
@@ -355,26 +360,17 @@ class TensorRTBackend(Backend):
     def missing(self) -> str | None:
         if importlib.util.find_spec("torch_tensorrt") is None:
             return "torch_tensorrt is not installed (pip install 'nas[tensorrt]', on a machine with an NVIDIA GPU)"
-        return _cuda_missing()
-
-    def device_name(self, mode: str) -> str:
-        return gpu_name()
-
-    def uses_gpu(self, mode: str) -> bool:
-        return True
+        return super().missing()
 
     def versions(self, mode: str) -> dict[str, str]:
         import torch_tensorrt
 
-        found = {**_cuda_versions(), "torch_tensorrt": str(torch_tensorrt.__version__)}
+        found = {**super().versions(mode), "torch_tensorrt": str(torch_tensorrt.__version__)}
         with contextlib.suppress(ImportError):
             import tensorrt
 
             found["tensorrt"] = str(tensorrt.__version__)
         return found
-
-    def timer(self, mode: str) -> Timer:
-        return CudaEventTimer()
 
     def context(self) -> contextlib.AbstractContextManager[Any]:
         return torch.no_grad()  # torch.export, inside torch-tensorrt, wants autograd-aware tensors
