@@ -654,11 +654,18 @@ def _alias(ref: str, alias: Mapping[str, str]) -> str:
     return name + (dot or ("." if output else "")) + output
 
 
-def _check_limits(space: Space, graph: Graph) -> None:
+def _invalid(space: Space, assignment: Mapping[str, Any]) -> str | None:
+    """Why ``assignment`` is not a network that sample and mutate may return
+    (it does not decode, or it exceeds the space's limits), or None."""
+    try:
+        graph = decode(space, assignment)
+    except NASError as e:
+        return str(e)
     for key, bound in space.limits.items():
         value = getattr(graph, key)
         if value > bound:
-            raise NASError(f"{key} {value:,} exceed the space's limit of {bound:,.0f}", file=space.file, field="limits")
+            return f"{key} {value:,} exceed the space's limit of {bound:,.0f}"
+    return None
 
 
 def sample(space: Space, rng: random.Random, *, tries: int = MAX_TRIES) -> Assignment:
@@ -669,14 +676,12 @@ def sample(space: Space, rng: random.Random, *, tries: int = MAX_TRIES) -> Assig
     Raises:
         NASError: no valid network in ``tries`` draws (with the last reason).
     """
-    reason = ""
+    reason: str | None = None
     for _ in range(tries):
         assignment = _complete(space, {}, rng)
-        try:
-            _check_limits(space, decode(space, assignment))
+        reason = _invalid(space, assignment)
+        if reason is None:
             return assignment
-        except NASError as e:
-            reason = str(e)
     raise NASError(f"no valid architecture in {tries} draws; last reason: {reason}", file=space.file)
 
 
@@ -709,11 +714,10 @@ def mutate(
         for d in rng.sample(candidates, min(k, len(candidates))):
             changed[d.label] = d.sample(rng, exclude=assignment.get(d.label))
         result = _complete(space, changed, rng)
-        try:
-            _check_limits(space, decode(space, result))
+        problem = _invalid(space, result)
+        if problem is None:
             return result
-        except NASError as e:
-            reason = str(e)
+        reason = problem
     raise NASError(f"no valid mutation in {tries} draws; last reason: {reason}", file=space.file)
 
 
