@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+import torch
 from torch import nn
 
 from nas.errors import ShapeError
@@ -191,4 +192,25 @@ outputs: [unpool]
         return Window(stride=(Fraction(1, sh), Fraction(1, sw)))
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
-        return nn.MaxUnpool2d(p.kernel_size, p.stride, p.padding)
+        _, h, w = self.infer(p, ins)
+        return ScatterUnpool2d((h, w))
+
+
+class ScatterUnpool2d(nn.Module):
+    """``max_unpool2d`` to a known output size, written as a scatter into a
+    zero plane: the values and gradients of ``nn.MaxUnpool2d`` (its indices
+    are positions in each flattened output plane), but, unlike it, traceable
+    by ``torch.jit.trace`` and expressible in ONNX (``ScatterElements``), so
+    a network that unpools (ENet, SegNet) exports to every format."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[0], x.shape[1]
+        plane = x.new_zeros(n, c, self.size[0] * self.size[1])
+        return plane.scatter(2, indices.flatten(2), x.flatten(2)).view(n, c, self.size[0], self.size[1])
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
