@@ -228,12 +228,15 @@ class Subsampling2dModule(nn.Module):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
         area = math.prod(as_pair(kernel_size))
+        self.area = float(area)
         # Starts as average pooling: coefficient 1 / area, bias 0.
         self.weight = nn.Parameter(torch.full((channels,), 1.0 / area))
         self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        total = F.avg_pool2d(x, self.kernel_size, self.stride, divisor_override=1)
+        # The window's mean times its area, not avg_pool2d(divisor_override=1):
+        # the ONNX exporter drops divisor_override without a word.
+        total = F.avg_pool2d(x, self.kernel_size, self.stride) * self.area
         y = total * self.weight.view(1, -1, 1, 1)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 

@@ -121,6 +121,7 @@ class _Adaptive(Block):
     params = (Param("output_size", pair, default=1, low=1, high=MAX_EXTENT, doc="1: global pooling"),)
     examples = (Example({}, ((5, 7, 7),)), Example({"output_size": [2, 3]}, ((3, 7, 8),)))
     module: type[nn.Module]
+    reduce: str
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
         c = ins[0][0]
@@ -136,7 +137,12 @@ class _Adaptive(Block):
         return Window(extent=extent, stride=tuple(Fraction(n, o) for n, o in zip(sizes, as_pair(p.output_size))))  # type: ignore[arg-type]
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
-        return type(self).module(p.output_size)
+        sizes, outputs = ins[0][1:], as_pair(p.output_size)
+        if all(n % o == 0 for n, o in zip(sizes, outputs)):
+            return type(self).module(p.output_size)
+        # Uneven windows: ONNX's exporter refuses the native operator, so
+        # spell out the windows (same values) where the sizes are known.
+        return SeparablePool2d(type(self).reduce, sizes, outputs)  # type: ignore[arg-type]
 
 
 @register
@@ -145,6 +151,7 @@ class AdaptiveAvgPool2d(_Adaptive):
 
     name = "adaptive_avg_pool2d"
     module = nn.AdaptiveAvgPool2d
+    reduce = "mean"
 
 
 @register
@@ -153,6 +160,34 @@ class AdaptiveMaxPool2d(_Adaptive):
 
     name = "adaptive_max_pool2d"
     module = nn.AdaptiveMaxPool2d
+    reduce = "amax"
+
+
+class SeparablePool2d(nn.Module):
+    """Adaptive pooling of a known input size with its windows spelled out:
+    output ``i`` of a side of ``n`` cells pooled to ``o`` reduces cells
+    ``[floor(i*n/o), ceil((i+1)*n/o))`` (PyTorch's rule). A mean or a max
+    over a rectangle is a reduction over its rows, then over its columns, so
+    ``o_h + o_w`` slices do it. Equal to ``nn.AdaptiveAvgPool2d`` /
+    ``nn.AdaptiveMaxPool2d``, and, unlike them for sizes that do not divide,
+    exportable to ONNX."""
+
+    def __init__(self, reduce: str, sizes: tuple[int, int], outputs: tuple[int, int]) -> None:
+        super().__init__()
+        self.reduce = reduce
+        self.rows, self.cols = (
+            [((i * n) // o, -((-(i + 1) * n) // o)) for i in range(o)] for n, o in zip(sizes, outputs)
+        )
+
+    def _pool(self, x: torch.Tensor, windows: list[tuple[int, int]], dim: int) -> torch.Tensor:
+        parts = [getattr(x.narrow(dim, a, b - a), self.reduce)(dim, keepdim=True) for a, b in windows]
+        return torch.cat(parts, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pool(self._pool(x, self.rows, 2), self.cols, 3)
+
+    def extra_repr(self) -> str:
+        return f"{self.reduce}, outputs=({len(self.rows)}, {len(self.cols)})"
 
 
 @register
