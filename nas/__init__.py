@@ -6,6 +6,7 @@ The public API is small and stable:
 * ``graph.params``, ``graph.macs``, ``graph.hash``, ``graph.summary``,
   ``graph.to_yaml()``;
 * :func:`lower` a graph to a ``torch.fx.GraphModule``;
+* :func:`load` a model that ``nas export`` wrote (see :mod:`nas.export`);
 * :func:`list_blocks` and :func:`get_block` to explore the block registry.
 
 Example:
@@ -19,6 +20,7 @@ from nas import zoo
 from nas.build import build
 from nas.canonical import flatten
 from nas.errors import GraphError, NASError, ParamError, ShapeError, SourceError, UnknownBlockError
+from nas.export import load
 from nas.graph import Graph, Node, Ref
 from nas.lower import lower
 from nas.registry import get_block, list_blocks
@@ -39,6 +41,7 @@ __all__ = [
     "flatten",
     "get_block",
     "list_blocks",
+    "load",
     "lower",
     "zoo",
 ]

@@ -17,7 +17,8 @@ MAX_FILE_BYTES = 64 << 20
 
 def build(source: str | os.PathLike[str] | Graph) -> Graph:
     """Build a :class:`Graph` from a YAML path, a YAML string, a zoo name
-    (``"resnet50"``, see :mod:`nas.zoo`) or a Graph.
+    (``"resnet50"``, see :mod:`nas.zoo`), an export directory (its
+    ``model.yaml``, see :mod:`nas.export`) or a Graph.
 
     The graph is validated and analysed (shapes, costs) before it is returned,
     so every error surfaces here with its file, line and node.
@@ -42,6 +43,11 @@ def build(source: str | os.PathLike[str] | Graph) -> Graph:
         graph = load_yaml(source, file="<string>")
     elif isinstance(source, str) and not Path(source).is_file() and source in zoo.names():
         graph = zoo.load(source)
+    elif Path(source).is_dir() and (Path(source) / "model.json").is_file():
+        from nas.export import graph_file
+
+        path = graph_file(Path(source))
+        graph = load_yaml(_read(path), file=str(path))
     else:
         graph = load_yaml(_read(Path(source)), file=str(source))
     _ = graph.summary  # validate and analyse now, where the caller can handle errors
@@ -52,7 +58,11 @@ def _read(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if path.is_dir():
-            raise SourceError("is a directory, expected a YAML file", file=str(path))
+            raise SourceError(
+                "is a directory, expected a YAML file",
+                file=str(path),
+                hint="give an IR YAML file, or a directory that 'nas export' wrote (it has a model.json)",
+            )
         if size > MAX_FILE_BYTES:
             raise SourceError(
                 f"file is {size} bytes, more than the {MAX_FILE_BYTES} a nas file may have", file=str(path)

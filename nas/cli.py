@@ -488,6 +488,218 @@ def results(
         console.print(note, highlight=False)
 
 
+# -- nas export, nas train ---------------------------------------------------
+
+
+def _print_export(exported: object, as_json: bool) -> int:
+    """Report an export: a table (or the manifest as JSON); exit code 2 if a format failed."""
+    from nas.export import Exported
+
+    assert isinstance(exported, Exported)
+    failed = exported.failed
+    if as_json:
+        print(json.dumps({"directory": str(exported.directory), **exported.manifest}, indent=2, default=str))
+    else:
+        console = _console()
+        table = Table(title=f"{exported.directory}", title_justify="left")
+        for column in ("format", "file", "check"):
+            table.add_column(column)
+        for name, written in exported.formats.items():
+            if written.ok:
+                check = "" if written.max_abs_error is None else f"max abs error {written.max_abs_error:.2g}"
+                table.add_row(name, str(written.file), check)
+            else:
+                table.add_row(name, "-", f"failed: {written.reason}")
+        console.print(table)
+        card = exported.manifest
+        arch = card["architecture"]
+        closest = card.get("closest_zoo")
+        console.print(
+            f"{arch['params']:,} params, {_si(arch['macs'])} MACs; weights: {card['weights']['note']}"
+            + (f"; closest zoo net: {closest['name']} ({closest['distance']} decisions)" if closest else ""),
+            highlight=False,
+        )
+        console.print(f"model card: {exported.directory}/MODEL.md; load it with nas.load('{exported.directory}')")
+    for name, reason in failed.items():
+        print(f"nas: error: format {name} not written: {reason}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+@app.command()
+def export(
+    source: Annotated[
+        str | None,
+        typer.Argument(help="Zoo name, IR YAML file or export directory (or --storage/--study for a search trial)."),
+    ] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="The directory to write.")] = "",
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated: yaml,weights,pt2,torchscript,onnx,tensorrt or all.")
+    ] = "yaml,weights,pt2,torchscript,onnx",
+    weights: Annotated[str | None, typer.Option("--weights", help="A .safetensors file of weights for SOURCE.")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL of a search.")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name (default: the storage's only one).")] = None,
+    trial: Annotated[int | None, typer.Option("--trial", help="The trial of the study to export.")] = None,
+    best: Annotated[
+        bool, typer.Option("--best", help="The most accurate feasible trial of the study's Pareto front.")
+    ] = False,
+    budget: Annotated[
+        float | None, typer.Option("--latency-budget-ms", help="With --best: only trials at most this fast.")
+    ] = None,
+    input_shape: Annotated[
+        str | None, typer.Option("--input", help="Another input shape without the batch, e.g. 3x64x64.")
+    ] = None,
+    latency: Annotated[
+        str, typer.Option("--latency", help="Backends to measure for the model card (comma-separated, or none).")
+    ] = "torch",
+    batch: Annotated[int, typer.Option("--batch", help="Batch of the example input the files are checked with.")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in the directory.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Write a model as files other tools load, checked against the IR module, with its model card.
+
+    Every format is loaded back and run; one that fails (a missing library,
+    an operator the format cannot express) is reported and the rest are
+    written. The directory appears whole or not at all.
+    """
+    import nas.export as E
+
+    if not output:
+        raise NASError("no output directory", field="output", hint="give -o DIR")
+    if storage is not None or study is not None:
+        if source is not None:
+            raise NASError("give SOURCE or a search trial, not both", field="source", hint="drop SOURCE or --storage")
+        if trial is None and not best:
+            raise NASError("which trial of the study?", field="trial", hint="give --trial N or --best")
+        model = E.from_trial(
+            storage or "sqlite:///runs/nas.db", study, trial=trial, best=best, latency_budget_ms=budget
+        )
+        if weights is not None or input_shape is not None:
+            raise NASError("a trial brings its own weights and input", field="weights", hint="drop --weights/--input")
+    elif source is None:
+        raise NASError("nothing to export", field="source", hint="give a zoo name or file, or --storage/--study")
+    else:
+        model = E.from_source(source, weights=weights, input_shape=input_shape)
+    backends = [] if latency.strip().lower() in ("", "none") else [b.strip() for b in latency.split(",") if b.strip()]
+    exported = E.export(model, output, formats, batch=batch, overwrite=force, latency=backends)
+    raise typer.Exit(_print_export(exported, as_json))
+
+
+@app.command()
+def train(
+    source: Annotated[str, typer.Argument(help="Zoo name, IR YAML file or export directory.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The directory to export the trained model to.")] = "",
+    data: Annotated[
+        str, typer.Option("--data", help="digits (built in), a .npz file (x, y) or a class folder.")
+    ] = "digits",
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and the batch order.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step.")] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Adam's learning rate.")] = 2e-3,
+    input_shape: Annotated[
+        str | None, typer.Option("--input", help="Input shape to train at (the data is resized), e.g. 1x32x32.")
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option("--checkpoint", help="Checkpoint file (default: beside the output); an existing one resumes."),
+    ] = None,
+    formats: Annotated[
+        str, typer.Option("--format", help="Formats to export (as in 'nas export').")
+    ] = "yaml,weights,pt2,torchscript,onnx",
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in the directory.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Train an architecture from scratch on a data set, then export it with its accuracy.
+
+    The network's classifier is fitted to the data's classes. The run is
+    saved after every epoch; run the same command again after an
+    interruption and it resumes where it stopped.
+    """
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import nas.export as E
+    from nas.search import adapt, load_data
+    from nas.search.train import EvaluationFailed
+    from nas.search.train import train as train_graph
+
+    if not output:
+        raise NASError("no output directory", field="output", hint="give -o DIR")
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise NASError("epochs and batch size must be at least 1, lr above 0", field="epochs")
+    E._check_target(Path(output), force)  # fail before training, not after
+    split = load_data(data)
+    origin = E.from_source(source, input_shape=input_shape)
+    graph = adapt(origin.graph, classes=split.classes)
+    target = Path(output)
+    ckpt = Path(checkpoint) if checkpoint else target.with_name(f".{target.name}.checkpoint.safetensors")
+    resumed = ckpt.is_file()
+    steps = -(-len(split.train) // batch_size)
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("epoch 1", total=epochs * steps, status="", completed=0)
+
+    def on_step(epoch: int, step: int, loss: float) -> None:
+        progress.update(
+            task,
+            completed=epoch * steps + step + 1,
+            description=f"epoch {epoch + 1}/{epochs}",
+            status=f"loss {loss:.4f}",
+        )
+
+    def on_epoch(epoch: int, accuracy: float) -> None:
+        progress.console.print(f"epoch {epoch + 1}/{epochs}: validation accuracy {accuracy:.4f}", highlight=False)
+
+    print(
+        f"training {origin.name} ({graph.params:,} params) on {split.name}: {len(split.train)} images, "
+        f"{epochs} epochs" + (f", resuming from {ckpt}" if resumed else ""),
+        file=sys.stderr,
+    )
+    progress.start()
+    try:
+        result = train_graph(
+            graph,
+            split,
+            epochs=epochs,
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            on_step=on_step,
+            on_epoch=on_epoch,
+            checkpoint=ckpt,
+        )
+    except EvaluationFailed as e:
+        raise NASError(f"training failed: {e}", hint="try a lower --lr, or check the data") from None
+    finally:
+        progress.stop()
+    model = E.Model(
+        graph,
+        result.state,
+        name=origin.name,
+        source={"kind": "train", "from": source, "data": split.name},
+        accuracy={
+            "value": result.accuracy,
+            "data": split.name,
+            "split": "validation",
+            "epochs": epochs,
+            "seed": seed,
+            "curve": result.curve,
+        },
+    )
+    exported = E.export(model, target, formats, overwrite=force)
+    ckpt.unlink(missing_ok=True)  # the export holds the weights now
+    print(f"validation accuracy {result.accuracy:.4f} after {epochs} epochs ({result.seconds:.0f} s)", file=sys.stderr)
+    raise typer.Exit(_print_export(exported, as_json))
+
+
 # -- nas latency ------------------------------------------------------------
 
 

@@ -6,18 +6,31 @@ callback (which may stop it: pruning). Whatever goes wrong inside (a NaN
 loss, the time limit, an exception of the network) is an
 :class:`EvaluationFailed` with a one-line reason, so the searcher records
 the trial as failed and goes on.
+
+With a ``checkpoint`` file, the run saves its whole state (weights, Adam's
+moments, the batch-order generator, the accuracy curve) after every epoch,
+atomically and as safetensors, and a later run with the same settings
+resumes from it: an interrupted ``nas train`` loses at most one epoch, and
+the resumed run gives the weights an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import safetensors
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 
+from nas.errors import NASError
 from nas.graph import Graph
 from nas.lower import lower
 from nas.search.data import Images, Split
@@ -76,6 +89,8 @@ def train(
     lr: float = 2e-3,
     device: torch.device | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train ``graph`` on ``data`` (resized to its input) and measure validation accuracy.
 
@@ -85,10 +100,14 @@ def train(
         seed: seeds the weights and the order of the batches.
         on_epoch: called with ``(epoch, accuracy)`` after each epoch; it may
             raise (``optuna.TrialPruned``) to stop the run.
+        on_step: called with ``(epoch, step, loss)`` after each batch (progress).
+        checkpoint: a file to resume from if it exists, and to save the
+            run's state to after every epoch.
 
     Raises:
         EvaluationFailed: a non-finite loss, the time limit, or an error
             raised by the network (out of memory ...).
+        NASError: the checkpoint belongs to another network or other settings.
     """
     device = device or default_device()
     started = time.perf_counter()
@@ -100,7 +119,11 @@ def train(
         model = lower(graph).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr) if any(True for _ in model.parameters()) else None
         generator = torch.Generator().manual_seed(seed)
-        for epoch in range(epochs):
+        settings = {"graph": graph.hash, "data": data.name, "seed": seed, "batch_size": batch_size, "lr": lr}
+        first = 0
+        if checkpoint is not None and Path(checkpoint).is_file():
+            first, curve = _resume(Path(checkpoint), settings, model, optimizer, generator)
+        for epoch in range(first, epochs):
             model.train()
             order = torch.randperm(len(train_images), generator=generator)
             for step, start in enumerate(range(0, len(order), batch_size)):
@@ -114,9 +137,13 @@ def train(
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
+                if on_step is not None:
+                    on_step(epoch, step, value)
                 if timeout_s is not None and time.perf_counter() - started > timeout_s:
                     raise EvaluationFailed(f"timed out after {timeout_s:g} s, in epoch {epoch + 1} of {epochs}")
             curve.append(accuracy(graph, model, val_images, device))
+            if checkpoint is not None:
+                _save(Path(checkpoint), settings, epoch + 1, curve, model, optimizer, generator)
             if on_epoch is not None:
                 on_epoch(epoch, curve[-1])
     except EvaluationFailed:
@@ -125,3 +152,67 @@ def train(
         reason = " ".join(str(e).split())[:300]
         raise EvaluationFailed(f"training failed: {type(e).__name__}: {reason}") from e
     return TrainResult(curve[-1] if curve else 0.0, curve, time.perf_counter() - started, state_of(model))
+
+
+# -- checkpoints ------------------------------------------------------------------
+
+
+def _save(
+    path: Path,
+    settings: dict[str, Any],
+    epochs_done: int,
+    curve: list[float],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    generator: torch.Generator,
+) -> None:
+    """Write the run's state after ``epochs_done`` epochs to ``path``, atomically
+    (a file next to it, then a rename): an interruption leaves the previous
+    checkpoint whole."""
+    tensors = {f"model.{k}": v for k, v in state_of(model).items()}
+    tensors["rng.generator"] = generator.get_state()
+    groups: list[dict[str, Any]] = []
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, values in state["state"].items():
+            for key, value in values.items():
+                tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
+        groups = state["param_groups"]
+    meta = {"settings": settings, "epochs_done": epochs_done, "curve": curve, "param_groups": groups}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    safetensors.torch.save_file(tensors, str(partial), metadata={"nas_checkpoint": json.dumps(meta)})
+    os.replace(partial, path)
+
+
+def _resume(
+    path: Path,
+    settings: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    generator: torch.Generator,
+) -> tuple[int, list[float]]:
+    """Restore a run from the checkpoint at ``path``; the epochs it had done and its curve."""
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["nas_checkpoint"])
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    except (OSError, KeyError, ValueError, safetensors.SafetensorError) as e:
+        raise NASError(f"not a nas training checkpoint ({e})", file=str(path), hint="delete it to start over") from e
+    if meta["settings"] != settings:
+        differ = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
+        raise NASError(
+            f"the checkpoint is of another run (its {', '.join(differ)} differ)",
+            file=str(path),
+            hint="give the settings it was made with, another --checkpoint, or delete it to start over",
+        )
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    generator.set_state(tensors["rng.generator"])
+    if optimizer is not None and meta["param_groups"]:
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return int(meta["epochs_done"]), [float(a) for a in meta["curve"]]
