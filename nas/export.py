@@ -39,7 +39,6 @@ import contextlib
 import datetime
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import shutil
@@ -62,6 +61,7 @@ from nas.build import build
 from nas.errors import NASError, SourceError
 from nas.graph import Graph
 from nas.lower import lower
+from nas.onnx import ONNX_OPSET, to_onnx
 from nas.parse import load_yaml
 
 EXPORT_VERSION = 1
@@ -69,7 +69,6 @@ EXPORT_VERSION = 1
 
 MANIFEST = "model.json"
 CARD = "MODEL.md"
-ONNX_OPSET = 17
 TOLERANCE = 1e-4
 """Largest difference from the IR module's outputs a format may show,
 relative to the outputs' magnitude (at least 1)."""
@@ -329,24 +328,8 @@ def _onnx_missing() -> str | None:
 
 
 def _write_onnx(module: torch.nn.Module, inputs: Outputs, path: Path) -> dict[str, Any]:
-    names = [f"input{i}" for i in range(len(inputs))]
-    outputs = [f"output{i}" for i in range(len(_as_tuple(module(*inputs))))]
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
-        torch.onnx.export(
-            module,
-            inputs,
-            buffer,  # type: ignore[arg-type]
-            dynamo=False,  # the torch.export-based exporter needs onnxscript; this one needs torch alone
-            input_names=names,
-            output_names=outputs,  # named, also because the exporter reads an fx module's graph as its own
-            dynamic_axes={name: {0: "batch"} for name in names + outputs},
-            opset_version=ONNX_OPSET,
-            do_constant_folding=True,
-        )
-    path.write_bytes(buffer.getvalue())
-    return {"opset": ONNX_OPSET, "batch": "dynamic", "inputs": names, "outputs": outputs}
+    path.write_bytes(to_onnx(module, inputs, dynamic_batch=True))
+    return {"opset": ONNX_OPSET, "batch": "dynamic"}
 
 
 class OnnxModule(torch.nn.Module):

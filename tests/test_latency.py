@@ -276,7 +276,15 @@ def test_onnxruntime_computes_what_torch_computes() -> None:
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_an_export_failure_is_a_failed_measurement() -> None:
+def test_an_export_failure_is_a_failed_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Unpooling exports since it lowers to a scatter; an operator the exporter
+    # lacks is simulated.
+    assert latency.measure(UNPOOL, "onnxruntime", threads=1, cache=False, policy=QUICK).ok
+
+    def unsupported(*_: object, **__: object) -> bytes:
+        raise RuntimeError("Exporting the operator 'aten::max_unpool2d'\nto ONNX opset version 17 is not supported")
+
+    monkeypatch.setattr(latency.backends, "to_onnx", unsupported)
     m = latency.measure(UNPOOL, "onnxruntime", threads=1, cache=False, policy=QUICK)
     assert not m.ok and m.distribution is None and m.median_ms is None
     assert m.reason is not None and m.reason.startswith("ONNX export failed:") and "\n" not in m.reason
@@ -418,7 +426,13 @@ def test_cli_missing_backend_is_one_line_and_exit_2(capsys: pytest.CaptureFixtur
     assert len(err.splitlines()) == 1 and "torch_tensorrt is not installed" in err and "available here" in err
 
 
-def test_cli_failed_measurement_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_failed_measurement_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*_: object, **__: object) -> bytes:
+        raise RuntimeError("Exporting the operator 'aten::frobnicate' to ONNX opset version 17 is not supported")
+
+    monkeypatch.setattr(latency.backends, "to_onnx", unsupported)
     assert main(["latency", UNPOOL, "--backend", "onnxruntime", "--threads", "1", "--json"]) == 2
     captured = capsys.readouterr()
     assert json.loads(captured.out)["ok"] is False

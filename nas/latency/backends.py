@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import io
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,12 +27,10 @@ import torch
 from nas.errors import NASError
 from nas.latency.device import cpu_device_name, gpu_name
 from nas.latency.timing import CudaEventTimer, PerfCounterTimer, Run, Timer
+from nas.onnx import ONNX_OPSET, to_onnx
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-ONNX_OPSET = 17
-"""The ONNX opset of exported models: supported by every ONNX Runtime since 1.14."""
 
 AUTO_ORDER = ("tensorrt", "cuda", "onnxruntime", "torch")
 """What ``backend="auto"`` tries, best first: the GPU reference, then PyTorch
@@ -320,31 +316,15 @@ class OnnxRuntimeBackend(Backend):
 
 
 def export_onnx(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> bytes:
-    """The ONNX model of ``module`` at these inputs' (static) shapes, as bytes.
-
-    Uses the TorchScript-based exporter (``dynamo=False``), which needs no
-    package beyond torch; the torch.export-based one needs ``onnxscript``.
+    """The ONNX model of ``module`` at these inputs' static shapes (:func:`nas.onnx.to_onnx`).
 
     Raises:
         BuildFailed: the exporter cannot express the network.
     """
-    buffer = io.BytesIO()
-    names = [f"input{i}" for i in range(len(inputs))]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice, per call
-            torch.onnx.export(
-                module,
-                tuple(inputs),
-                buffer,  # type: ignore[arg-type]  # the TorchScript exporter also writes to file objects
-                dynamo=False,
-                input_names=names,
-                opset_version=ONNX_OPSET,
-                do_constant_folding=True,
-            )
+        return to_onnx(module, inputs, dynamic_batch=False)
     except Exception as e:
         raise BuildFailed(f"ONNX export failed: {error_line(e)}") from e
-    return buffer.getvalue()
 
 
 class TensorRTBackend(_GpuBackend):
