@@ -118,18 +118,25 @@ def test_an_enet_with_pooling_indices_round_trips(tmp_path: Path) -> None:
     assert_round_trip(tmp_path / "enet", reference, (3, 64, 64))
 
 
-def test_a_searched_model_exports_with_its_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    storage = f"sqlite:///{tmp_path}/s.db"
-    config = SearchConfig(
-        space="early",
-        trials=4,
-        objective="proxy:naswot",
-        storage=storage,
-        study="found",
-        latency_budget_ms=50.0,
-        timing=TimingPolicy.quick(),
+def search(tmp_path: Path, study: str, trials: int) -> str:
+    """Run a quick proxy search on the early space; its storage URL."""
+    storage = f"sqlite:///{tmp_path}/{study}.db"
+    run_search(
+        SearchConfig(
+            space="early",
+            trials=trials,
+            objective="proxy:naswot",
+            storage=storage,
+            study=study,
+            latency_budget_ms=50.0,
+            timing=TimingPolicy.quick(),
+        )
     )
-    run_search(config)
+    return storage
+
+
+def test_a_searched_model_exports_with_its_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    storage = search(tmp_path, "found", trials=4)
     capsys.readouterr()
     assert main(["export", "--storage", storage, "--study", "found", "--best", "-o", "best", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -155,18 +162,7 @@ def test_a_searched_model_exports_with_its_search(tmp_path: Path, capsys: pytest
 
 
 def test_a_trial_that_does_not_exist_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    storage = f"sqlite:///{tmp_path}/none.db"
-    run_search(
-        SearchConfig(
-            space="early",
-            trials=1,
-            objective="proxy:naswot",
-            storage=storage,
-            study="one",
-            latency_budget_ms=50.0,
-            timing=TimingPolicy.quick(),
-        )
-    )
+    storage = search(tmp_path, "one", trials=1)
     capsys.readouterr()
     assert main(["export", "--storage", storage, "--study", "one", "--trial", "99", "-o", "x"]) == 2
     err = capsys.readouterr().err.strip()
