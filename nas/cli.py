@@ -440,7 +440,7 @@ def results(
     best_dir = None
     notes = [f"wrote {p}" for p in pictures] or ["no pictures: matplotlib is not installed"]
     try:
-        best_dir, _ = export_best(st, runs)
+        best_dir, _ = export_best(st, runs, storage=storage)
         notes.append(f"best model: {best_dir}/model.yaml and model.safetensors")
     except NASError as e:  # no feasible trial yet, or weights left on another machine: the table still helps
         notes.append(f"no best model: {e}")

@@ -52,9 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
 import safetensors
 import safetensors.torch
 import torch
+from optuna.trial import FrozenTrial, TrialState
 
 import nas
 from nas.build import build
@@ -173,9 +175,7 @@ def from_trial(
         NASError: no such study or trial, an unfinished trial, none within
             the budget, or weights not on this machine.
     """
-    from optuna.trial import TrialState
-
-    from nas.search.results import entry, pareto_front
+    from nas.search.results import pareto_front
     from nas.search.study import load_study
 
     st = load_study(storage, study)
@@ -202,6 +202,18 @@ def from_trial(
         chosen = found[0]
     else:
         raise NASError("name a trial of the study", field="trial", hint="give --trial N, or --best")
+    return trial_model(st, chosen, storage=storage)
+
+
+def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None = None) -> Model:
+    """A finished trial of ``study`` as a :class:`Model` (see :func:`from_trial`).
+
+    Raises:
+        NASError: an unfinished trial, or weights not on this machine.
+    """
+    from nas.search.results import entry
+
+    st = study
     if chosen.state != TrialState.COMPLETE or "yaml" not in chosen.user_attrs:
         raise NASError(
             f"trial {chosen.number} of '{st.study_name}' did not finish ({chosen.state.name.lower()})",
@@ -219,7 +231,7 @@ def from_trial(
         )
     record = entry(chosen)
     search = {
-        "storage": _safe_url(storage),
+        "storage": None if storage is None else _safe_url(storage),
         "study": st.study_name,
         "trial": chosen.number,
         "space": attrs.get("space"),
@@ -1029,4 +1041,5 @@ __all__ = [
     "model_card",
     "parse_formats",
     "read_manifest",
+    "trial_model",
 ]

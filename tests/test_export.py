@@ -159,6 +159,9 @@ def test_a_searched_model_exports_with_its_search(tmp_path: Path, capsys: pytest
     reference = nas.lower(graph)
     reference.load_state_dict(safetensors.torch.load_file(weights))
     assert_round_trip(Path("best"), reference, next(iter(graph.summary.inputs.values())))
+    # The search's own best model is an export too.
+    assert E.read_manifest("runs/found/best")["search"]["trial"] == trial
+    assert_round_trip(Path("runs/found/best"), reference, next(iter(graph.summary.inputs.values())))
 
 
 def test_a_trial_that_does_not_exist_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

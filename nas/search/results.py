@@ -11,9 +11,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,32 +114,29 @@ def report(study: optuna.Study) -> dict[str, Any]:
     }
 
 
-def export_best(study: optuna.Study, runs: str | Path = "runs") -> tuple[Path, FrozenTrial]:
-    """Write the best model of the front to ``runs/<study>/best/``:
-    ``model.yaml`` (its IR, readable by :func:`nas.build`),
-    ``model.safetensors`` (its weights, for :func:`nas.lower` of that IR) and
-    ``model.json`` (its figures).
+def export_best(
+    study: optuna.Study, runs: str | Path = "runs", *, storage: str | None = None
+) -> tuple[Path, FrozenTrial]:
+    """Export the best model of the front to ``runs/<study>/best/`` with
+    :mod:`nas.export`: ``model.yaml`` (its IR), ``model.safetensors`` (its
+    trained weights), ``model.json`` and ``MODEL.md`` (its card), so that
+    ``nas.load`` and ``nas show`` read it. A previous best is replaced.
+    ``storage`` (the study's URL) goes on the card.
 
     Raises:
         NASError: no feasible trial yet, or its weights file is missing.
     """
+    from nas.export import export, trial_model
+
     best = best_trial(study)
     if best is None:
         raise NASError(
             f"study '{study.study_name}' has no finished trial within its latency budget",
             hint="run more trials, or search again with a larger --latency-budget-ms",
         )
+    model = trial_model(study, best, storage=storage)
     target = run_dir(runs, study.study_name) / "best"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "model.yaml").write_text(best.user_attrs["yaml"])
-    weights = best.user_attrs.get("weights")
-    if not weights or not Path(weights).is_file():
-        raise NASError(
-            f"the weights of trial {best.number} are not on this machine ({weights})",
-            hint="run 'nas results' where the search ran, or copy its runs/ folder here",
-        )
-    shutil.copyfile(weights, target / "model.safetensors")
-    (target / "model.json").write_text(json.dumps(entry(best), indent=2) + "\n")
+    export(model, target, ("yaml", "weights"), overwrite=True)
     return target, best
 
 
@@ -196,3 +191,24 @@ def plot(study: optuna.Study, runs: str | Path = "runs") -> list[Path]:
     fig.savefig(written[-1], dpi=120)
     plt.close(fig)
     return written
+
+
+def dashboard(storage: str, *, port: int = 8080, host: str = "127.0.0.1") -> None:
+    """Serve optuna-dashboard on ``http://host:port`` for the studies of
+    ``storage`` (any URL :func:`~nas.search.study.open_storage` takes), until
+    interrupted: live charts of every trial while workers search.
+
+    Raises:
+        NASError: the optuna-dashboard package is not installed, or the storage
+            cannot be opened (one line each).
+    """
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise NASError(
+            "the dashboard needs the optuna-dashboard package, which is not installed",
+            hint="pip install optuna-dashboard (or pip install -e '.[dashboard]')",
+        ) from None
+    from nas.search.study import open_storage  # study imports this module
+
+    optuna_dashboard.run_server(open_storage(storage, create=False), host=host, port=port)
