@@ -338,7 +338,7 @@ def test_two_processes_share_one_study(tmp_path: Path) -> None:
         assert worker.returncode == 0, err.decode()
     study = load_study(storage, "shared")
     finished = [t for t in study.trials if t.state.is_finished()]
-    assert 6 <= len(finished) <= 7  # each worker stops once the study has 6; one may be mid-trial then
+    assert len(finished) == 6, [(t.number, t.state.name) for t in study.trials]  # claimed under a lock: never 7
     assert all(t.state == TrialState.COMPLETE and "hash" in t.user_attrs for t in finished)
 
 

@@ -23,7 +23,9 @@ accuracy that at least :data:`PRUNE_AFTER` earlier feasible trials had at
 that epoch stops and is recorded as pruned.
 
 The storage is the single source of truth: the same ``--storage`` and
-``--study`` resume a search, and several processes may work on one study.
+``--study`` resume a search, and several processes may work on one study;
+they claim trials under a lock (:mod:`nas.search.workers`), so that the study
+ends with exactly its number of trials.
 
 Example:
     >>> config = SearchConfig(space="early", trials=6, objective="proxy:naswot", storage="sqlite:///runs/x.db")
@@ -61,6 +63,7 @@ from nas.search.proxies import BATCH, PROXIES, score
 from nas.search.results import Tally, export_best, run_dir, tally
 from nas.search.sampler import EvolutionSampler, params_of, plain, suggest
 from nas.search.train import EvaluationFailed, default_device, state_of, train
+from nas.search.workers import StudyLock, fail_dead, held, mark, retried
 
 SAMPLERS = ("evolution", "tpe", "nsga2", "random")
 OBJECTIVES = ("accuracy", *(f"proxy:{name}" for name in PROXIES))
@@ -400,9 +403,14 @@ class _Search:
     # Duplicates -----------------------------------------------------------
 
     def earlier(self, trial: optuna.Trial, graph_hash: str) -> FrozenTrial | None:
-        """The first finished trial that evaluated this network."""
+        """The first finished trial that evaluated this network (a failure
+        that was retried, its worker having died, evaluated nothing)."""
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        for t in trial.study.get_trials(deepcopy=False, states=finished):
+        trials = trial.study.get_trials(deepcopy=False)
+        again = retried(trials)
+        for t in trials:
+            if t.state not in finished or t.number in again:
+                continue
             same = t.number < trial.number and t.user_attrs.get("hash") == graph_hash
             # A failure before the latency (a broken measurement) says nothing of the network.
             if (
@@ -533,7 +541,11 @@ def run_search(
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
 ) -> SearchResult:
     """Run (or resume) the search ``config`` describes until its study has
-    ``config.trials`` finished trials (complete, pruned or failed).
+    ``config.trials`` trials, finished (complete, pruned or failed, not
+    counting failures that were retried) or running in other workers.
+    Each trial is claimed under the study's lock only while the study has
+    fewer (:mod:`nas.search.workers`), so that any number of workers end
+    with exactly ``config.trials``.
 
     Args:
         on_start: called once the study is open (a progress display starts here).
@@ -574,22 +586,31 @@ def run_search(
         for key, value in settings.items():
             if key not in stored:
                 study.set_user_attr(key, value)
-        counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        lock = StudyLock.of(storage, config.storage, name)
         if not any(is_done(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
-            for origin, assignment, _ in starting_points(search, random.Random(config.seed)):
-                study.enqueue_trial(params_of(assignment), user_attrs={"origin": origin}, skip_if_exists=True)
-        done = len(study.get_trials(deepcopy=False, states=counted))
-        remaining = max(0, config.trials - done)
+            points = starting_points(search, random.Random(config.seed))
+            with lock:  # so that workers starting together queue each once
+                for origin, assignment, _ in points:
+                    study.enqueue_trial(params_of(assignment), user_attrs={"origin": origin}, skip_if_exists=True)
         if on_start is not None:
             on_start(study, config)
-        if remaining:
-            callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
-                optuna.study.MaxTrialsCallback(config.trials, states=counted)
-            ]
-            if on_trial is not None:
-                callbacks.append(on_trial)
-            study.optimize(search, n_trials=remaining, callbacks=callbacks, catch=(EvaluationFailed,))
-    result = SearchResult(name, config.storage, folder, tally(study), remaining)
+        callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [] if on_trial is None else [on_trial]
+        ran = 0
+
+        def claimed(trial: optuna.Trial) -> tuple[float, float]:
+            nonlocal ran
+            mark(trial)
+            lock.release()  # the trial holds its slot now: other workers may count and claim
+            ran += 1
+            return search(trial)
+
+        while True:
+            with lock:  # from counting the slots until the trial is claimed (in study.optimize)
+                fail_dead(study)
+                if held(study.get_trials(deepcopy=False)) >= config.trials:
+                    break
+                study.optimize(claimed, n_trials=1, callbacks=callbacks, catch=(EvaluationFailed,))
+    result = SearchResult(name, config.storage, folder, tally(study), ran)
     try:
         result.best_dir, result.best = export_best(study, config.runs)
     except NASError as e:
