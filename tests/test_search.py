@@ -21,7 +21,7 @@ from nas.errors import NASError
 from nas.latency import TimingPolicy
 from nas.search import SearchConfig, adapt, load_data, load_study, pareto_front, run_search
 from nas.search.proxies import PROXIES, score
-from nas.search.results import is_feasible
+from nas.search.results import dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, plain, suggest
 
 TINY_SPACE = """
@@ -293,6 +293,30 @@ def test_a_resumed_study_keeps_its_settings(tmp_path: Path) -> None:
     run_search(config(tmp_path, trials=1))
     with pytest.raises(NASError, match="was made with objective"):
         run_search(config(tmp_path, trials=2, objective="proxy:synflow"))
+
+
+def test_the_dashboard_without_its_package_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # import fails, as when not installed
+    with pytest.raises(NASError) as error:
+        dashboard(f"sqlite:///{tmp_path}/nas.db")
+    assert "\n" not in str(error.value) and "pip install optuna-dashboard" in str(error.value)
+
+
+def test_the_dashboard_serves_the_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    url = f"sqlite:///{tmp_path}/nas.db"
+    optuna.create_study(study_name="s", storage=url)
+    served: list[tuple[object, str, int]] = []
+    monkeypatch.setattr(optuna_dashboard, "run_server", lambda s, host, port: served.append((s, host, port)))
+    dashboard(url, port=8123)
+    [(storage, host, port)] = served
+    assert (host, port) == ("127.0.0.1", 8123)
+    assert isinstance(storage, optuna.storages.RDBStorage) and storage.engine.url.database == f"{tmp_path}/nas.db"
+    assert optuna.get_all_study_names(storage) == ["s"]
+    with pytest.raises(NASError, match="no storage file"):
+        dashboard(f"sqlite:///{tmp_path}/missing.db")
 
 
 # -- the commands ------------------------------------------------------------------
