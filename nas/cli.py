@@ -428,11 +428,21 @@ def results(
         str | None, typer.Option("--study", help="Study name (default: the only study in the storage).")
     ] = None,
     runs: Annotated[str, typer.Option("--runs", help="Folder of the search's weights; pictures go there.")] = "runs",
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard", help="Serve optuna-dashboard on the storage (until Ctrl-C).")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="With --dashboard: the port on 127.0.0.1.")] = 8080,
     as_json: Json = False,
 ) -> None:
     """The feasible Pareto front of a search; saves the best model and two pictures."""
     import nas.search
+    from nas.search.results import dashboard as serve
     from nas.search.results import export_best, plot
+
+    if dashboard:
+        print(f"optuna-dashboard on http://127.0.0.1:{port} for {storage} (Ctrl-C stops it)", file=sys.stderr)
+        serve(storage, port=port)
+        return
 
     st = nas.search.load_study(storage, study)
     report = nas.search.report(st)

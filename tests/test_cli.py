@@ -66,3 +66,32 @@ def test_package_data_is_found_through_importlib_resources() -> None:
     root = importlib.resources.files("nas.search_spaces")
     assert root.joinpath("__init__.py").is_file()
     assert importlib.resources.files("nas.blocks").joinpath("residual.py").is_file()
+
+
+def test_results_dashboard_without_its_package_is_one_line(
+    tmp_path: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path}/nas.db"
+    optuna.create_study(storage=url, study_name="s")
+    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # import fails, as when not installed
+    assert main(["results", "--storage", url, "--dashboard"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "pip install optuna-dashboard" in err[1]  # the notice, then the error
+
+
+def test_results_dashboard_serves_the_storage(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    import optuna
+
+    url = f"sqlite:///{tmp_path}/nas.db"
+    optuna.create_study(storage=url, study_name="s")
+    served: list[tuple[object, str, int]] = []
+    monkeypatch.setattr(optuna_dashboard, "run_server", lambda s, host, port: served.append((s, host, port)))
+    assert main(["results", "--storage", url, "--dashboard", "--port", "8123"]) == 0
+    ((storage, host, port),) = served
+    assert host == "127.0.0.1" and port == 8123
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["s"]
