@@ -86,3 +86,17 @@ def test_the_study_lock_of_a_journal_file(tmp_path: Path) -> None:
     url = f"journal:{tmp_path}/w.log"
     with StudyLock.of(open_storage(url), url, "s"):
         assert (tmp_path / "w.log.nas-lock").is_file() or os.name != "posix"
+
+
+def test_tally_counts_a_retried_failure_once() -> None:
+    from nas.search.results import tally
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dead = study.ask()
+    study.tell(dead, state=TrialState.FAIL)
+    retry = study.ask()
+    study._storage.set_trial_system_attr(retry._trial_id, "retry_history", [dead.number])
+    study.tell(retry, [0.5, 1.0])
+    study.enqueue_trial({})
+    counts = tally(study)
+    assert (counts.finished, counts.failed, counts.running, counts.queued) == (1, 0, 0, 1)

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NASError
 from nas.search.sampler import nondominated_ranks
+from nas.search.workers import retried
 
 
 def run_dir(runs: str | Path, study_name: str) -> Path:
@@ -36,7 +37,10 @@ def is_feasible(trial: FrozenTrial) -> bool:
 
 @dataclass(frozen=True)
 class Tally:
-    """Counts of a study's trials, and the best feasible objective value."""
+    """Counts of a study's trials, and the best feasible objective value.
+
+    A failed trial that was queued again (its worker died) is counted once,
+    by its retry; ``queued`` trials wait for a worker."""
 
     finished: int
     feasible: int
@@ -45,6 +49,7 @@ class Tally:
     failed: int
     running: int
     best: float | None
+    queued: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -56,10 +61,14 @@ def tally(study: optuna.Study) -> Tally:
     feasible = [t for t in trials if is_feasible(t)]
     complete = sum(1 for t in trials if t.state == TrialState.COMPLETE)
     pruned = sum(1 for t in trials if t.state == TrialState.PRUNED)
-    failed = sum(1 for t in trials if t.state == TrialState.FAIL)
-    running = sum(1 for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING))
+    again = retried(trials)
+    failed = sum(1 for t in trials if t.state == TrialState.FAIL and t.number not in again)
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+    queued = sum(1 for t in trials if t.state == TrialState.WAITING)
     best = max((t.values[0] for t in feasible), default=None)
-    return Tally(complete + pruned + failed, len(feasible), complete - len(feasible), pruned, failed, running, best)
+    return Tally(
+        complete + pruned + failed, len(feasible), complete - len(feasible), pruned, failed, running, best, queued
+    )
 
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:

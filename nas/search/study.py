@@ -612,7 +612,7 @@ def run_search(
                 study.optimize(claimed, n_trials=1, callbacks=callbacks, catch=(EvaluationFailed,))
     result = SearchResult(name, config.storage, folder, tally(study), ran)
     try:
-        result.best_dir, result.best = export_best(study, config.runs)
+        result.best_dir, result.best = export_best(study, config.runs, storage=config.storage)
     except NASError as e:
         result.best_error = str(e)
     return result
