@@ -29,7 +29,7 @@ Run from the repository root::
 
     .venv/bin/python examples/bench_search.py                           # 16 trials, accuracy, ~5 min on 2 cores
     .venv/bin/python examples/bench_search.py --trials 8 --objective proxy:naswot --json
-    .venv/bin/python examples/bench_search.py --samplers evolution random --seeds 0 1 2 3 4 --trials 30
+    .venv/bin/python examples/bench_search.py --samplers evolution random --seeds 0 1 2 3 4 --trials 20
 """
 
 from __future__ import annotations
