@@ -26,8 +26,9 @@ time limit) are left out of every tau and counted.
 
 Run from the repository root::
 
-    .venv/bin/python examples/bench_proxies.py                  # 40 architectures, 2 epochs, ~5 min on 2 cores
+    .venv/bin/python examples/bench_proxies.py                  # 40 architectures, 2 epochs, 5-15 min on 2 cores
     .venv/bin/python examples/bench_proxies.py --archs 8        # smoke run
+    .venv/bin/python examples/bench_proxies.py --archs 50       # the issue note's run (12 min at load 5)
     .venv/bin/python examples/bench_proxies.py --json           # one JSON object on stdout
 
 Progress goes to stderr.
