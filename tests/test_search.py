@@ -20,7 +20,7 @@ from nas.cli import main
 from nas.errors import NASError
 from nas.latency import TimingPolicy
 from nas.search import SearchConfig, adapt, load_data, load_study, pareto_front, run_search
-from nas.search.proxies import PROXIES, score
+from nas.search.proxies import DEGENERATE, PROXIES, score
 from nas.search.results import dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, plain, suggest
 
@@ -236,6 +236,22 @@ def test_search_stores_its_trials_and_resumes(tmp_path: Path) -> None:
             assert list(t.constraints.values()) == t.user_attrs["constraint"]
     front = pareto_front(study)
     assert front and all(is_feasible(t) for t in front)
+
+
+def test_study_stop_from_a_callback_ends_the_search(tmp_path: Path) -> None:
+    def stop_after_two(study: optuna.Study, trial: object) -> None:
+        if len(study.get_trials(states=(TrialState.COMPLETE,))) >= 2:
+            study.stop()
+
+    result = run_search(config(tmp_path, trials=5), on_trial=stop_after_two)
+    assert result.ran == 2 and result.tally.finished == 2
+
+
+def test_a_degenerate_proxy_score_says_what_it_means(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(PROXIES, "synflow", lambda *_: -math.inf)
+    run_search(config(tmp_path, trials=1, objective="proxy:synflow"))
+    (trial,) = load_study(f"sqlite:///{tmp_path}/nas.db", "test").get_trials(states=(TrialState.FAIL,))
+    assert trial.user_attrs["failure"] == "proxy:synflow score is -inf: " + DEGENERATE["synflow"]
 
 
 def test_duplicates_are_not_evaluated_again(tmp_path: Path) -> None:

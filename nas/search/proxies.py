@@ -124,6 +124,13 @@ PROXIES: dict[str, Callable[[Graph, fx.GraphModule, torch.Tensor, torch.Tensor],
 }
 """The proxies by name, as ``--objective proxy:NAME`` takes them."""
 
+DEGENERATE = {
+    "naswot": "the network does not tell its inputs apart",
+    "synflow": "no synaptic flow reaches the output (saturated activations zero every gradient)",
+    "grad_norm": "the loss has no gradient",
+}
+"""What a score of ``-inf`` means, per proxy."""
+
 
 def score(name: str, graph: Graph, x: torch.Tensor, y: torch.Tensor, *, model: fx.GraphModule | None = None) -> float:
     """The proxy ``name`` of ``graph`` (lowered now unless ``model`` is given,

@@ -59,7 +59,7 @@ from nas.latency import TimingPolicy, measure
 from nas.lower import lower
 from nas.search.adapt import adapt
 from nas.search.data import Split, load_data
-from nas.search.proxies import BATCH, PROXIES, score
+from nas.search.proxies import BATCH, DEGENERATE, PROXIES, score
 from nas.search.results import Tally, export_best, run_dir, tally
 from nas.search.sampler import EvolutionSampler, params_of, plain, suggest
 from nas.search.train import EvaluationFailed, default_device, state_of, train
@@ -333,11 +333,8 @@ class _Search:
             except (RuntimeError, ValueError) as e:
                 raise EvaluationFailed(f"{objective} failed: {' '.join(str(e).split())[:200]}") from e
             if not math.isfinite(value):
-                raise EvaluationFailed(
-                    f"{objective} score is {value}: the network does not tell its inputs apart"
-                    if value < 0
-                    else f"{objective} score is {value}"
-                )
+                meaning = DEGENERATE.get(objective.removeprefix("proxy:")) if value < 0 else None
+                raise EvaluationFailed(f"{objective} score is {value}" + (f": {meaning}" if meaning else ""))
             trial.set_user_attr("score", value)
             trial.set_user_attr("accuracy", None)
             self.save(trial, state_of(model))
@@ -610,6 +607,10 @@ def run_search(
                 if held(study.get_trials(deepcopy=False)) >= config.trials:
                     break
                 study.optimize(claimed, n_trials=1, callbacks=callbacks, catch=(EvaluationFailed,))
+            # study.stop() from a callback ends Optuna's own loop; it must end
+            # this one too (Optuna keeps the flag set until the next optimize).
+            if study._stop_flag:
+                break
     result = SearchResult(name, config.storage, folder, tally(study), ran)
     try:
         result.best_dir, result.best = export_best(study, config.runs, storage=config.storage)
