@@ -254,6 +254,12 @@ def test_a_degenerate_proxy_score_says_what_it_means(tmp_path: Path, monkeypatch
     assert trial.user_attrs["failure"] == "proxy:synflow score is -inf: " + DEGENERATE["synflow"]
 
 
+def test_random_search_draws_only_valid_architectures(tmp_path: Path) -> None:
+    run_search(config(tmp_path, trials=12, sampler="random"))
+    trials = load_study(f"sqlite:///{tmp_path}/nas.db", "test").get_trials(states=(TrialState.FAIL,))
+    assert not [t for t in trials if str(t.user_attrs.get("failure", "")).startswith("invalid architecture")]
+
+
 def test_duplicates_are_not_evaluated_again(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
     result = run_search(config(tmp_path, space=str(tmp_path / "tiny.yaml"), trials=5, sampler="random"))

@@ -40,6 +40,7 @@ import contextlib
 import math
 import random
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -496,7 +497,10 @@ def make_sampler(config: SearchConfig, search: _Search) -> optuna.samplers.BaseS
     if config.sampler == "nsga2":
         size = max(4, min(16, config.trials // 3))
         return optuna.samplers.NSGAIISampler(seed=config.seed, constraints_func=constraints, population_size=size)
-    return optuna.samplers.RandomSampler(seed=config.seed)
+    # Random search draws valid architectures of the space (redrawn until
+    # they decode within its limits), as NAS baselines do; Optuna's
+    # RandomSampler would spend trials on draws that break the limits.
+    return EvolutionSampler(search.space, seed=config.seed, constraints_func=constraints, startup_trials=sys.maxsize)
 
 
 def _check(config: SearchConfig) -> None:
