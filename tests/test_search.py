@@ -22,7 +22,8 @@ from nas.latency import TimingPolicy
 from nas.search import SearchConfig, adapt, load_data, load_study, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
 from nas.search.results import dashboard, is_feasible
-from nas.search.sampler import EvolutionSampler, assignment_from_plain, plain, suggest
+from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
+from nas.search.study import stop_reason
 
 TINY_SPACE = """
 name: tiny
@@ -192,6 +193,48 @@ def test_evolution_sampler_mutates_parents() -> None:
         b = assignment_from_plain(space, child.user_attrs["assignment"])
         shared = set(a) & set(b)
         assert 1 <= S.distance({k: a[k] for k in shared}, {k: b[k] for k in shared}) <= 2
+
+
+def test_crowding_is_nsga2s_distance_within_each_rank() -> None:
+    # Rank 0: (0,4) (1,2) (2,1) (4,0); rank 1: (3,3) alone. By hand: the inner
+    # points of rank 0 get (2-0)/4 + (4-1)/4 and (4-1)/4 + (2-0)/4.
+    points = [[0.0, 4.0], [1.0, 2.0], [2.0, 1.0], [4.0, 0.0], [3.0, 3.0]]
+    ranks = nondominated_ranks(points)
+    assert ranks == [0, 0, 0, 0, 1]
+    spread = crowding(points, ranks)
+    assert spread[0] == spread[3] == spread[4] == math.inf
+    assert spread[1] == pytest.approx(2 / 4 + 3 / 4)
+    assert spread[2] == pytest.approx(3 / 4 + 2 / 4)
+
+
+def test_evolution_can_draw_fresh_children() -> None:
+    space = S.load_space("early")
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        assignment = suggest(trial, space)
+        trial.set_user_attr("assignment", plain(assignment))
+        return 1.0, 1.0
+
+    def parents(explore: float) -> list[object]:
+        sampler = EvolutionSampler(space, seed=3, startup_trials=1, explore=explore)
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        study.optimize(objective, n_trials=8)
+        return [t.system_attrs["nas:parent"] for t in study.trials[1:]]
+
+    assert all(p is not None for p in parents(0.0))  # every later child is a mutant
+    assert all(p is None for p in parents(1.0))  # every child is drawn at random
+
+
+def test_pruning_compares_a_trial_only_with_no_slower_ones() -> None:
+    slow_and_good = [(5.0, 0.9), (6.0, 0.95), (7.0, 0.92)]
+    # A fast net below their median goes on: it may reach the front with less accuracy.
+    assert stop_reason(0, 0.5, 1.0, slow_and_good) is None
+    # As slow as they are, it is dominated so far, and stops.
+    reason = stop_reason(0, 0.5, 7.0, slow_and_good)
+    assert reason is not None and "median 0.9200" in reason and "3 earlier trials" in reason
+    # At or above the median it goes on; too few rivals say nothing.
+    assert stop_reason(0, 0.92, 7.0, slow_and_good) is None
+    assert stop_reason(0, 0.5, 5.5, slow_and_good) is None
 
 
 def test_any_optuna_sampler_walks_the_conditional_decisions() -> None:

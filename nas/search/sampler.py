@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -123,6 +124,25 @@ def nondominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
     return ranks
 
 
+def crowding(points: Sequence[Sequence[float]], ranks: Sequence[int]) -> list[float]:
+    """NSGA-II's crowding distance of each point within its rank: the sum
+    over objectives of the gap between its neighbours, normalised by the
+    rank's range; the extremes of each objective get infinity. Larger means
+    a lonelier point, whose mutants explore a part of the front others do not."""
+    distance = [0.0] * len(points)
+    for rank in set(ranks):
+        members = [i for i, r in enumerate(ranks) if r == rank]
+        for k in range(len(points[0]) if points else 0):
+            ordered = sorted(members, key=lambda i: points[i][k])
+            low, high = points[ordered[0]][k], points[ordered[-1]][k]
+            distance[ordered[0]] = distance[ordered[-1]] = math.inf
+            if high <= low:
+                continue
+            for before, i, after in zip(ordered, ordered[1:], ordered[2:]):
+                distance[i] += (points[after][k] - points[before][k]) / (high - low)
+    return distance
+
+
 def violation(trial: FrozenTrial) -> float:
     """How far a trial is over its constraints (0 when feasible)."""
     constraint = trial.user_attrs.get("constraint")
@@ -137,10 +157,15 @@ class EvolutionSampler(BaseSampler):
         seed: seeds the draws.
         population: how many of the most recent finished trials parents are
             taken from (older ones age out).
-        tournament: how many of those compete to be the parent.
+        tournament: how many of those compete to be the parent: the one
+            with the least constraint violation, then the best
+            non-dominated rank, then the largest crowding distance.
         mutations: how many decisions a child changes, drawn from these.
         startup_trials: trials drawn at random (enqueued ones count) before
             mutation starts.
+        explore: the chance that a later child is a fresh random draw
+            instead of a mutant (random immigrants: the search keeps
+            reaching parts of the space far from its starting points).
         constraints_func: as for Optuna's NSGA-II; its values are stored as
             the trial's ``constraints`` system attribute.
         seen: given an assignment, a key (the canonical hash) to avoid
@@ -161,6 +186,7 @@ class EvolutionSampler(BaseSampler):
         tournament: int = 4,
         mutations: Sequence[int] = (1, 1, 2),
         startup_trials: int = 4,
+        explore: float = 0.0,
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         seen: Callable[[Assignment], str] | None = None,
     ) -> None:
@@ -169,6 +195,7 @@ class EvolutionSampler(BaseSampler):
         self.tournament = tournament
         self.mutations = tuple(mutations)
         self.startup_trials = startup_trials
+        self.explore = explore
         self.constraints_func = constraints_func
         self.seen = seen
         self._rng = random.Random(seed)
@@ -196,7 +223,7 @@ class EvolutionSampler(BaseSampler):
             if isinstance(t.user_attrs.get("assignment"), dict)
         ]
         started = sum(1 for t in study.get_trials(deepcopy=False) if t.number < trial.number)
-        if started < self.startup_trials or not finished:
+        if started < self.startup_trials or not finished or self._rng.random() < self.explore:
             child, parent = sample(self.space, self._rng), None
         else:
             parent = self._select(study, finished[-self.population :])
@@ -210,8 +237,9 @@ class EvolutionSampler(BaseSampler):
         signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
         points = [[s * v for s, v in zip(signs, t.values)] for t in population]
         ranks = nondominated_ranks(points)
+        spread = crowding(points, ranks)
         contestants = self._rng.sample(range(len(population)), min(self.tournament, len(population)))
-        best = min(contestants, key=lambda i: (violation(population[i]), ranks[i], self._rng.random()))
+        best = min(contestants, key=lambda i: (violation(population[i]), ranks[i], -spread[i], self._rng.random()))
         return population[best]
 
     def _mutate(self, study: Study, parent: Assignment) -> Assignment:

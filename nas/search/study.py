@@ -18,9 +18,10 @@ Each trial:
 Objectives are (accuracy or proxy score: maximise, latency: minimise).
 Optuna prunes single-objective studies only, so the accuracy run applies a
 median stopping rule itself (Golovin et al. 2017, as Optuna's
-``MedianPruner``): after each epoch but the last, a trial below the median
-accuracy that at least :data:`PRUNE_AFTER` earlier feasible trials had at
-that epoch stops and is recorded as pruned.
+``MedianPruner``), made Pareto-aware (:func:`stop_reason`): after each
+epoch but the last, a trial below the median accuracy that at least
+:data:`PRUNE_AFTER` earlier feasible trials *no slower than it* had at that
+epoch stops and is recorded as pruned.
 
 The storage is the single source of truth: the same ``--storage`` and
 ``--study`` resume a search, and several processes may work on one study;
@@ -253,6 +254,32 @@ def latency_function(config: SearchConfig) -> LatencyFn:
 # -- the search -------------------------------------------------------------------
 
 
+def stop_reason(
+    epoch: int, accuracy: float, latency_ms: float, earlier: list[tuple[float, float]], *, after: int = PRUNE_AFTER
+) -> str | None:
+    """The median stopping rule made Pareto-aware: why a trial at ``accuracy``
+    after ``epoch`` (0-based) should stop, or ``None`` to go on.
+
+    ``earlier`` holds ``(latency_ms, accuracy at this epoch)`` of earlier
+    trials. Only those at least as fast as this one count: a slower net
+    that learns faster says nothing against a faster one, which may still
+    reach the Pareto front with less accuracy (the plain median rule pruned
+    exactly the fast, small nets a latency-bound search is after). The
+    trial stops when ``after`` or more of them exist and it is below their
+    median.
+    """
+    rivals = [acc for lat, acc in earlier if lat <= latency_ms]
+    if len(rivals) < after:
+        return None
+    median = statistics.median(rivals)
+    if accuracy >= median:
+        return None
+    return (
+        f"epoch {epoch + 1}: accuracy {accuracy:.4f} below the median {median:.4f} "
+        f"of {len(rivals)} earlier trials no slower than its {latency_ms:.3g} ms"
+    )
+
+
 class _Search:
     """The objective and its context: space, data, budget, latency, storage of weights."""
 
@@ -369,24 +396,18 @@ class _Search:
         return result.accuracy
 
     def prune_reason(self, trial: optuna.Trial, epoch: int, accuracy: float) -> str | None:
-        """The median stopping rule: below the median of earlier feasible trials at this epoch."""
+        """:func:`stop_reason` against the earlier complete trials' accuracy at this epoch."""
         if not self.config.prune or epoch >= self.config.epochs - 1:
             return None
         earlier = [
-            t.user_attrs["curve"][epoch]
+            (t.user_attrs["latency_ms"], t.user_attrs["curve"][epoch])
             for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.number < trial.number
             and len(t.user_attrs.get("curve") or ()) > epoch
+            and "latency_ms" in t.user_attrs
             and "duplicate_of" not in t.user_attrs
         ]
-        if len(earlier) < PRUNE_AFTER:
-            return None
-        median = statistics.median(earlier)
-        if accuracy >= median:
-            return None
-        return (
-            f"epoch {epoch + 1}: accuracy {accuracy:.4f} below the median {median:.4f} of {len(earlier)} earlier trials"
-        )
+        return stop_reason(epoch, accuracy, trial.user_attrs["latency_ms"], earlier)
 
     def save(self, trial: optuna.Trial, state: dict[str, torch.Tensor]) -> None:
         path = self.folder / "trials" / f"{trial.number}.safetensors"
@@ -483,6 +504,10 @@ def starting_points(search: _Search, rng: random.Random) -> list[tuple[str, S.As
     )
 
 
+EXPLORE = 0.25
+"""The share of the evolutionary search's children drawn fresh at random."""
+
+
 def make_sampler(config: SearchConfig, search: _Search) -> optuna.samplers.BaseSampler:
     """The Optuna sampler ``config.sampler`` names, with the latency constraint."""
 
@@ -491,7 +516,9 @@ def make_sampler(config: SearchConfig, search: _Search) -> optuna.samplers.BaseS
 
     constraints = None if NATIVE_CONSTRAINTS else from_attrs
     if config.sampler == "evolution":
-        return EvolutionSampler(search.space, seed=config.seed, constraints_func=constraints, seen=search.key)
+        return EvolutionSampler(
+            search.space, seed=config.seed, explore=EXPLORE, constraints_func=constraints, seen=search.key
+        )
     if config.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=config.seed, constraints_func=constraints)
     if config.sampler == "nsga2":
