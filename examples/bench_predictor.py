@@ -17,6 +17,9 @@ on this CPU):
 3. **Compare**: mean absolute percentage error, the share within +-10% and
    Kendall's tau, of the full predictor and of the bare block sum (no
    correction), overall and per space.
+4. **The noise floor**: the same figures for a second, fresh measurement
+   of each held-out network against the first (``--no-repeat`` skips it):
+   on a shared machine no predictor can do better.
 
 Then **screening speed**: predictions per second over freshly sampled
 candidates that are already built (the first prediction of each, with new
@@ -135,6 +138,19 @@ def run_backend(
             log(f"[{backend}]   measured {i + 1}/{len(evaluate)} in {time.perf_counter() - t0:.0f} s")
     gc.unfreeze()
     measured = [r["measured_ms"] for r in rows]
+    # The noise floor: each held-out network measured again, fresh (not from
+    # the store), now. No predictor can agree with a measurement better than
+    # a second measurement does.
+    repeat = None
+    if args.repeat:
+        by_hash = {g.hash: g for _, g in evaluate}
+        second = []
+        for r in rows:
+            m = latency.measure(by_hash[r["hash"]], backend, threads=args.threads, cache=False, policy=NETWORK_POLICY)
+            if m.ok:
+                second.append((m.median_ms, r["measured_ms"]))
+        repeat = accuracy([a for a, _ in second], [b for _, b in second])
+        log(f"[{backend}] a second measurement against the first: {fmt(repeat)}")
 
     def score(key: str, subset: list[dict[str, Any]]) -> dict[str, float]:
         return accuracy([r[key] for r in subset], [r["measured_ms"] for r in subset])
@@ -158,6 +174,7 @@ def run_backend(
             "unit_coverage": coverage,
             "predictor": score("predicted_ms", rows),
             "block_sum": score("blocks_ms", rows),
+            "repeat": repeat,
             "by_source": {k: score("predicted_ms", v) for k, v in sorted(groups.items())},
             "rows": rows,
         },
@@ -213,6 +230,9 @@ def main() -> None:
     parser.add_argument("--block-samples", type=int, default=None, help="more networks per space, blocks only")
     parser.add_argument("--heldout", type=int, default=None, help="held-out networks per space")
     parser.add_argument("--screen", type=int, default=2000, help="candidates for the screening speed")
+    parser.add_argument(
+        "--no-repeat", dest="repeat", action="store_false", help="skip measuring the held-out networks a second time"
+    )
     args = parser.parse_args()
     args.networks = args.networks if args.networks is not None else (4 if args.quick else 12)
     # Unit coverage drives the error: 4 block-only samples per space covered
@@ -248,6 +268,8 @@ def main() -> None:
         )
         print(f"  predictor   {fmt(r['predictor'])}")
         print(f"  block sum   {fmt(r['block_sum'])}")
+        if r["repeat"] is not None:
+            print(f"  remeasured  {fmt(r['repeat'])}  (a second measurement against the first: the noise floor)")
         corr = r["correction"]
         print("  correction  " + " + ".join(f"{w:.4g}*{f}" for w, f in zip(corr["coef"], corr["features"])))
         for source, a in r["by_source"].items():

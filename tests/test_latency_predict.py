@@ -22,6 +22,8 @@ import nas.space
 from nas.cli import main
 from nas.errors import NASError
 from nas.latency.predict import (
+    CANDIDATE_FEATURES,
+    FEATURES,
     LocalModel,
     Predictor,
     accuracy,
@@ -29,6 +31,7 @@ from nas.latency.predict import (
     fit_nonnegative,
     kendall_tau,
     select_correction,
+    spill,
 )
 from nas.latency.profile import fit_table, profile, sample_at
 from nas.latency.table import LatencyTable
@@ -273,6 +276,25 @@ def test_a_log_correction_recovers_a_power_law() -> None:
     assert fitted["fit"]["mape"] == pytest.approx(0.0, abs=1e-9)
     chosen = select_correction(rows, targets, [("blocks_ms", "const"), ("log_blocks_ms", "log_units", "const")])
     assert chosen["features"] == ["log_blocks_ms", "log_units", "const"]
+
+
+def test_the_correction_finds_where_the_cache_ends() -> None:
+    # Networks whose weights spill an 8 MB cache pay 0.03 ms per MB of them
+    # on top of their units (timed alone, with their weights cached).
+    graphs = _graphs(24, seed=3)
+    weights = [g.params * 4 / 1e6 for g in graphs]
+    assert min(weights) < 8 < max(weights)
+    assert spill(8)(graphs[0], 0.0, 0) == (weights[0] if weights[0] > 8 else 0.0)
+    rows, targets = [], []
+    for g, mb in zip(graphs, weights):
+        cut = units(g)
+        total = sum(_law(u) for u in cut)
+        rows.append({name: fn(g, total, len(cut)) for name, fn in FEATURES.items()})
+        targets.append(1.2 * total + 0.004 * len(cut) + 0.05 + (0.03 * mb if mb > 8 else 0.0))
+    chosen = select_correction(rows, targets, CANDIDATE_FEATURES)
+    assert "spill_8mb" in chosen["features"]  # not 4 or 16: only 8 explains the jump
+    assert dict(zip(chosen["features"], chosen["coef"]))["spill_8mb"] == pytest.approx(0.03, rel=1e-6)
+    assert chosen["fit"]["loo_mape"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_the_local_model_interpolates_between_neighbours() -> None:
