@@ -49,11 +49,17 @@ def _root(
     """Neural architecture search by block composition."""
 
 
+def _text_console(**options: object) -> Console:
+    """A console that prints text as it is: no Rich markup, so that
+    ``pip install 'nas[onnx]'`` in a reason or a hint keeps its brackets."""
+    return Console(markup=False, **options)  # type: ignore[arg-type]
+
+
 def _console() -> Console:
     """A console for tables: as wide as the terminal, or roomy when piped
     (rich's default of 80 columns would cut node names in files and logs)."""
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    console = _text_console()
+    return console if console.is_terminal else _text_console(width=200)
 
 
 def _si(value: float) -> str:
@@ -261,7 +267,7 @@ def zoo(
         )
     _console().print(table)
     if plot:
-        Console(stderr=True).print(f"wrote {plot}", highlight=False)
+        _text_console(stderr=True).print(f"wrote {plot}", highlight=False)
 
 
 @app.command()
@@ -358,13 +364,13 @@ def search(
         runs=runs,
         prune=prune,
     )
-    console = Console(stderr=True)
-    console = console if console.is_terminal else Console(stderr=True, width=200)
+    console = _text_console(stderr=True)
+    console = console if console.is_terminal else _text_console(stderr=True, width=200)
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[counts]}", markup=False),
         TimeElapsedColumn(),
         console=console,
         transient=True,
@@ -458,7 +464,7 @@ def results(
         report["pictures"] = [str(p) for p in pictures]
         report["best_dir"] = None if best_dir is None else str(best_dir)
         print(json.dumps(report, indent=2))
-        err = Console(stderr=True)
+        err = _text_console(stderr=True)
         for note in notes:
             err.print(note, highlight=False)
         return
@@ -645,12 +651,12 @@ def train(
     ckpt = Path(checkpoint) if checkpoint else target.with_name(f".{target.name}.checkpoint.safetensors")
     resumed = ckpt.is_file()
     steps = -(-len(split.train) // batch_size)
-    console = Console(stderr=True)
+    console = _text_console(stderr=True)
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("{task.fields[status]}", markup=False),
         TimeElapsedColumn(),
         console=console,
         transient=True,

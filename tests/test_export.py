@@ -217,6 +217,15 @@ def test_a_missing_library_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> N
         nas.load("out", "onnx")
 
 
+def test_the_export_table_prints_the_extra_as_written(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    # Rich reads "[tensorrt]" as a markup tag and drops it unless told not to.
+    monkeypatch.setattr(E.importlib.util, "find_spec", lambda name: None)
+    assert main(["export", "lenet5", "-o", "out", "--format", "tensorrt", "--latency", "none"]) == 2
+    captured = capsys.readouterr()
+    assert "pip install 'nas[tensorrt]'" in captured.out
+    assert "pip install 'nas[tensorrt]'" in captured.err
+
+
 def test_an_interrupted_export_leaves_the_old_one_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     first = E.export(E.from_source("lenet5"), "out", ["yaml", "weights"])
     before = {p.name: p.read_bytes() for p in Path("out").iterdir()}
