@@ -238,7 +238,7 @@ def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None
         "assignment": attrs.get("assignment"),
         "origin": attrs.get("origin"),
         "objective": attrs.get("objective"),
-        "sampler": settings.get("sampler"),
+        "sampler": attrs.get("sampler", settings.get("sampler")),
         "latency_budget_ms": settings.get("latency_budget_ms"),
         "feasible": record["latency_ms"] is not None
         and settings.get("latency_budget_ms") is not None

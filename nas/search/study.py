@@ -317,6 +317,7 @@ class _Search:
         assignment = suggest(trial, self.space)
         trial.set_user_attr("space", self.space.name)
         trial.set_user_attr("objective", self.config.objective)
+        trial.set_user_attr("sampler", self.config.sampler)  # per worker: workers of one study may differ
         trial.set_user_attr("assignment", plain(assignment))
         if "origin" not in trial.user_attrs:
             parent = trial.study._storage.get_trial_system_attrs(trial._trial_id).get("nas:parent")
