@@ -146,11 +146,13 @@ def seed_table(plan: Plan, threads: int, cache: bool) -> tuple[list[dict[str, An
             medians = [m.median_ms or 0.0 for m in done]
             row[backend]["round_medians_ms"] = medians
             row[backend]["round_spread"] = max(medians) / min(medians)
-            if peaks is None:
-                peaks = latency.device_peaks(best, store)
-        if peaks is not None:
-            row["roofline"] = latency.roofline(graph, peaks).to_dict()
+            peaks = latency.device_peaks(best, store) if peaks is None else peaks
+            if peaks is not None and best.median_ms is not None:  # a bound is never above a measurement
+                peaks = latency.attained(peaks, graph, best.median_ms)
         rows.append(row)
+    for row in rows:  # one set of peaks, raised by every net, for every net's bound
+        if peaks is not None:
+            row["roofline"] = latency.roofline(graphs[row["zoo"]], peaks).to_dict()
     ordering = compare_orderings(rows)
     ordering["peaks"] = None if peaks is None else peaks.__dict__
     return rows, ordering

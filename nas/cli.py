@@ -831,7 +831,7 @@ def latency(
     )
     bound = None
     if with_roofline and result.ok:
-        peaks = nas.latency.device_peaks(result, store)
+        peaks = nas.latency.device_peaks(result, store, graph)
         bound = None if peaks is None else nas.latency.roofline(graph, peaks, batch=batch)
     if as_json:
         report = {"name": graph.name, **result.to_dict()}

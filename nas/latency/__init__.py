@@ -23,6 +23,7 @@ Extending: a new runtime is a :class:`Backend` subclass (three methods)
 registered in :data:`BACKENDS`; everything around it is shared.
 """
 
+from nas.graph import Graph
 from nas.latency.backends import (
     AUTO_ORDER,
     BACKENDS,
@@ -46,21 +47,35 @@ from nas.latency.measurement import (
 )
 from nas.latency.predict import Prediction, Predictor, accuracy, kendall_tau
 from nas.latency.profile import profile
-from nas.latency.roofline import Peaks, Roofline, cpu_peaks, published_gpu_peaks, roofline
+from nas.latency.roofline import Peaks, Roofline, attained, cpu_peaks, published_gpu_peaks, roofline, store_cpu_peaks
 from nas.latency.table import LatencyTable, load_table
 from nas.latency.timing import Distribution, TimingPolicy, time_callable
 from nas.latency.units import Unit, units
 
 
-def device_peaks(measurement: Measurement, cache: LatencyCache | None = None) -> Peaks | None:
+def device_peaks(
+    measurement: Measurement, cache: LatencyCache | None = None, graph: Graph | None = None
+) -> Peaks | None:
     """The peaks of the device a measurement ran on: published for GPUs
-    (``None`` for one the table does not know), measured once for the CPU."""
+    (``None`` for one the table does not know), measured once for the CPU.
+
+    With the measured ``graph``, the peaks are raised to what it attained
+    (:func:`~nas.latency.roofline.attained`), so that its roofline bound is
+    never above its measurement; raised CPU peaks are stored in ``cache``.
+    """
     conditions = measurement.conditions
     backend = BACKENDS[conditions.backend]()
-    if backend.uses_gpu(conditions.mode):
-        return published_gpu_peaks(conditions.device, conditions.precision)
     threads = conditions.threads or 1
-    return cpu_peaks(conditions.device, conditions.precision, threads, cache)
+    if backend.uses_gpu(conditions.mode):
+        peaks = published_gpu_peaks(conditions.device, conditions.precision)
+    else:
+        peaks = cpu_peaks(conditions.device, conditions.precision, threads, cache)
+    if peaks is None or graph is None or not measurement.ok or measurement.median_ms is None:
+        return peaks
+    raised = attained(peaks, graph, measurement.median_ms, batch=conditions.batch)
+    if raised != peaks and cache is not None and not backend.uses_gpu(conditions.mode):
+        store_cpu_peaks(raised, threads, cache)
+    return raised
 
 
 __all__ = [
@@ -82,6 +97,7 @@ __all__ = [
     "TimingPolicy",
     "Unit",
     "accuracy",
+    "attained",
     "available_backends",
     "conditions_for",
     "cpu_peaks",
@@ -97,6 +113,7 @@ __all__ = [
     "profile",
     "published_gpu_peaks",
     "roofline",
+    "store_cpu_peaks",
     "time_callable",
     "units",
     "with_input_shape",
