@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ import nas.draw
 import nas.space
 from nas.analysis import node_table
 from nas.errors import NASError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 app = typer.Typer(
     name="nas",
@@ -53,6 +56,24 @@ def _text_console(**options: object) -> Console:
     """A console that prints text as it is: no Rich markup, so that
     ``pip install 'nas[onnx]'`` in a reason or a hint keeps its brackets."""
     return Console(markup=False, **options)  # type: ignore[arg-type]
+
+
+def _progress(field: str) -> Progress:
+    """A transient progress bar on stderr: the task's description, the bar,
+    done/total, the task's ``field`` and the time elapsed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = _text_console(stderr=True)
+    console = console if console.is_terminal else _text_console(stderr=True, width=200)
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(f"{{task.fields[{field}]}}", markup=False),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _console() -> Console:
@@ -339,8 +360,6 @@ def search(
     """
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     import nas.search
     from nas.search.results import tally
 
@@ -364,17 +383,7 @@ def search(
         runs=runs,
         prune=prune,
     )
-    console = _text_console(stderr=True)
-    console = console if console.is_terminal else _text_console(stderr=True, width=200)
-    progress = Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}", markup=False),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    progress = _progress("counts")
     task = None
     started = time.perf_counter()
 
@@ -632,8 +641,6 @@ def train(
     """
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     import nas.export as E
     from nas.search import adapt, load_data
     from nas.search.train import EvaluationFailed
@@ -651,16 +658,7 @@ def train(
     ckpt = Path(checkpoint) if checkpoint else target.with_name(f".{target.name}.checkpoint.safetensors")
     resumed = ckpt.is_file()
     steps = -(-len(split.train) // batch_size)
-    console = _text_console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}", markup=False),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    progress = _progress("status")
     task = progress.add_task("epoch 1", total=epochs * steps, status="", completed=0)
 
     def on_step(epoch: int, step: int, loss: float) -> None:
