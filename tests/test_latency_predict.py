@@ -410,3 +410,24 @@ def test_cli_profile_needs_a_space_and_an_output(capsys: pytest.CaptureFixture[s
     assert "--space" in capsys.readouterr().err
     assert main(["latency", "profile", "--space", "tiny_nonexistent_space", "--backend", "torch"]) == 2
     assert "-o" in capsys.readouterr().err
+
+
+def test_a_search_predicts_latency_from_a_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas.search import SearchConfig, load_study, run_search
+
+    space = nas.space.load_space("early")
+    rng = random.Random(0)
+    graphs = [nas.space.decode(space, nas.space.sample(space, rng)) for _ in range(8)]
+    path = _synthetic_table(graphs).save(tmp_path / "early.json")
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path}/nas.db"
+    config = SearchConfig(
+        trials=3, objective="proxy:naswot", storage=storage, study="t", latency_table=str(path), latency_budget_ms=1e6
+    )
+    run_search(config)
+    predictor = Predictor(str(path))
+    trials = load_study(storage, "t").get_trials(deepcopy=False)
+    assert len(trials) == 3
+    for t in trials:
+        assert t.user_attrs["latency_source"].startswith(f"predicted from {path} (torch on test CPU")
+        assert t.user_attrs["latency_ms"] == pytest.approx(predictor.predict(nas.build(t.user_attrs["yaml"])))

@@ -197,34 +197,20 @@ def latency_function(config: SearchConfig) -> LatencyFn:
     backend (cached by hash and conditions), or predicted from a table.
 
     Raises:
-        NASError: an unknown or missing backend, or a latency table without
-            the predictor module.
+        NASError: an unknown or missing backend, or a bad latency table.
     """
     if config.latency_table is not None:
-        try:
-            import nas.latency.predict as predictor
-        except ImportError:
-            raise NASError(
-                "latency tables need nas.latency.predict", field="latency-table", hint="measure instead: drop it"
-            ) from None
-        # The predictor is being written beside this module: take either of
-        # its two likely forms, a Predictor object or load_table + predict.
-        predict: Callable[[Graph], float]
-        if hasattr(predictor, "Predictor"):
-            predict = predictor.Predictor(config.latency_table).predict
-        else:
-            table = predictor.load_table(config.latency_table)  # type: ignore[attr-defined]
+        from nas.latency.predict import Predictor
 
-            def predict_with_table(graph: Graph) -> float:
-                return predictor.predict(graph, table)  # type: ignore[attr-defined, no-any-return]
-
-            predict = predict_with_table
-
-        source = f"predicted from {config.latency_table}"
+        predictor = Predictor(config.latency_table)  # a bad table fails now, in one line
+        c = predictor.table.conditions
+        source = (
+            f"predicted from {config.latency_table} "
+            f"({c['backend']} on {c['device']}, batch {c['batch']}, {c['precision']})"
+        )
 
         def predicted(graph: Graph) -> tuple[float, str]:
-            value = predict(graph)
-            return float(getattr(value, "median_ms", value)), source
+            return predictor.predict(graph), source
 
         return predicted
 
