@@ -184,12 +184,24 @@ def _unit(members: Sequence[Node], inputs: tuple[Shape, ...], wiring: tuple[int,
     return unit
 
 
+_OPENS: dict[int, tuple[Graph, bool]] = {}
+"""Whether an expansion graph holds composites, by ``id`` (the graph is
+kept alive here; expansions are memoised and shared between graphs)."""
+
+
 def _opens(node: Node) -> bool:
     """Whether a node is a composite of composites, to be cut further."""
     if not node.block.composite:
         return False
     expansion: Graph = node.meta["expansion"]
-    return any(n.block.composite for n in expansion)
+    hit = _OPENS.get(id(expansion))
+    if hit is not None and hit[0] is expansion:
+        return hit[1]
+    opens = any(n.block.composite for n in expansion)
+    if len(_OPENS) > _MAX_MEMO:
+        _OPENS.clear()
+    _OPENS[id(expansion)] = (expansion, opens)
+    return opens
 
 
 Part = Unit | tuple[Unit, ...]
