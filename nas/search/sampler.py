@@ -11,9 +11,11 @@ travel as their JSON text.
 :class:`EvolutionSampler` is regularised (aging) evolution (Real et al.
 2019) with multi-objective parent selection: before each trial it picks a
 parent by tournament among the most recent finished trials (feasible
-before infeasible, then the lower non-dominated rank) and mutates one or a
-few of its decisions with :func:`nas.space.mutate`; the trial's parameters
-are then answered from that child.
+before infeasible, then the lower non-dominated rank, then the larger
+crowding distance, as NSGA-II) and mutates one or a few of its decisions
+with :func:`nas.space.mutate`, or, with probability ``explore``, draws a
+fresh child at random; the trial's parameters are then answered from that
+child.
 
 Example:
     >>> import optuna, nas.space as S
