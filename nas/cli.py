@@ -52,10 +52,10 @@ def _root(
     """Neural architecture search by block composition."""
 
 
-def _text_console(**options: object) -> Console:
+def _text_console(*, stderr: bool = False, width: int | None = None) -> Console:
     """A console that prints text as it is: no Rich markup, so that
     ``pip install 'nas[onnx]'`` in a reason or a hint keeps its brackets."""
-    return Console(markup=False, **options)  # type: ignore[arg-type]
+    return Console(markup=False, stderr=stderr, width=width)
 
 
 def _progress(field: str) -> Progress:

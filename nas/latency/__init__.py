@@ -66,14 +66,15 @@ def device_peaks(
     conditions = measurement.conditions
     backend = BACKENDS[conditions.backend]()
     threads = conditions.threads or 1
-    if backend.uses_gpu(conditions.mode):
+    gpu = backend.uses_gpu(conditions.mode)
+    if gpu:
         peaks = published_gpu_peaks(conditions.device, conditions.precision)
     else:
         peaks = cpu_peaks(conditions.device, conditions.precision, threads, cache)
     if peaks is None or graph is None or not measurement.ok or measurement.median_ms is None:
         return peaks
     raised = attained(peaks, graph, measurement.median_ms, batch=conditions.batch)
-    if raised != peaks and cache is not None and not backend.uses_gpu(conditions.mode):
+    if raised != peaks and cache is not None and not gpu:
         store_cpu_peaks(raised, threads, cache)
     return raised
 

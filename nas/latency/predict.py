@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.analysis import BYTES_PER_ELEMENT
 from nas.build import build
 from nas.errors import NASError
 from nas.graph import Graph
@@ -81,7 +82,7 @@ def spill(capacity_mb: float) -> Callable[[Graph, float, int], float]:
     """
 
     def feature(graph: Graph, blocks_ms: float, count: int) -> float:
-        weights_mb = graph.summary.params * 4 / 1e6
+        weights_mb = graph.summary.params * BYTES_PER_ELEMENT / 1e6
         return weights_mb if weights_mb > capacity_mb else 0.0
 
     return feature

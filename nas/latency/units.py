@@ -36,9 +36,9 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nas.analysis import BYTES_PER_ELEMENT, order_shape
 from nas.graph import Graph, Node, Ref
@@ -133,6 +133,8 @@ here, so an ``id`` is never reused while its entry exists)."""
 
 _MAX_MEMO = 200_000
 
+T = TypeVar("T")
+
 
 def _items(params: Any) -> tuple[tuple[str, Any], ...]:
     """Parameters as a tuple of items: hashable and compared in C (the
@@ -185,23 +187,30 @@ def _unit(members: Sequence[Node], inputs: tuple[Shape, ...], wiring: tuple[int,
 
 
 _OPENS: dict[int, tuple[Graph, bool]] = {}
-"""Whether an expansion graph holds composites, by ``id`` (the graph is
-kept alive here; expansions are memoised and shared between graphs)."""
+"""Whether an expansion graph holds composites, by ``id`` (as :data:`_LEVELS`)."""
+
+
+def _by_graph(memo: dict[int, tuple[Graph, T]], graph: Graph, compute: Callable[[Graph], T]) -> T:
+    """``compute(graph)``, memoised in ``memo`` by the graph's ``id``: the
+    graph is kept alive there, so the ``id`` is not reused while its entry
+    exists (expansions are memoised and shared between graphs)."""
+    entry = memo.get(id(graph))
+    if entry is not None and entry[0] is graph:
+        return entry[1]
+    value = compute(graph)
+    if len(memo) > _MAX_MEMO:
+        memo.clear()
+    memo[id(graph)] = (graph, value)
+    return value
+
+
+def _holds_composites(expansion: Graph) -> bool:
+    return any(n.block.composite for n in expansion)
 
 
 def _opens(node: Node) -> bool:
     """Whether a node is a composite of composites, to be cut further."""
-    if not node.block.composite:
-        return False
-    expansion: Graph = node.meta["expansion"]
-    hit = _OPENS.get(id(expansion))
-    if hit is not None and hit[0] is expansion:
-        return hit[1]
-    opens = any(n.block.composite for n in expansion)
-    if len(_OPENS) > _MAX_MEMO:
-        _OPENS.clear()
-    _OPENS[id(expansion)] = (expansion, opens)
-    return opens
+    return node.block.composite and _by_graph(_OPENS, node.meta["expansion"], _holds_composites)
 
 
 Part = Unit | tuple[Unit, ...]
@@ -271,14 +280,7 @@ def _extend_chain(graph: Graph, chain: list[Node], outputs: set[str]) -> None:
 
 
 def _expansion_units(expansion: Graph) -> tuple[Unit, ...]:
-    entry = _LEVELS.get(id(expansion))
-    if entry is not None and entry[0] is expansion:
-        return entry[1]
-    found = tuple(_flat(parts(expansion)))
-    if len(_LEVELS) > _MAX_MEMO:
-        _LEVELS.clear()
-    _LEVELS[id(expansion)] = (expansion, found)
-    return found
+    return _by_graph(_LEVELS, expansion, lambda g: tuple(_flat(parts(g))))
 
 
 def units(graph: Graph) -> list[Unit]:
