@@ -238,7 +238,7 @@ def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None
         "assignment": attrs.get("assignment"),
         "origin": attrs.get("origin"),
         "objective": attrs.get("objective"),
-        "sampler": attrs.get("sampler", settings.get("sampler")),
+        "sampler": attrs.get("sampler"),
         "latency_budget_ms": settings.get("latency_budget_ms"),
         "feasible": record["latency_ms"] is not None
         and settings.get("latency_budget_ms") is not None
@@ -250,8 +250,8 @@ def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None
             "value": attrs["accuracy"],
             "data": settings.get("data"),
             "split": "validation",
-            "epochs": settings.get("epochs"),
-            "seed": settings.get("seed"),
+            "epochs": attrs.get("epochs"),
+            "seed": attrs.get("seed"),
         }
     latency = []
     if attrs.get("latency_ms") is not None:
@@ -261,7 +261,7 @@ def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None
                 "median_ms": attrs["latency_ms"],
                 "batch": settings.get("batch", 1),
                 "precision": settings.get("precision", "fp32"),
-                "threads": settings.get("threads"),
+                "threads": attrs.get("threads"),
                 "source": f"search ({attrs.get('latency_source')})",
             }
         )

@@ -145,6 +145,7 @@ def test_a_searched_model_exports_with_its_search(tmp_path: Path, capsys: pytest
     assert report["search"]["space"] == "early" and report["search"]["latency_budget_ms"] == 50.0
     assert report["search"]["sampler"] == "evolution"
     assert report["latency"][0]["source"].startswith("search") and report["latency"][0]["median_ms"] <= 50
+    assert report["latency"][0]["threads"] == 1  # recorded by the trial, not a study-wide setting
     assert report["latency"][1]["backend"] == "torch"  # measured at export
     # The closest zoo net is the fixed point nearest in decisions.
     space = S.load_space("early")

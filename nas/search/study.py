@@ -78,6 +78,8 @@ NATIVE_CONSTRAINTS = hasattr(optuna.Trial, "set_constraint")
 """Optuna 5 records constraints on the trial; older versions take a ``constraints_func``."""
 SETTINGS = ("space", "data", "objective", "latency_budget_ms", "backend", "batch", "precision", "latency_table")
 """What a resumed study must agree on with the run that made it."""
+PER_WORKER = ("sampler", "epochs", "seed", "threads")
+"""Settings the workers of one study may each choose: recorded on each trial."""
 
 
 @dataclass
@@ -303,7 +305,8 @@ class _Search:
         assignment = suggest(trial, self.space)
         trial.set_user_attr("space", self.space.name)
         trial.set_user_attr("objective", self.config.objective)
-        trial.set_user_attr("sampler", self.config.sampler)  # per worker: workers of one study may differ
+        for key in PER_WORKER:
+            trial.set_user_attr(key, getattr(self.config, key))
         trial.set_user_attr("assignment", plain(assignment))
         if "origin" not in trial.user_attrs:
             parent = trial.study._storage.get_trial_system_attrs(trial._trial_id).get("nas:parent")
@@ -391,7 +394,6 @@ class _Search:
             for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.number < trial.number
             and len(t.user_attrs.get("curve") or ()) > epoch
-            and "latency_ms" in t.user_attrs
             and "duplicate_of" not in t.user_attrs
         ]
         return stop_reason(epoch, accuracy, trial.user_attrs["latency_ms"], earlier)
