@@ -24,8 +24,10 @@ from nas.errors import NASError
 from nas.latency.predict import (
     CANDIDATE_FEATURES,
     FEATURES,
+    SPILL_MB,
     LocalModel,
     Predictor,
+    Walk,
     accuracy,
     fit_correction,
     fit_nonnegative,
@@ -284,17 +286,63 @@ def test_the_correction_finds_where_the_cache_ends() -> None:
     graphs = _graphs(24, seed=3)
     weights = [g.params * 4 / 1e6 for g in graphs]
     assert min(weights) < 8 < max(weights)
-    assert spill(8)(graphs[0], 0.0, 0) == (weights[0] if weights[0] > 8 else 0.0)
+    assert spill(8)(graphs[0], Walk(0.0, 0, {})) == (weights[0] if weights[0] > 8 else 0.0)
     rows, targets = [], []
     for g, mb in zip(graphs, weights):
         cut = units(g)
         total = sum(_law(u) for u in cut)
-        rows.append({name: fn(g, total, len(cut)) for name, fn in FEATURES.items()})
+        walk = Walk(total, len(cut), {c: _small_mb(cut, c) for c in SPILL_MB})
+        rows.append({name: fn(g, walk) for name, fn in FEATURES.items()})
         targets.append(1.2 * total + 0.004 * len(cut) + 0.05 + (0.03 * mb if mb > 8 else 0.0))
     chosen = select_correction(rows, targets, CANDIDATE_FEATURES)
     assert "spill_8mb" in chosen["features"]  # not 4 or 16: only 8 explains the jump
     assert dict(zip(chosen["features"], chosen["coef"]))["spill_8mb"] == pytest.approx(0.03, rel=1e-6)
     assert chosen["fit"]["loo_mape"] == pytest.approx(0.0, abs=1e-9)
+
+
+def _small_mb(cut: list[latency.Unit], capacity_mb: float) -> float:
+    """The fp32 weights (MB) of the units whose own weights fit ``capacity_mb``."""
+    return sum(u.params * 4 / 1e6 for u in cut if u.params * 4 / 1e6 <= capacity_mb)
+
+
+def test_the_correction_tells_cold_weights_from_weights_that_never_fit() -> None:
+    # In a network whose weights exceed a 4 MB cache, the units that fit it
+    # alone (cached when timed alone) pay 0.03 ms per MB; a unit of 4.7 MB
+    # streamed its weights when timed alone too, so it pays nothing more.
+    graphs = _graphs(24, seed=3)
+    cuts = [units(g) for g in graphs]
+    big = [i for i, cut in enumerate(cuts) if any(u.params * 4 / 1e6 > 4 for u in cut)]
+    assert big, "the draw must hold units that do not fit the cache alone"
+    rows, targets = [], []
+    for g, cut in zip(graphs, cuts):
+        total = sum(_law(u) for u in cut)
+        walk = Walk(total, len(cut), {c: _small_mb(cut, c) for c in SPILL_MB})
+        row = {name: fn(g, walk) for name, fn in FEATURES.items()}
+        weights = g.params * 4 / 1e6
+        assert row["cold_4mb"] == (pytest.approx(_small_mb(cut, 4)) if weights > 4 else 0.0)
+        rows.append(row)
+        targets.append(1.2 * total + 0.004 * len(cut) + 0.05 + 0.03 * row["cold_4mb"])
+    assert all(rows[i]["cold_4mb"] < rows[i]["spill_4mb"] for i in big)  # spill counts the big units too
+    chosen = select_correction(rows, targets, CANDIDATE_FEATURES)
+    assert "cold_4mb" in chosen["features"]
+    assert dict(zip(chosen["features"], chosen["coef"]))["cold_4mb"] == pytest.approx(0.03, rel=1e-6)
+    assert chosen["fit"]["loo_mape"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_prediction_walks_small_weights_as_the_fit_computes_them(
+    synthetic: tuple[LatencyTable, list[nas.Graph]],
+) -> None:
+    # The fast walk (memoised units and opened composites) and the slow one
+    # the correction is fitted on must agree, also the second time round.
+    table, graphs = copy.deepcopy(synthetic[0]), synthetic[1]
+    features = ["blocks_ms", "units", "cold_1mb", "spill_16mb", "const"]
+    table.correction = {"features": features, "coef": [1.1, 0.01, 0.05, 0.02, 0.1], "target": "linear"}
+    predictor = Predictor(table)
+    assert any(predictor.features_of(g)["cold_1mb"] > 0 for g in graphs)
+    for g in graphs * 2:
+        row = predictor.features_of(g)
+        expected = sum(c * row[f] for c, f in zip(table.correction["coef"], features))
+        assert predictor.predict(g) == pytest.approx(max(expected, 0.1 * row["blocks_ms"]), rel=1e-9)
 
 
 def test_the_local_model_interpolates_between_neighbours() -> None:
