@@ -26,8 +26,11 @@ candidates that are already built (the first prediction of each, with new
 block configurations, and again once its blocks are memoised).
 
 Measurements go to a fresh latency store in a temporary folder unless
-``--cache`` is given (then the default store: reruns are fast, and the
-figures are those of the first run). Threads are pinned to 1: on this
+``--cache`` is given (then the default store: reruns are fast, but the
+table and the held-out networks may then come from different sessions, and
+on a shared machine a network measured in two sessions hours apart differs
+by 16-20% MAPE, more than the predictor's error within one sitting: quote
+figures from a fresh run). Threads are pinned to 1: on this
 shared 2-core machine two torch threads were up to 200x slower than one
 (the other core is often busy), which no table could predict.
 
@@ -36,6 +39,7 @@ Run it from the repository root::
     .venv/bin/python examples/bench_predictor.py            # full: >= 100 held-out nets per backend, ~15 min
     .venv/bin/python examples/bench_predictor.py --quick    # fewer networks, ~4 min
     .venv/bin/python examples/bench_predictor.py --json     # one JSON object on stdout
+    .venv/bin/python examples/bench_predictor.py --against earlier.json   # and how far an earlier run's times are
 
 Progress goes to stderr.
 """
@@ -214,6 +218,43 @@ def screening(predictor: Predictor, count: int) -> dict[str, Any]:
     }
 
 
+def against(report: dict[str, Any], earlier: dict[str, Any], name: str) -> list[str]:
+    """How far an earlier run's measurements are from this run's, per
+    backend: the unit times of the two tables (by key) and the held-out
+    networks (by hash), as the MAPE of the earlier against the later and
+    the median ratio. Units timed alone move little between sittings on a
+    shared machine; whole networks, which lean on the shared cache, move
+    more, and no predictor can be closer to a measurement than that."""
+    lines = [f"\nAgainst {name} (an earlier run):"]
+    for now in report["results"]:
+        before = next((r for r in earlier.get("results", []) if r["backend"] == now["backend"]), None)
+        if before is None:
+            continue
+        pairs = {"networks": _pairs(before["rows"], now["rows"], "hash", "measured_ms")}
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            old_table = json.loads(Path(before["table"]).read_text())["blocks"]
+            new_table = json.loads(Path(now["table"]).read_text())["blocks"]
+            pairs["units"] = _pairs(old_table, new_table, "key", "median_ms")
+        for what, (old, new) in sorted(pairs.items(), reverse=True):
+            if old:
+                moved = accuracy(old, new)
+                ratio = sorted(b / a for a, b in zip(old, new))[len(old) // 2]
+                lines.append(
+                    f"  {now['backend']:12s} {what:9s} n={len(old):5d}  MAPE {100 * moved['mape']:5.1f}%  "
+                    f"within 10% {100 * moved['within_10']:5.1f}%  median ratio now/then {ratio:.3f}"
+                )
+    return lines
+
+
+Rows = list[dict[str, Any]]
+
+
+def _pairs(old: Rows, new: Rows, key: str, value: str) -> tuple[list[float], list[float]]:
+    then = {r[key]: r[value] for r in old}
+    common = [(then[r[key]], r[value]) for r in new if r[key] in then]
+    return [a for a, _ in common], [b for _, b in common]
+
+
 def fmt(a: dict[str, float]) -> str:
     return f"MAPE {100 * a['mape']:5.1f}%  within 10% {100 * a['within_10']:5.1f}%  tau {a['tau']:.3f}  (n={a['n']})"
 
@@ -232,6 +273,11 @@ def main() -> None:
     parser.add_argument("--screen", type=int, default=2000, help="candidates for the screening speed")
     parser.add_argument(
         "--no-repeat", dest="repeat", action="store_false", help="skip measuring the held-out networks a second time"
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REPORT",
+        help="a --json report of an earlier run: how far its unit and network times are from this run's",
     )
     args = parser.parse_args()
     args.networks = args.networks if args.networks is not None else (4 if args.quick else 12)
@@ -254,6 +300,8 @@ def main() -> None:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+    if args.against:
+        report["against"] = against(report, json.loads(Path(args.against).read_text()), args.against)
     if args.json:
         print(json.dumps(report, indent=1))
         return
@@ -281,6 +329,8 @@ def main() -> None:
         f"{speed['memoised_per_s']:,.0f}/s once their blocks are memoised ({speed['memoised_prediction_us']:.0f} us); "
         f"sampling and building one costs {speed['sample_and_build_us']:.0f} us"
     )
+    for line in report.get("against", []):
+        print(line)
     print(f"total {report['total_s']:.0f} s")
 
 

@@ -120,11 +120,14 @@ class Cold:
     :func:`spill` counts every weight, but a unit whose own weights exceed
     the cache streams them when it is timed alone too, and its table entry
     already holds that cost: only the units that were cached alone and are
-    not in the network run slower there. On ONNX Runtime, one 2-core EPYC,
-    a net of the ``macro`` space with 224 MB of weights, nearly all in one
-    fully connected layer, ran 0.84 ms, its unit sum 0.85 ms, and the
-    spill correction predicted 4.2 ms; the cold one predicts the ResNets
-    (many units of a few MB each) and it alike.
+    not in the network run slower there. On ONNX Runtime, one 2-core EPYC
+    (``examples/bench_predictor.py``, two fresh runs): a net of the
+    ``macro`` space with 224 MB of weights, nearly all in one fully
+    connected layer, ran 0.84 ms with a unit sum of 0.85 ms, and the spill
+    correction predicted 4.2 ms; the cold one predicted 1.16 ms for 1.67
+    measured in the next run, VGG-11 at 32x32 (531 MB) 30.7 ms for 28.6
+    (spill: 32.7 for 25.6) and ResNet-50 (many units of a few MB) 5.1 ms
+    for 5.5 (spill: 3.8 for 4.7).
     """
 
     capacity_mb: float
