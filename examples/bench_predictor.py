@@ -27,10 +27,12 @@ block configurations, and again once its blocks are memoised).
 
 Measurements go to a fresh latency store in a temporary folder unless
 ``--cache`` is given (then the default store: reruns are fast, but the
-table and the held-out networks may then come from different sessions, and
-on a shared machine a network measured in two sessions hours apart differs
-by 16-20% MAPE, more than the predictor's error within one sitting: quote
-figures from a fresh run). Threads are pinned to 1: on this
+table and the held-out networks may then come from different sittings,
+and on a shared machine whole networks move 11-14% between sittings while
+units timed alone move 2-3%: quote figures from a fresh run).
+``--against EARLIER.json`` compares with an earlier run: how far its
+measurements moved, and how its table predicts this run's networks as it
+is and refitted on this run's whole networks. Threads are pinned to 1: on this
 shared 2-core machine two torch threads were up to 200x slower than one
 (the other core is often busy), which no table could predict.
 
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import json
 import os
@@ -60,9 +63,20 @@ from pathlib import Path
 from typing import Any
 
 import nas.latency as latency
+from nas.errors import NASError
 from nas.graph import Graph
 from nas.latency.predict import Predictor, accuracy
-from nas.latency.profile import NETWORK_POLICY, input_shape_of, parse_space_spec, profile, sample_at, zoo_at
+from nas.latency.profile import (
+    NETWORK_POLICY,
+    fit_table,
+    input_shape_of,
+    parse_space_spec,
+    profile,
+    sample_at,
+    table_networks,
+    zoo_at,
+)
+from nas.latency.table import LatencyTable
 from nas.space import load_space
 
 SPACES = ("residual@3x32x32", "macro@3x32x32", "early@1x32x32", "fractal@3x32x32", "mobile@3x64x64")
@@ -218,31 +232,53 @@ def screening(predictor: Predictor, count: int) -> dict[str, Any]:
     }
 
 
-def against(report: dict[str, Any], earlier: dict[str, Any], name: str) -> list[str]:
-    """How far an earlier run's measurements are from this run's, per
-    backend: the unit times of the two tables (by key) and the held-out
-    networks (by hash), as the MAPE of the earlier against the later and
-    the median ratio. Units timed alone move little between sittings on a
-    shared machine; whole networks, which lean on the shared cache, move
-    more, and no predictor can be closer to a measurement than that."""
+def against(report: dict[str, Any], earlier: dict[str, Any], name: str, nets: list[tuple[str, Graph]]) -> list[str]:
+    """An earlier run against this one, per backend.
+
+    1. **How far its measurements moved**: the unit times of the two tables
+       (by key) and the held-out networks (by hash), as the MAPE of the
+       earlier against the later and the median ratio. Units timed alone
+       move little between sittings of a shared machine; whole networks,
+       which lean on the shared cache, move more.
+    2. **What a stale table is worth**: this run's held-out networks
+       predicted by the earlier table as it is, and by the earlier table
+       refitted (``nas.latency.profile.refit``) on this run's measurements
+       of the same whole networks, beside this run's own table.
+    """
     lines = [f"\nAgainst {name} (an earlier run):"]
+    graphs = {g.hash: g for _, g in nets}
     for now in report["results"]:
         before = next((r for r in earlier.get("results", []) if r["backend"] == now["backend"]), None)
         if before is None:
             continue
         pairs = {"networks": _pairs(before["rows"], now["rows"], "hash", "measured_ms")}
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            old_table = json.loads(Path(before["table"]).read_text())["blocks"]
-            new_table = json.loads(Path(now["table"]).read_text())["blocks"]
-            pairs["units"] = _pairs(old_table, new_table, "key", "median_ms")
+        stale = None
+        with contextlib.suppress(OSError, ValueError, KeyError, NASError):
+            stale = LatencyTable.load(before["table"])
+            pairs["units"] = _pairs(stale.blocks, LatencyTable.load(now["table"]).blocks, "key", "median_ms")
         for what, (old, new) in sorted(pairs.items(), reverse=True):
             if old:
                 moved = accuracy(old, new)
                 ratio = sorted(b / a for a, b in zip(old, new))[len(old) // 2]
                 lines.append(
-                    f"  {now['backend']:12s} {what:9s} n={len(old):5d}  MAPE {100 * moved['mape']:5.1f}%  "
+                    f"  {now['backend']:12s} {what:9s} n={len(old):5d}  moved: MAPE {100 * moved['mape']:5.1f}%  "
                     f"within 10% {100 * moved['within_10']:5.1f}%  median ratio now/then {ratio:.3f}"
                 )
+        if stale is None:
+            continue
+        fresh = {n["name"]: n["median_ms"] for n in LatencyTable.load(now["table"]).networks}
+        if any(n["name"] not in fresh for n in stale.networks):
+            continue  # not the same profile: nothing to refit on
+        refitted = copy.deepcopy(stale)
+        refitted.networks = [dict(n, median_ms=fresh[n["name"]]) for n in stale.networks]
+        fit_table(refitted, table_networks(stale))
+        rows = [r for r in now["rows"] if r["hash"] in graphs]
+        measured = [r["measured_ms"] for r in rows]
+        for label, table in (("earlier table", stale), ("  refitted now", refitted)):
+            predictor = Predictor(table)
+            score = accuracy([predictor.predict(graphs[r["hash"]]) for r in rows], measured)
+            lines.append(f"  {now['backend']:12s} {label:15s} {fmt(score)}")
+        lines.append(f"  {now['backend']:12s} {'this run':15s} {fmt(now['predictor'])}")
     return lines
 
 
@@ -301,7 +337,8 @@ def main() -> None:
         os.dup2(saved, 1)
         os.close(saved)
     if args.against:
-        report["against"] = against(report, json.loads(Path(args.against).read_text()), args.against)
+        earlier = json.loads(Path(args.against).read_text())
+        report["against"] = against(report, earlier, args.against, held_out(args.heldout, seed=1))
     if args.json:
         print(json.dumps(report, indent=1))
         return

@@ -763,6 +763,13 @@ def latency(
     no_zoo: Annotated[
         bool, typer.Option("--no-zoo", help="profile: leave out the blocks of the spaces' zoo fixed points.")
     ] = False,
+    refit_table: Annotated[
+        str | None,
+        typer.Option(
+            "--refit",
+            help="profile: measure this table's whole networks again, now, and refit its correction (blocks kept).",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Measure a network's latency on a backend (cached), with its roofline lower bound.
@@ -774,10 +781,15 @@ def latency(
     (microseconds, no runtime needed). `nas latency profile --space SPACE
     --backend B -o TABLE` measures such a table: the blocks of networks
     sampled from the spaces (and their zoo fixed points), timed one by one,
-    plus whole networks that fit the correction.
+    plus whole networks that fit the correction; `nas latency profile
+    --refit TABLE -o TABLE` measures those networks again (a table goes
+    stale as the machine's load changes; its blocks much less).
     """
     import nas.latency
 
+    if source == "profile" and refit_table is not None:
+        _latency_refit(refit_table, output, backend=backend, threads=threads, cache=not no_cache, as_json=as_json)
+        return
     if source == "profile":
         _latency_profile(
             spaces or [],
@@ -797,8 +809,8 @@ def latency(
             as_json=as_json,
         )
         return
-    if spaces or output is not None:
-        raise NASError("--space and -o belong to 'nas latency profile'", field="space")
+    if spaces or output is not None or refit_table is not None:
+        raise NASError("--space, --refit and -o belong to 'nas latency profile'", field="space")
     graph = nas.build(source)
     if input_shape is not None:
         graph = nas.latency.with_input_shape(graph, input_shape)
@@ -992,6 +1004,39 @@ def _latency_profile(
         print(f"  correction fitted on {fit['n']} networks: MAPE {100 * fit['mape']:.1f}% (in sample)")
     if not table.profile.get("complete", True):
         print("  incomplete: the time budget ran out or some measurements failed (see the file's 'profile')")
+
+
+def _latency_refit(
+    path: str, output: str | None, *, backend: str, threads: int | None, cache: bool, as_json: bool
+) -> None:
+    """`nas latency profile --refit TABLE -o OUT`."""
+    from nas.latency.profile import refit
+    from nas.latency.table import LatencyTable
+
+    if output is None:
+        raise NASError("--refit needs -o, the file to write (it may be the table itself)", field="output")
+    table = LatencyTable.load(path)
+    asked = {"backend": None if backend == "auto" else backend, "threads": threads}
+    for option, given in asked.items():
+        held = table.conditions.get(option)
+        if given is not None and given != held:
+            raise NASError(
+                f"{path} was profiled with --{option} {held}, not {given}",
+                file=path,
+                field=option,
+                hint=f"leave --{option} out: a refit measures in the table's conditions",
+            )
+    fresh = refit(table, cache=cache, progress=None if as_json else lambda line: print(line, file=sys.stderr))
+    saved = fresh.save(output)
+    last = fresh.profile["refits"][-1]
+    if as_json:
+        print(json.dumps({"table": str(saved), "refit": last, "correction": fresh.correction}, indent=2))
+        return
+    print(f"wrote {saved}: {fresh.describe()}")
+    print(
+        f"  {last['networks']} networks measured again: {last['median_ratio']:.3f}x the table's times (median); "
+        f"correction MAPE {100 * fresh.correction['fit']['mape']:.1f}% (in sample)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@ runs for real on the torch backend over a tiny space.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import importlib
 import json
 import math
 import random
@@ -35,9 +37,11 @@ from nas.latency.predict import (
     select_correction,
     spill,
 )
-from nas.latency.profile import fit_table, profile, sample_at
+from nas.latency.profile import fit_table, profile, refit, sample_at, table_networks
 from nas.latency.table import LatencyTable
 from nas.latency.units import units
+
+profile_module = importlib.import_module("nas.latency.profile")  # nas.latency.profile is also the function
 
 TINY_SPACE = """
 name: tiny
@@ -457,6 +461,77 @@ def test_cli_profile_needs_a_space_and_an_output(capsys: pytest.CaptureFixture[s
     assert main(["latency", "profile", "--backend", "torch", "-o", "x.json"]) == 2
     assert "--space" in capsys.readouterr().err
     assert main(["latency", "profile", "--space", "tiny_nonexistent_space", "--backend", "torch"]) == 2
+    assert "-o" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> LatencyTable:
+    """A table profiled for real on torch: eight networks of a tiny space
+    (enough for a fitted correction, not the identity)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    space = folder / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    table = profile([str(space)], "torch", networks=8, block_samples=0, threads=1, cache=False)
+    table.save(folder / "tiny.json")
+    return table
+
+
+def test_a_refit_measures_the_networks_again_and_keeps_the_blocks(
+    tiny_table: LatencyTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The machine got twice as slow for whole networks: the refit must see
+    # it in every network, refit the correction on it, and keep the blocks.
+    held = [n["median_ms"] for n in tiny_table.networks]  # measured again in this order
+    real = profile_module.measure
+    asked: list[dict[str, Any]] = []
+
+    def slower(graph: nas.Graph, backend: str, **options: Any) -> latency.Measurement:
+        twice = 2 * held[len(asked)]
+        asked.append({"backend": backend, **options})
+        m = real(graph, backend, **{**options, "cache": False})
+        times = {"median_ms": twice, "p10_ms": twice, "p90_ms": twice}
+        return dataclasses.replace(m, distribution=dataclasses.replace(m.distribution, **times))
+
+    monkeypatch.setattr(profile_module, "measure", slower)
+    fresh = refit(tiny_table, cache=False)
+    assert [n["hash"] for n in fresh.networks] == [n["hash"] for n in tiny_table.networks]
+    assert [n["median_ms"] for n in fresh.networks] == pytest.approx([2 * ms for ms in held])
+    assert fresh.blocks == tiny_table.blocks and fresh.networks != tiny_table.networks  # the input is not touched
+    assert all(a["refresh"] and a["threads"] == 1 and a["precision"] == "fp32" for a in asked) and len(asked) == 8
+    assert fresh.profile["refits"][-1]["median_ratio"] == pytest.approx(2.0)
+    graphs = table_networks(tiny_table)
+    before, after = Predictor(tiny_table), Predictor(fresh)
+    for g in graphs:
+        assert after.predict(g) == pytest.approx(2 * before.predict(g), rel=1e-6)  # a linear fit, doubled targets
+
+
+def test_a_refit_refuses_what_it_cannot_redraw_or_another_machine(
+    tiny_table: LatencyTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = copy.deepcopy(tiny_table)
+    changed.networks[1]["hash"] = "0" * 16
+    with pytest.raises(NASError, match="not what its space draws now"):
+        refit(changed, cache=False)
+    with pytest.raises(NASError, match="does not record how it was profiled"):
+        refit(_synthetic_table(_graphs(2, seed=1)), cache=False)
+    elsewhere = copy.deepcopy(tiny_table)
+    elsewhere.conditions["device"] = "another CPU"
+    with pytest.raises(NASError, match="was profiled on another CPU"):
+        refit(elsewhere, cache=False)
+
+
+def test_cli_refit(tiny_table: LatencyTable, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tiny_table.path
+    assert path is not None
+    out = tmp_path / "refit.json"
+    assert main(["latency", "profile", "--refit", path, "-o", str(out), "--no-cache", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["table"] == str(out) and report["refit"]["networks"] == 8
+    assert LatencyTable.load(out).blocks == LatencyTable.load(path).blocks
+    assert main(["latency", "profile", "--refit", path, "-o", str(out), "--threads", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads 1, not 2" in err
+    assert main(["latency", "profile", "--refit", path]) == 2
     assert "-o" in capsys.readouterr().err
 
 

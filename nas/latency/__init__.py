@@ -11,7 +11,8 @@ The searcher's most frequent question, answered by measurement:
 * :func:`roofline` gives the analytic lower bound to compare it with;
 * :func:`profile` measures a portable :class:`LatencyTable` (per-block
   latencies, whole networks, fitted models) and a :class:`Predictor` answers
-  from it in microseconds (:mod:`nas.latency.predict`).
+  from it in microseconds (:mod:`nas.latency.predict`); :func:`refit`
+  measures a stale table's whole networks again and refits it.
 
 Example:
     >>> import nas.latency
@@ -46,7 +47,7 @@ from nas.latency.measurement import (
     with_input_shape,
 )
 from nas.latency.predict import Prediction, Predictor, accuracy, kendall_tau
-from nas.latency.profile import profile
+from nas.latency.profile import profile, refit
 from nas.latency.roofline import Peaks, Roofline, attained, cpu_peaks, published_gpu_peaks, roofline, store_cpu_peaks
 from nas.latency.table import LatencyTable, load_table
 from nas.latency.timing import Distribution, TimingPolicy, time_callable
@@ -113,6 +114,7 @@ __all__ = [
     "parse_shape",
     "profile",
     "published_gpu_peaks",
+    "refit",
     "roofline",
     "store_cpu_peaks",
     "time_callable",
