@@ -788,6 +788,8 @@ def latency(
     import nas.latency
 
     if source == "profile" and refit_table is not None:
+        if spaces:
+            raise NASError("--refit measures the table's own networks; it takes no --space", field="space")
         _latency_refit(refit_table, output, backend=backend, threads=threads, cache=not no_cache, as_json=as_json)
         return
     if source == "profile":

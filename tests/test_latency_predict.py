@@ -533,6 +533,8 @@ def test_cli_refit(tiny_table: LatencyTable, tmp_path: Path, capsys: pytest.Capt
     assert err.count("\n") == 1 and "--threads 1, not 2" in err
     assert main(["latency", "profile", "--refit", path]) == 2
     assert "-o" in capsys.readouterr().err
+    assert main(["latency", "profile", "--refit", path, "--space", "early", "-o", str(out)]) == 2
+    assert "takes no --space" in capsys.readouterr().err
 
 
 def test_a_search_predicts_latency_from_a_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
