@@ -489,29 +489,17 @@ class Predictor:
             return 0.0
         return max(0.0, sum(c * v for c, v in zip(coef, _unit_row(macs, moved))))
 
-    def walk(self, graph: Graph, capacities_mb: Sequence[float] = SPILL_MB) -> Walk:
+    def walk(self, graph: Graph, capacities_mb: Sequence[float] | None = None) -> Walk:
         """What the correction reads of ``graph``'s units (:class:`Walk`),
-        with small weights for each of ``capacities_mb``."""
-        cut = units(graph)
-        return Walk(
-            blocks_ms=sum(self.unit_ms(u) for u in cut),
-            units=len(cut),
-            small_mb={c: _weights_mb(sum(u.params for u in cut if _weights_mb(u.params) <= c)) for c in capacities_mb},
-        )
-
-    def features_of(self, graph: Graph) -> dict[str, float]:
-        """The correction's inputs for ``graph`` (all of :data:`FEATURES`)."""
-        walk = self.walk(graph)
-        return {name: fn(graph, walk) for name, fn in FEATURES.items()}
-
-    def predict(self, graph: Graph | str) -> float:
-        """The predicted median latency of ``graph`` in milliseconds."""
-        if not isinstance(graph, Graph):
-            graph = build(graph)
+        with small weights for each of ``capacities_mb`` (default: the
+        sizes the correction reads). Units are memoised; so are the opened
+        composites' sums, for the correction's own sizes."""
+        capacities = self._capacities if capacities_mb is None else tuple(capacities_mb)
+        memoise = capacities == self._capacities
+        limits = [c * 1e6 / BYTES_PER_ELEMENT for c in capacities]  # in parameters
+        small = [0] * len(limits)
         memo = self._memo
         groups = self._groups
-        limits = [c * 1e6 / BYTES_PER_ELEMENT for c in self._capacities]  # in parameters
-        small = [0] * len(limits)
         total = 0.0
         count = 0
         for part in parts(graph):
@@ -523,24 +511,36 @@ class Predictor:
                     if part.params <= limit:
                         small[i] += part.params
             else:
-                entry = groups.get(id(part))
+                entry = groups.get(id(part)) if memoise else None
                 if entry is None or entry[0] is not part:
                     sizes = tuple(sum(u.params for u in part if u.params <= limit) for limit in limits)
                     entry = (part, sum(self.unit_ms(u) for u in part), len(part), sizes)
-                    if len(groups) > 100_000:
-                        groups.clear()
-                    groups[id(part)] = entry
+                    if memoise:
+                        if len(groups) > 100_000:
+                            groups.clear()
+                        groups[id(part)] = entry
                 total += entry[1]
                 count += entry[2]
                 for i, size in enumerate(entry[3]):
                     small[i] += size
-        walk = Walk(total, count, {c: _weights_mb(p) for c, p in zip(self._capacities, small)})
+        return Walk(total, count, {c: _weights_mb(p) for c, p in zip(capacities, small)})
+
+    def features_of(self, graph: Graph) -> dict[str, float]:
+        """The correction's inputs for ``graph`` (all of :data:`FEATURES`)."""
+        walk = self.walk(graph, SPILL_MB)
+        return {name: fn(graph, walk) for name, fn in FEATURES.items()}
+
+    def predict(self, graph: Graph | str) -> float:
+        """The predicted median latency of ``graph`` in milliseconds."""
+        if not isinstance(graph, Graph):
+            graph = build(graph)
+        walk = self.walk(graph)
         value = 0.0
         for c, fn in zip(self.coef, self._functions):
             value += c * fn(graph, walk)
         if self.target == "log":
             value = math.exp(min(value, 700.0))
-        return max(value, 0.1 * total, 1e-6)
+        return max(value, 0.1 * walk.blocks_ms, 1e-6)
 
     def explain(self, graph: Graph | str) -> Prediction:
         """:meth:`predict` with the unit sum and the table coverage."""
