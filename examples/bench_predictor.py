@@ -127,9 +127,6 @@ def run_backend(
     evaluate = [(s, g) for s, g in nets if g.hash not in trained]
     log(f"[{backend}] table: {table.describe()} in {profile_s:.0f} s; measuring {len(evaluate)} held-out networks")
     predictor = Predictor(table)
-    bare = Predictor(table)
-    bare.features, bare.coef, bare._functions = ["blocks_ms"], [1.0], [latency.predict.FEATURES["blocks_ms"]]
-    bare.target = "linear"
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     gc.freeze()  # each measurement ends with gc.collect(): keep the graphs held here out of its way
@@ -147,7 +144,7 @@ def run_backend(
                 "measured_ms": m.median_ms,
                 "cv": m.cv,
                 "predicted_ms": detail.median_ms,
-                "blocks_ms": bare.predict(graph),
+                "blocks_ms": detail.blocks_ms,
                 "units": detail.units,
                 "units_from_table": detail.from_table,
             }
@@ -253,9 +250,10 @@ def against(report: dict[str, Any], earlier: dict[str, Any], name: str, nets: li
             continue
         pairs = {"networks": _pairs(before["rows"], now["rows"], "hash", "measured_ms")}
         stale = None
+        current = LatencyTable.load(now["table"])
         with contextlib.suppress(OSError, ValueError, KeyError, NASError):
             stale = LatencyTable.load(before["table"])
-            pairs["units"] = _pairs(stale.blocks, LatencyTable.load(now["table"]).blocks, "key", "median_ms")
+            pairs["units"] = _pairs(stale.blocks, current.blocks, "key", "median_ms")
         for what, (old, new) in sorted(pairs.items(), reverse=True):
             if old:
                 moved = accuracy(old, new)
@@ -266,7 +264,7 @@ def against(report: dict[str, Any], earlier: dict[str, Any], name: str, nets: li
                 )
         if stale is None:
             continue
-        fresh = {n["name"]: n["median_ms"] for n in LatencyTable.load(now["table"]).networks}
+        fresh = {n["name"]: n["median_ms"] for n in current.networks}
         if any(n["name"] not in fresh for n in stale.networks):
             continue  # not the same profile: nothing to refit on
         refitted = copy.deepcopy(stale)
