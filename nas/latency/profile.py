@@ -155,6 +155,15 @@ def zoo_at(space: Space, shape: Sequence[int], max_macs: float | None = None) ->
     return found
 
 
+def _draws(
+    space: Space, shape: Sequence[int], seed: int, count: int, max_macs: float | None
+) -> list[tuple[str, Graph]]:
+    """The first ``count`` networks :func:`profile` draws from ``space``
+    with ``seed`` (whole networks, then block samples), with their names."""
+    rng = random.Random(f"{seed}:{space.name}")
+    return [(f"{space.name}#{i}", sample_at(space, rng, shape, max_macs=max_macs)) for i in range(count)]
+
+
 def _record(m: Measurement) -> dict[str, Any]:
     return {"median_ms": m.median_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "runs": m.runs}
 
@@ -213,10 +222,9 @@ def profile(
         spec, shape = parse_space_spec(entry) if isinstance(entry, str) else entry
         space = spec if isinstance(spec, Space) else load_space(spec)
         shape = input_shape_of(space, shape)
-        rng = random.Random(f"{seed}:{space.name}")
-        drawn = [sample_at(space, rng, shape, max_macs=max_macs) for _ in range(networks + block_samples)]
-        whole += [(f"{space.name}#{i}", g) for i, g in enumerate(drawn[:networks])]
-        extra += drawn[networks:]
+        drawn = _draws(space, shape, seed, networks + block_samples, max_macs)
+        whole += drawn[:networks]
+        extra += [g for _, g in drawn[networks:]]
         fixed = zoo_at(space, shape, max_macs) if zoo else []
         zoo_graphs += fixed
         described.append(
@@ -400,10 +408,7 @@ def table_networks(table: LatencyTable) -> list[Graph]:
     drawn: dict[str, Graph] = {}
     for entry in record["spaces"]:
         space = load_space(entry.get("source", entry["space"]))
-        rng = random.Random(f"{record['seed']}:{space.name}")
-        shape = tuple(entry["input"])
-        for i in range(entry["networks"]):
-            drawn[f"{space.name}#{i}"] = sample_at(space, rng, shape, max_macs=record.get("max_macs"))
+        drawn.update(_draws(space, tuple(entry["input"]), record["seed"], entry["networks"], record.get("max_macs")))
     graphs = []
     for row in table.networks:
         graph = drawn.get(row["name"])
