@@ -355,6 +355,12 @@ def main() -> None:
             print(f"  remeasured  {fmt(r['repeat'])}  (a second measurement against the first: the noise floor)")
         corr = r["correction"]
         print("  correction  " + " + ".join(f"{w:.4g}*{f}" for w, f in zip(corr["coef"], corr["features"])))
+        near = corr.get("neighbours")
+        if near:
+            print(
+                f"  neighbours  k={near['k']} shrink={near['shrink']}: leave-one-out MAPE "
+                f"{100 * near['linear_loo_mape']:.1f}% -> {100 * near['loo_mape']:.1f}% on the table's networks"
+            )
         for source, a in r["by_source"].items():
             print(f"    {source:10s} {fmt(a)}")
     speed = report["screening"]

@@ -26,12 +26,15 @@ from nas.errors import NASError
 from nas.latency.predict import (
     CANDIDATE_FEATURES,
     FEATURES,
+    NEIGHBOUR_FEATURES,
     SPILL_MB,
     LocalModel,
+    Neighbours,
     Predictor,
     Walk,
     accuracy,
     fit_correction,
+    fit_neighbours,
     fit_nonnegative,
     kendall_tau,
     select_correction,
@@ -185,6 +188,12 @@ def test_table_round_trip(tmp_path: Path, synthetic: tuple[LatencyTable, list[na
     assert "pickle" not in path.read_text()
 
 
+def _near(**change: Any) -> dict[str, Any]:
+    """A correct ``correction.neighbours`` of two networks, but for ``change``."""
+    spec = {"features": ["log_units"], "k": 2, "shrink": 0.5, "scale": [1.0], "points": [[1.0], [2.0]]}
+    return {**spec, "residuals": [0.1, -0.1], **change}
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -202,6 +211,11 @@ def test_table_round_trip(tmp_path: Path, synthetic: tuple[LatencyTable, list[na
         (lambda d: d["fallback"].update({"global": [1, "x", 2]}), "fallback.global"),
         (lambda d: d["correction"].update(target="cubic"), "correction.target"),
         (lambda d: d.update(version=1) or d["correction"].update(target="log"), "correction.target"),
+        (lambda d: d["correction"].update(neighbours=_near(k=9)), "correction.neighbours.k"),
+        (lambda d: d["correction"].update(neighbours=_near(residuals=[0.1])), "correction.neighbours.residuals"),
+        (lambda d: d["correction"].update(neighbours=_near(points=[[1.0, 2.0]] * 2)), "correction.neighbours.points"),
+        (lambda d: d["correction"].update(neighbours=_near(scale=[0.0])), "correction.neighbours.scale"),
+        (lambda d: d["correction"].update(neighbours=_near(features=["magic"])), "correction.neighbours.features"),
     ],
 )
 def test_a_bad_table_is_a_one_line_error_naming_file_and_field(
@@ -331,6 +345,80 @@ def test_the_correction_tells_cold_weights_from_weights_that_never_fit() -> None
     assert "cold_4mb" in chosen["features"]
     assert dict(zip(chosen["features"], chosen["coef"]))["cold_4mb"] == pytest.approx(0.03, rel=1e-6)
     assert chosen["fit"]["loo_mape"] == pytest.approx(0.0, abs=1e-9)
+
+
+def _scattered(count: int, seed: int, slow: Any) -> tuple[list[dict[str, float]], list[float]]:
+    """Feature rows of networks scattered over the neighbourhood space, and
+    their times: 1.2 times the unit sum plus 0.05 ms, times ``slow(row)``."""
+    rng = random.Random(seed)
+    rows, targets = [], []
+    for _ in range(count):
+        row = {"blocks_ms": math.exp(rng.uniform(-2, 3)), "const": 1.0}
+        row.update({f: rng.uniform(-3, 3) for f in NEIGHBOUR_FEATURES})
+        row["log_blocks_ms"] = math.log(row["blocks_ms"])
+        rows.append(row)
+        targets.append((1.2 * row["blocks_ms"] + 0.05) * slow(row, rng))
+    return rows, targets
+
+
+def _mape_of(predicted: list[float], targets: list[float]) -> float:
+    return sum(abs(p - t) / t for p, t in zip(predicted, targets)) / len(targets)
+
+
+def test_neighbours_learn_a_family_the_linear_correction_cannot_tell() -> None:
+    # Networks with many parameters (log_params_m > 1) run 1.6x slower than
+    # the law: a step no line through the unit sum expresses, and which the
+    # profiled networks nearest a candidate show.
+    def slow(row: dict[str, float], rng: random.Random) -> float:
+        return (1.6 if row["log_params_m"] > 1 else 1.0) * math.exp(rng.gauss(0, 0.02))
+
+    rows, targets = _scattered(80, seed=1, slow=slow)
+    linear = select_correction(rows, targets, [("blocks_ms", "const")])
+    spec = fit_neighbours(rows, targets, linear)
+    assert spec is not None
+    assert spec["loo_mape"] < 0.6 * spec["linear_loo_mape"]
+    assert spec["shrink"] > 0 and spec["k"] in (4, 8, 16)
+    near = Neighbours(spec)
+    fresh, truth = _scattered(40, seed=2, slow=slow)
+    plain = [linear["coef"][0] * r["blocks_ms"] + linear["coef"][1] for r in fresh]
+    moved = [p * math.exp(near.shift([r[f] for f in NEIGHBOUR_FEATURES])) for p, r in zip(plain, fresh)]
+    assert _mape_of(moved, truth) < 0.6 * _mape_of(plain, truth)
+
+
+def test_neighbours_stay_out_where_residuals_are_noise() -> None:
+    rows, targets = _scattered(80, seed=1, slow=lambda row, rng: math.exp(rng.gauss(0, 0.1)))
+    assert fit_neighbours(rows, targets, select_correction(rows, targets, [("blocks_ms", "const")])) is None
+    exact, law = _scattered(80, seed=1, slow=lambda row, rng: 1.0)  # nothing left to learn
+    assert fit_neighbours(exact, law, select_correction(exact, law, [("blocks_ms", "const")])) is None
+    assert fit_neighbours(rows[:9], targets[:9], {"features": ["blocks_ms", "const"]}) is None  # too few
+
+
+def test_a_prediction_moves_by_its_nearest_networks_residuals(
+    synthetic: tuple[LatencyTable, list[nas.Graph]], tmp_path: Path
+) -> None:
+    table, graphs = synthetic
+    plain = Predictor(table)
+    points = [[plain.features_of(g)[f] for f in NEIGHBOUR_FEATURES] for g in graphs[:8]]
+    residuals = [0.3, -0.1, 0.2, 0.0, -0.25, 0.15, 0.05, -0.05]
+    scale = [max(1e-3, float(x)) for x in _std(points)]
+    near = copy.deepcopy(table)
+    spec = {"features": list(NEIGHBOUR_FEATURES), "k": 3, "shrink": 0.5, "scale": scale}
+    near.correction["neighbours"] = {**spec, "points": points, "residuals": residuals}
+    near.save(tmp_path / "near.json")
+    for again in (Predictor(near), Predictor(LatencyTable.load(tmp_path / "near.json"))):
+        for g in graphs[8:]:
+            here = [v / s for v, s in zip((plain.features_of(g)[f] for f in NEIGHBOUR_FEATURES), scale)]
+            distance = [math.dist(here, [v / s for v, s in zip(p, scale)]) for p in points]
+            nearest = sorted(range(8), key=distance.__getitem__)[:3]
+            weight = {i: 1 / (distance[i] + 0.3) ** 2 for i in nearest}
+            shift = 0.5 * sum(weight[i] * residuals[i] for i in nearest) / sum(weight.values())
+            assert again.predict(g) == pytest.approx(_network_law(g) * math.exp(shift), rel=1e-9)
+            assert shift != 0.0
+
+
+def _std(points: list[list[float]]) -> list[float]:
+    columns = list(zip(*points))
+    return [math.sqrt(sum((v - sum(c) / len(c)) ** 2 for v in c) / len(c)) for c in columns]
 
 
 def test_a_prediction_walks_small_weights_as_the_fit_computes_them(

@@ -42,7 +42,7 @@ from nas.errors import NASError
 from nas.graph import Graph
 from nas.latency.cache import LatencyCache
 from nas.latency.measurement import Measurement, measure, parse_shape, with_input_shape
-from nas.latency.predict import Predictor, fit_correction, fit_fallback, select_correction
+from nas.latency.predict import Predictor, fit_correction, fit_fallback, fit_neighbours, select_correction
 from nas.latency.table import LatencyTable
 from nas.latency.timing import TimingPolicy
 from nas.latency.units import Unit, units
@@ -383,13 +383,19 @@ def fit_table(table: LatencyTable, graphs: Sequence[Graph], features: Sequence[s
     """(Re)fit a table's fallback and correction: ``graphs`` are the built
     networks of ``table.networks``, in order. ``features``: the
     correction's; ``None`` chooses among
-    :data:`nas.latency.predict.CANDIDATE_FEATURES` by leave-one-out error."""
+    :data:`nas.latency.predict.CANDIDATE_FEATURES` by leave-one-out error.
+    The correction's residuals by neighbourhood
+    (:class:`~nas.latency.predict.Neighbours`) join it where they lower
+    that error."""
     table.fallback = fit_fallback(table.blocks)
     table.correction = {}
     raw = Predictor(table)
     rows = [raw.features_of(g) for g in graphs]
     targets = [n["median_ms"] for n in table.networks]
     table.correction = select_correction(rows, targets) if features is None else fit_correction(rows, targets, features)
+    near = fit_neighbours(rows, targets, table.correction)
+    if near is not None:
+        table.correction["neighbours"] = near
 
 
 def table_networks(table: LatencyTable) -> list[Graph]:

@@ -20,11 +20,15 @@ are still read)::
                  median_ms, p10_ms, p90_ms, runs, count}, ...],
      "networks": [{name, hash, source, median_ms, p10_ms, p90_ms}, ...],
      "fallback": {"variants": {...}, "kinds": {kind: [a, b, c]}, "heads": {...}, "global": [a, b, c]},
-     "correction": {"features": [...], "coef": [...], "target": "linear" | "log", "fit": {...}}}
+     "correction": {"features": [...], "coef": [...], "target": "linear" | "log", "fit": {...},
+                    "neighbours": {features, k, shrink, scale, points, residuals, ...} (optional)}}
 
 ``target`` (new in version 2) says whether the correction predicts ``ms``
 or ``log ms`` from its features; nas releases that read version 1 only
 refuse version 2 files with a one-line error rather than misread them.
+``neighbours`` (optional) holds the profiled networks' positions and
+residuals, which move a prediction towards the errors of its nearest
+networks (:class:`nas.latency.predict.Neighbours`).
 
 Block entries are keyed by :attr:`nas.latency.units.Unit.key`. The table
 holds the unit configurations met in the profiled networks, not every
@@ -185,6 +189,8 @@ class LatencyTable:
             target = correction.get("target", "linear")
             if target not in ("linear", "log") or (version == 1 and target != "linear"):
                 raise bad("correction.target", f"must be 'linear' or 'log' (version 2), got {target!r}")
+            if correction.get("neighbours") is not None:
+                _neighbours(correction["neighbours"], FEATURES, bad)
         profile = data.get("profile", {})
         if not isinstance(profile, Mapping):
             raise bad("profile", "must be an object")
@@ -263,6 +269,36 @@ def _coefficients(value: Any, n: int, name: str, bad: Any) -> None:
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     ):
         raise bad(name, f"must be a list of {n} finite numbers, got {value!r}")
+
+
+def _finite(values: Any, n: int | None = None) -> bool:
+    return (
+        isinstance(values, list)
+        and (n is None or len(values) == n)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    )
+
+
+def _neighbours(spec: Any, features: Mapping[str, Any], bad: Any) -> None:
+    """Check ``correction.neighbours`` (:class:`nas.latency.predict.Neighbours`)."""
+    name = "correction.neighbours"
+    if not isinstance(spec, Mapping):
+        raise bad(name, "must be an object")
+    names = spec.get("features")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n in features for n in names):
+        raise bad(f"{name}.features", "must be a list of known feature names", f"known: {', '.join(features)}")
+    points, residuals = spec.get("points"), spec.get("residuals")
+    if not isinstance(points, list) or not points or not all(_finite(p, len(names)) for p in points):
+        raise bad(f"{name}.points", f"must be a non-empty list of lists of {len(names)} finite numbers")
+    if not _finite(residuals, len(points)):
+        raise bad(f"{name}.residuals", f"must be a list of {len(points)} finite numbers, one per point")
+    if not _finite(spec.get("scale"), len(names)) or min(spec["scale"]) <= 0:
+        raise bad(f"{name}.scale", f"must be a list of {len(names)} positive numbers")
+    k = spec.get("k")
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(points):
+        raise bad(f"{name}.k", f"must be a whole number from 1 to {len(points)} (the points), got {k!r}")
+    if not _finite([spec.get("shrink")]):
+        raise bad(f"{name}.shrink", f"must be a finite number, got {spec.get('shrink')!r}")
 
 
 def load_table(path: str | os.PathLike[str]) -> LatencyTable:
