@@ -938,7 +938,9 @@ def _latency_predict(
     )
     print(
         f"  predicted median {prediction.median_ms:.3f} ms   (blocks {prediction.blocks_ms:.3f} ms, "
-        f"{prediction.from_table}/{prediction.units} blocks from the table)   in {elapsed * 1e6:.0f} us"
+        f"{prediction.from_table}/{prediction.units} blocks from the table"
+        + (f", x{prediction.neighbours:.3f} by its nearest networks" if prediction.neighbours != 1.0 else "")
+        + f")   in {elapsed * 1e6:.0f} us"
     )
     print(f"  table     {table_path}")
 

@@ -394,7 +394,7 @@ def test_neighbours_stay_out_where_residuals_are_noise() -> None:
 
 
 def test_a_prediction_moves_by_its_nearest_networks_residuals(
-    synthetic: tuple[LatencyTable, list[nas.Graph]], tmp_path: Path
+    synthetic: tuple[LatencyTable, list[nas.Graph]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     table, graphs = synthetic
     plain = Predictor(table)
@@ -414,6 +414,16 @@ def test_a_prediction_moves_by_its_nearest_networks_residuals(
             shift = 0.5 * sum(weight[i] * residuals[i] for i in nearest) / sum(weight.values())
             assert again.predict(g) == pytest.approx(_network_law(g) * math.exp(shift), rel=1e-9)
             assert shift != 0.0
+            assert again.explain(g).neighbours == pytest.approx(math.exp(shift), rel=1e-12)
+    capsys.readouterr()
+    assert main(["latency", "resnet20", "--predict", str(tmp_path / "near.json"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    factor = report["neighbours_factor"]
+    assert factor != 1.0
+    assert report["median_ms"] == pytest.approx(_network_law(nas.build("resnet20")) * factor, rel=1e-9)
+    assert Predictor(str(tmp_path / "near.json")).explain("resnet20").neighbours == pytest.approx(factor, rel=1e-12)
+    assert main(["latency", "resnet20", "--predict", str(tmp_path / "near.json")]) == 0
+    assert f"x{factor:.3f} by its nearest networks" in capsys.readouterr().out
 
 
 def _std(points: list[list[float]]) -> list[float]:

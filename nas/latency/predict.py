@@ -499,6 +499,8 @@ class Prediction:
         units: how many units the network has.
         from_table: how many of them the table holds (the rest were modelled).
         table: the table's path.
+        neighbours: what the nearest profiled networks' residuals multiplied
+            the correction's prediction by (:class:`Neighbours`; 1 without).
     """
 
     median_ms: float
@@ -506,6 +508,7 @@ class Prediction:
     units: int
     from_table: int
     table: str | None
+    neighbours: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -513,6 +516,7 @@ class Prediction:
             "blocks_ms": self.blocks_ms,
             "units": self.units,
             "units_from_table": self.from_table,
+            "neighbours_factor": self.neighbours,
             "table": self.table,
         }
 
@@ -677,6 +681,7 @@ class Predictor:
             units=len(cut),
             from_table=sum(1 for u in cut if self.in_table(u)),
             table=self.table.path,
+            neighbours=self.neighbours.factor(graph, self.walk(graph)) if self.neighbours is not None else 1.0,
         )
 
 
