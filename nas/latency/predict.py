@@ -353,7 +353,7 @@ class Neighbours:
         self.residuals = [float(r) for r in spec["residuals"]]
         # |p - x|^2 = |p|^2 - 2 p.x + |x|^2, in standardised units: the points
         # are ranked by |p|^2 / 2 - p.x, one product with the raw vector (a
-        # search calls this per candidate: four numpy calls, about 5 us).
+        # search calls this per candidate: three numpy calls, about 5 us in all).
         self._half_norms = (points**2).sum(axis=1) / 2
         self._projection = points / np.asarray(self.scale)
         self._functions = [FEATURES[f] for f in self.features]
@@ -361,15 +361,16 @@ class Neighbours:
     def shift(self, vector: Sequence[float], exclude: int | None = None) -> float:
         """``shrink`` times the weighted mean residual of the ``k`` profiled
         networks nearest to ``vector`` (leaving out the one at ``exclude``)."""
-        rank = self._half_norms - self._projection @ np.asarray(vector, dtype=float)
+        rank = self._half_norms - self._projection.dot(vector)
         if exclude is not None:
             rank[exclude] = np.inf
         k = min(self.k, len(rank) - (exclude is not None))
-        near = np.argpartition(rank, k - 1)[:k].tolist()
+        near = rank.argsort()[:k].tolist()  # faster than argpartition at tens of points
+        ranks = rank.tolist()
         norm = sum((v / s) ** 2 for v, s in zip(vector, self.scale))
         total = weights = 0.0
-        for i, r in zip(near, rank[near].tolist()):
-            w = 1.0 / (math.sqrt(max(2.0 * r + norm, 0.0)) + self.SOFTENING) ** 2
+        for i in near:
+            w = 1.0 / (math.sqrt(max(2.0 * ranks[i] + norm, 0.0)) + self.SOFTENING) ** 2
             total += w * self.residuals[i]
             weights += w
         return self.shrink * total / weights
