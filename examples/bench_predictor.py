@@ -15,8 +15,9 @@ on this CPU):
    spaces reach at these inputs, each measured for real with the
    profile's network policy.
 3. **Compare**: mean absolute percentage error, the share within +-10% and
-   Kendall's tau, of the full predictor and of the bare block sum (no
-   correction), overall and per space.
+   Kendall's tau, of the full predictor (with its neighbourhood step where
+   the table holds one) and of the bare block sum (no correction), overall
+   and per space.
 4. **The noise floor**: the same figures for a second, fresh measurement
    of each held-out network against the first (``--no-repeat`` skips it):
    on a shared machine no predictor can do better.
