@@ -262,21 +262,18 @@ def _records(value: Any, fields: Mapping[str, Any], name: str, bad: Any) -> list
     return [_record(v, fields, f"{name}[{i}]", bad) for i, v in enumerate(value)]
 
 
-def _coefficients(value: Any, n: int, name: str, bad: Any) -> None:
-    if (
-        not isinstance(value, list)
-        or len(value) != n
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    ):
-        raise bad(name, f"must be a list of {n} finite numbers, got {value!r}")
-
-
 def _finite(values: Any, n: int | None = None) -> bool:
+    """Whether ``values`` is a list (of ``n``) finite numbers."""
     return (
         isinstance(values, list)
         and (n is None or len(values) == n)
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
     )
+
+
+def _coefficients(value: Any, n: int, name: str, bad: Any) -> None:
+    if not _finite(value, n):
+        raise bad(name, f"must be a list of {n} finite numbers, got {value!r}")
 
 
 def _neighbours(spec: Any, features: Mapping[str, Any], bad: Any) -> None:
