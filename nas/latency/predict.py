@@ -332,11 +332,12 @@ class Neighbours:
     ``exp(shrink * r)``, ``r`` the inverse-square-distance weighted mean of
     the residuals of its ``k`` nearest networks in :data:`NEIGHBOUR_FEATURES`
     (standardised). ``k`` and ``shrink`` are chosen by leave-one-out error
-    (:func:`fit_neighbours`). On the 2-core EPYC, three runs of
+    (:func:`fit_neighbours`). On the 2-core EPYC, four runs of
     ``examples/bench_predictor.py`` (124 held-out networks each, the same
-    measurements with and without it) went from 12.6-13.8% to 11.0-12.4%
-    MAPE on ONNX Runtime and from 10.7-13.4% to 9.8-13.2% on torch; never
-    worse.
+    measurements with and without it) went from 12.6-16.3% to 11.0-16.0%
+    MAPE on ONNX Runtime and from 10.7-13.4% to 9.8-13.2% on torch, but
+    for a sitting so disturbed that measuring again differed by 15.5%
+    (torch 16.5% to 17.1% there).
 
     Args:
         spec: the ``correction.neighbours`` object of a table: ``features``,
