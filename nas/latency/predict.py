@@ -314,6 +314,45 @@ def select_correction(
     return chosen
 
 
+class _Nearest:
+    """The inverse-square-distance weighted mean of the residuals of the
+    ``k`` points nearest a vector, distances in units of ``scale`` (what
+    :class:`LocalModel` reads off a group's table entries and
+    :class:`Neighbours` off the profiled networks).
+
+    ``|p - x|^2 = |p|^2 - 2 p.x + |x|^2``: points are ranked by
+    ``|p|^2 / 2 - p.x``, one product with the raw vector, and square roots
+    are taken for the ``k`` nearest only (a search calls this per
+    candidate: about 5 us at 60 points).
+    """
+
+    def __init__(self, points: Any, residuals: Any, scale: Any, k: int, softening: float) -> None:
+        self.scale = [float(s) for s in scale]
+        standard = np.asarray(points, dtype=float) / np.asarray(self.scale)
+        self.residuals = [float(r) for r in residuals]
+        self.k = k
+        self.softening = softening
+        """Added to distances before weighting, so that one near twin does not outvote the rest."""
+        self._half_norms = (standard**2).sum(axis=1) / 2
+        self._projection = standard / np.asarray(self.scale)
+
+    def mean(self, vector: Sequence[float], exclude: int | None = None) -> float:
+        """The weighted mean residual near ``vector`` (leaving out the point at ``exclude``)."""
+        rank = self._half_norms - self._projection.dot(vector)
+        if exclude is not None:
+            rank[exclude] = np.inf
+        k = min(self.k, len(rank) - (exclude is not None))
+        near = rank.argpartition(k - 1)[:k].tolist()
+        ranks = rank.tolist()
+        norm = sum((v / s) ** 2 for v, s in zip(vector, self.scale))
+        total = weights = 0.0
+        for i in near:
+            w = 1.0 / (math.sqrt(max(2.0 * ranks[i] + norm, 0.0)) + self.softening) ** 2
+            total += w * self.residuals[i]
+            weights += w
+        return total / weights
+
+
 NEIGHBOUR_FEATURES = ("log_blocks_ms", "log_units", "log_macs_g", "log_params_m", "log_activation_mb")
 """Where a network lies, for :class:`Neighbours`: the logarithms of its unit
 sum, unit count, MACs, parameters and activations."""
@@ -349,34 +388,14 @@ class Neighbours:
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         self.features = list(spec["features"])
-        self.k = int(spec["k"])
         self.shrink = float(spec["shrink"])
-        self.scale = [float(s) for s in spec["scale"]]
-        points = np.asarray(spec["points"], dtype=float) / np.asarray(self.scale)
-        self.residuals = [float(r) for r in spec["residuals"]]
-        # |p - x|^2 = |p|^2 - 2 p.x + |x|^2, in standardised units: the points
-        # are ranked by |p|^2 / 2 - p.x, one product with the raw vector (a
-        # search calls this per candidate: three numpy calls, about 5 us in all).
-        self._half_norms = (points**2).sum(axis=1) / 2
-        self._projection = points / np.asarray(self.scale)
+        self._near = _Nearest(spec["points"], spec["residuals"], spec["scale"], int(spec["k"]), self.SOFTENING)
         self._functions = [FEATURES[f] for f in self.features]
 
     def shift(self, vector: Sequence[float], exclude: int | None = None) -> float:
         """``shrink`` times the weighted mean residual of the ``k`` profiled
         networks nearest to ``vector`` (leaving out the one at ``exclude``)."""
-        rank = self._half_norms - self._projection.dot(vector)
-        if exclude is not None:
-            rank[exclude] = np.inf
-        k = min(self.k, len(rank) - (exclude is not None))
-        near = rank.argsort()[:k].tolist()  # faster than argpartition at tens of points
-        ranks = rank.tolist()
-        norm = sum((v / s) ** 2 for v, s in zip(vector, self.scale))
-        total = weights = 0.0
-        for i in near:
-            w = 1.0 / (math.sqrt(max(2.0 * ranks[i] + norm, 0.0)) + self.SOFTENING) ** 2
-            total += w * self.residuals[i]
-            weights += w
-        return self.shrink * total / weights
+        return self.shrink * self._near.mean(vector, exclude)
 
     def factor(self, graph: Graph, walk: Walk) -> float:
         """What the linear correction's prediction of ``graph`` is multiplied by."""
@@ -471,9 +490,8 @@ class LocalModel:
                 residual = lin_residual
             else:
                 self.linear = None
-        self.residual = residual
-        self.points = x[:, 1:]
-        self.scale = np.maximum(self.points.std(axis=0), 1e-3)
+        points = x[:, 1:]
+        self._near = _Nearest(points, residual, np.maximum(points.std(axis=0), 1e-3), self.NEIGHBOURS, 0.1)
 
     def __call__(self, macs: float, moved: float, inputs: Sequence[Sequence[int]]) -> float:
         f = unit_features(macs, moved, inputs)
@@ -481,12 +499,7 @@ class LocalModel:
             base = math.log(max(_linear(self.linear, macs, moved), 1e-9))
         else:
             base = float(self.coef[0] + np.dot(self.coef[1:], f))
-        d = np.sqrt((((self.points - np.asarray(f)) / self.scale) ** 2).sum(axis=1))
-        k = min(self.NEIGHBOURS, len(d))
-        near = np.argpartition(d, k - 1)[:k]
-        w = 1.0 / (d[near] + 0.1) ** 2
-        shift = float(np.dot(w, self.residual[near]) / w.sum())
-        return math.exp(base + shift)
+        return math.exp(base + self._near.mean(f))
 
 
 def _linear(coef: Sequence[float], macs: float, moved: float) -> float:
