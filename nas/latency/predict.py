@@ -271,7 +271,7 @@ def fit_correction(
         else:
             solved, *_ = np.linalg.lstsq(x / y[:, None], np.ones_like(y), rcond=None)
         coef = solved.tolist()
-    fitted = [_floor(_combine(coef, [r[f] for f in features], target), r) for r in rows]
+    fitted = [_floor(_combine(coef, [r[f] for f in features], target), r["blocks_ms"]) for r in rows]
     mape = float(np.mean(np.abs(np.asarray(fitted) - y) / y)) if len(rows) else math.nan
     return {"features": features, "coef": coef, "target": target, "fit": {"n": len(rows), "mape": mape}}
 
@@ -285,7 +285,8 @@ def loo_predictions(
     for i in range(len(rows)):
         rest = [r for j, r in enumerate(rows) if j != i]
         fitted = fit_correction(rest, [t for j, t in enumerate(targets) if j != i], features)
-        predictions.append(_floor(_combine(fitted["coef"], [rows[i][f] for f in features], fitted["target"]), rows[i]))
+        value = _combine(fitted["coef"], [rows[i][f] for f in features], fitted["target"])
+        predictions.append(_floor(value, rows[i]["blocks_ms"]))
     return predictions
 
 
@@ -447,9 +448,9 @@ def _combine(coef: Sequence[float], values: Sequence[float], target: str) -> flo
     return math.exp(min(value, 700.0)) if target == "log" else value
 
 
-def _floor(value: float, row: Mapping[str, float]) -> float:
+def _floor(value: float, blocks_ms: float) -> float:
     """A corrected prediction is never below a tenth of the unit sum."""
-    return max(value, 0.1 * row["blocks_ms"], 1e-6)
+    return max(value, 0.1 * blocks_ms, 1e-6)
 
 
 # -- predicting ---------------------------------------------------------------
@@ -676,29 +677,28 @@ class Predictor:
         """The predicted median latency of ``graph`` in milliseconds."""
         if not isinstance(graph, Graph):
             graph = build(graph)
-        walk = self.walk(graph)
-        value = 0.0
-        for c, fn in zip(self.coef, self._functions):
-            value += c * fn(graph, walk)
-        if self.target == "log":
-            value = math.exp(min(value, 700.0))
-        if self.neighbours is not None:
-            value *= self.neighbours.factor(graph, walk)
-        return max(value, 0.1 * walk.blocks_ms, 1e-6)
+        return self._predict(graph, self.walk(graph))[0]
+
+    def _predict(self, graph: Graph, walk: Walk) -> tuple[float, float]:
+        """The prediction from ``graph``'s walk, and what its nearest
+        networks multiplied it by (1 without :class:`Neighbours`)."""
+        value = _combine(self.coef, [fn(graph, walk) for fn in self._functions], self.target)
+        factor = self.neighbours.factor(graph, walk) if self.neighbours is not None else 1.0
+        return _floor(value * factor, walk.blocks_ms), factor
 
     def explain(self, graph: Graph | str) -> Prediction:
         """:meth:`predict` with the unit sum and the table coverage."""
         if not isinstance(graph, Graph):
             graph = build(graph)
-        cut = units(graph)
-        total = sum(self.unit_ms(u) for u in cut)
+        walk = self.walk(graph)
+        median, factor = self._predict(graph, walk)
         return Prediction(
-            median_ms=self.predict(graph),
-            blocks_ms=total,
-            units=len(cut),
-            from_table=sum(1 for u in cut if self.in_table(u)),
+            median_ms=median,
+            blocks_ms=walk.blocks_ms,
+            units=walk.units,
+            from_table=sum(1 for u in units(graph) if self.in_table(u)),
             table=self.table.path,
-            neighbours=self.neighbours.factor(graph, self.walk(graph)) if self.neighbours is not None else 1.0,
+            neighbours=factor,
         )
 
 
