@@ -63,7 +63,7 @@ from nas.build import build
 from nas.errors import NASError, SourceError
 from nas.graph import Graph
 from nas.lower import lower
-from nas.onnx import ONNX_OPSET, to_onnx
+from nas.onnx import ONNX_OPSET, feeds, to_onnx
 from nas.parse import load_yaml
 
 EXPORT_VERSION = 1
@@ -358,8 +358,8 @@ class OnnxModule(torch.nn.Module):
         self.names = [i.name for i in self.session.get_inputs()]
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        feeds = {name: x.detach().cpu().numpy() for name, x in zip(self.names, inputs, strict=True)}
-        outputs = tuple(torch.from_numpy(y) for y in self.session.run(None, feeds))
+        given = feeds(self.names, [x.detach().cpu().numpy() for x in inputs])
+        outputs = tuple(torch.from_numpy(y) for y in self.session.run(None, given))
         return outputs[0] if len(outputs) == 1 else outputs
 
 

@@ -370,6 +370,32 @@ def test_every_block_means_the_same_in_onnx(block: Any, example: Any, tmp_path: 
         torch.testing.assert_close(g.to(e.dtype), e, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime is not installed (pip install 'nas[onnx]')")
+def test_an_onnx_model_that_dropped_an_unread_input_runs(tmp_path: Path) -> None:
+    # In eval a fractal join averages its columns and never reads the mask:
+    # the exporter leaves that input out, and the inputs given are matched
+    # to the model's by name, not paired in order.
+    graph = nas.build(
+        "inputs: {a: [4, 5, 5], b: [4, 5, 5], mask: [2]}\n"
+        "nodes: {join: {block: fractal_global_join, in: [a, b, mask], columns: [2, 1]}}"
+    )
+    module = nas.lower(graph).eval()
+    inputs = (torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5), torch.ones(2, 2))
+    E._write_onnx(module, inputs, tmp_path / "join.onnx")
+    runner = E.OnnxModule(tmp_path / "join.onnx")
+    assert runner.names == ["input0", "input1"]
+    with torch.no_grad():
+        torch.testing.assert_close(runner(*inputs), module(*inputs))
+
+
+def test_onnx_feeds_name_what_the_model_reads() -> None:
+    from nas.onnx import feeds
+
+    assert feeds(["input2", "input0"], ["a", "b", "c"]) == {"input2": "c", "input0": "a"}
+    with pytest.raises(ValueError, match=r"reads input3, which is not among the inputs given \(input0, input1\)"):
+        feeds(["input3"], ["a", "b"])
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     size=st.tuples(st.integers(1, 13), st.integers(1, 13)),

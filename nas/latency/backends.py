@@ -27,7 +27,7 @@ import torch
 from nas.errors import NASError
 from nas.latency.device import cpu_device_name, gpu_name
 from nas.latency.timing import CudaEventTimer, PerfCounterTimer, Run, Timer
-from nas.onnx import ONNX_OPSET, to_onnx
+from nas.onnx import ONNX_OPSET, feeds, to_onnx
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -311,8 +311,8 @@ class OnnxRuntimeBackend(Backend):
             session = onnxruntime.InferenceSession(model, options, providers=providers)
         except Exception as e:
             raise BuildFailed(f"ONNX Runtime session creation failed: {error_line(e)}") from e
-        feeds = {spec.name: x.numpy() for spec, x in zip(session.get_inputs(), xs, strict=True)}
-        return lambda: session.run(None, feeds)
+        given = feeds([spec.name for spec in session.get_inputs()], [x.numpy() for x in xs])
+        return lambda: session.run(None, given)
 
 
 def export_onnx(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> bytes:
