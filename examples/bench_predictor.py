@@ -21,6 +21,11 @@ on this CPU):
 4. **The noise floor**: the same figures for a second, fresh measurement
    of each held-out network against the first (``--no-repeat`` skips it):
    on a shared machine no predictor can do better.
+5. **Where the error comes from** (``--no-complete`` skips it): the
+   held-out networks' units that the table lacks are timed alone and added
+   to it, and the networks predicted again. What error is left is the
+   correction's, the law from units timed alone to whole networks; what
+   went was the fallback's, which models the units a table lacks.
 
 Then **screening speed**: predictions per second over freshly sampled
 candidates that are already built (the first prediction of each, with new
@@ -68,6 +73,7 @@ from nas.errors import NASError
 from nas.graph import Graph
 from nas.latency.predict import Predictor, accuracy
 from nas.latency.profile import (
+    BLOCK_POLICY,
     NETWORK_POLICY,
     fit_table,
     input_shape_of,
@@ -75,10 +81,14 @@ from nas.latency.profile import (
     profile,
     sample_at,
     table_networks,
+    unit_entry,
     zoo_at,
 )
 from nas.latency.table import LatencyTable
+from nas.latency.units import units
 from nas.space import load_space
+
+Rows = list[dict[str, Any]]
 
 SPACES = ("residual@3x32x32", "macro@3x32x32", "early@1x32x32", "fractal@3x32x32", "mobile@3x64x64")
 MAX_MACS = 300e6
@@ -168,6 +178,8 @@ def run_backend(
         repeat = accuracy([a for a, _ in second], [b for _, b in second])
         log(f"[{backend}] a second measurement against the first: {fmt(repeat)}")
 
+    complete = every_unit_timed(table, evaluate, rows, backend, args) if args.complete else None
+
     def score(key: str, subset: list[dict[str, Any]]) -> dict[str, float]:
         return accuracy([r[key] for r in subset], [r["measured_ms"] for r in subset])
 
@@ -191,11 +203,45 @@ def run_backend(
             "predictor": score("predicted_ms", rows),
             "block_sum": score("blocks_ms", rows),
             "repeat": repeat,
+            "all_units_timed": complete,
             "by_source": {k: score("predicted_ms", v) for k, v in sorted(groups.items())},
             "rows": rows,
         },
         predictor,
     )
+
+
+def every_unit_timed(
+    table: LatencyTable, nets: list[tuple[str, Graph]], rows: Rows, backend: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """A diagnostic: the held-out networks' units that the table lacks,
+    timed alone and added to it, the table refitted, the networks predicted
+    again. What error is left is the correction's (timing units alone and
+    summing them); what went is the fallback's (modelling the units the
+    table lacks). Their unit sums before and after tell how far the
+    fallback was off."""
+    graphs = {g.hash: g for _, g in nets}
+    known = {row["key"] for row in table.blocks}
+    added: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        for unit in units(graphs[r["hash"]]):
+            if unit.key in known or unit.key in added:
+                continue
+            m = latency.measure(unit.graph(), backend, threads=args.threads, cache=args.cache_path, policy=BLOCK_POLICY)
+            if m.ok:
+                added[unit.key] = unit_entry(unit, m)
+    full = copy.deepcopy(table)
+    full.blocks = table.blocks + list(added.values())
+    fit_table(full, table_networks(table))
+    predictor = Predictor(full)
+    measured = [r["measured_ms"] for r in rows]
+    sums = [predictor.walk(graphs[r["hash"]]).blocks_ms for r in rows]
+    log(f"[{backend}] timed the {len(added)} units of the held-out networks that the table lacks")
+    return {
+        "units_added": len(added),
+        "predictor": accuracy([predictor.predict(graphs[r["hash"]]) for r in rows], measured),
+        "fallback_unit_sums": accuracy([r["blocks_ms"] for r in rows], sums),
+    }
 
 
 def screening(predictor: Predictor, count: int) -> dict[str, Any]:
@@ -281,9 +327,6 @@ def against(report: dict[str, Any], earlier: dict[str, Any], name: str, nets: li
     return lines
 
 
-Rows = list[dict[str, Any]]
-
-
 def _pairs(old: Rows, new: Rows, key: str, value: str) -> tuple[list[float], list[float]]:
     then = {r[key]: r[value] for r in old}
     common = [(then[r[key]], r[value]) for r in new if r[key] in then]
@@ -308,6 +351,12 @@ def main() -> None:
     parser.add_argument("--screen", type=int, default=2000, help="candidates for the screening speed")
     parser.add_argument(
         "--no-repeat", dest="repeat", action="store_false", help="skip measuring the held-out networks a second time"
+    )
+    parser.add_argument(
+        "--no-complete",
+        dest="complete",
+        action="store_false",
+        help="skip timing the held-out networks' units that the table lacks (the fallback's share of the error)",
     )
     parser.add_argument(
         "--against",
@@ -354,6 +403,12 @@ def main() -> None:
         print(f"  block sum   {fmt(r['block_sum'])}")
         if r["repeat"] is not None:
             print(f"  remeasured  {fmt(r['repeat'])}  (a second measurement against the first: the noise floor)")
+        if r["all_units_timed"] is not None:
+            full = r["all_units_timed"]
+            print(
+                f"  all units   {fmt(full['predictor'])}  (the {full['units_added']} units the table lacked timed and "
+                f"added; the fallback's unit sums were off by {100 * full['fallback_unit_sums']['mape']:.1f}%)"
+            )
         corr = r["correction"]
         print("  correction  " + " + ".join(f"{w:.4g}*{f}" for w, f in zip(corr["coef"], corr["features"])))
         near = corr.get("neighbours")

@@ -168,6 +168,11 @@ def _record(m: Measurement) -> dict[str, Any]:
     return {"median_ms": m.median_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "runs": m.runs}
 
 
+def unit_entry(unit: Unit, m: Measurement, count: int = 1) -> dict[str, Any]:
+    """The table's block entry for ``unit`` timed alone as ``m``, met ``count`` times."""
+    return {"key": unit.key, **unit.describe(), **_record(m), "count": count}
+
+
 def profile(
     spaces: Sequence[str | tuple[str | Space, Sequence[int] | None]],
     backend: str = "torch",
@@ -344,7 +349,7 @@ def _measure_and_fit(
         if not m.ok:
             failures.append(f"unit {unit.kind} {key[:8]}: {m.reason}")
             continue
-        blocks.append({"key": key, **unit.describe(), **_record(m), "count": count[key]})
+        blocks.append(unit_entry(unit, m, count[key]))
         if (i + 1) % 100 == 0:
             say(f"timed {i + 1}/{len(order)} units in {time.perf_counter() - started:.0f} s")
     if conditions is None:
