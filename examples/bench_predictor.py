@@ -72,7 +72,7 @@ import nas.latency as latency
 from nas.errors import NASError
 from nas.graph import Graph
 from nas.latency.predict import Predictor, accuracy
-from nas.latency.profile import (
+from nas.latency.profiling import (
     BLOCK_POLICY,
     NETWORK_POLICY,
     fit_table,
@@ -223,6 +223,7 @@ def every_unit_timed(
     graphs = {g.hash: g for _, g in nets}
     known = {row["key"] for row in table.blocks}
     added: dict[str, dict[str, Any]] = {}
+    gc.freeze()  # as for the held-out networks: each measurement's gc.collect() would walk every graph held here
     for r in rows:
         for unit in units(graphs[r["hash"]]):
             if unit.key in known or unit.key in added:
@@ -230,6 +231,7 @@ def every_unit_timed(
             m = latency.measure(unit.graph(), backend, threads=args.threads, cache=args.cache_path, policy=BLOCK_POLICY)
             if m.ok:
                 added[unit.key] = unit_entry(unit, m)
+    gc.unfreeze()
     full = copy.deepcopy(table)
     full.blocks = table.blocks + list(added.values())
     fit_table(full, table_networks(table))
@@ -286,7 +288,7 @@ def against(report: dict[str, Any], earlier: dict[str, Any], name: str, nets: li
        which lean on the shared cache, move more.
     2. **What a stale table is worth**: this run's held-out networks
        predicted by the earlier table as it is, and by the earlier table
-       refitted (``nas.latency.profile.refit``) on this run's measurements
+       refitted (``nas.latency.refit``) on this run's measurements
        of the same whole networks, beside this run's own table.
     """
     lines = [f"\nAgainst {name} (an earlier run):"]
