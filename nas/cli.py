@@ -965,7 +965,7 @@ def _latency_profile(
 ) -> None:
     """`nas latency profile --space S --backend B -o TABLE`."""
     import nas.latency
-    from nas.latency.profile import profile
+    from nas.latency.profiling import profile
 
     if not spaces:
         raise NASError("profile needs at least one --space", field="space", hint="e.g. --space residual@3x32x32")
@@ -1014,7 +1014,7 @@ def _latency_refit(
     path: str, output: str | None, *, backend: str, threads: int | None, cache: bool, as_json: bool
 ) -> None:
     """`nas latency profile --refit TABLE -o OUT`."""
-    from nas.latency.profile import refit
+    from nas.latency.profiling import refit
     from nas.latency.table import LatencyTable
 
     if output is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import json
 import math
 import random
@@ -20,6 +19,7 @@ import pytest
 
 import nas
 import nas.latency as latency
+import nas.latency.profiling as profile_module
 import nas.space
 from nas.cli import main
 from nas.errors import NASError
@@ -40,11 +40,9 @@ from nas.latency.predict import (
     select_correction,
     spill,
 )
-from nas.latency.profile import fit_table, profile, refit, sample_at, table_networks
+from nas.latency.profiling import fit_table, profile, refit, sample_at, table_networks
 from nas.latency.table import LatencyTable
 from nas.latency.units import units
-
-profile_module = importlib.import_module("nas.latency.profile")  # nas.latency.profile is also the function
 
 TINY_SPACE = """
 name: tiny

@@ -47,7 +47,7 @@ from nas.latency.measurement import (
     with_input_shape,
 )
 from nas.latency.predict import Prediction, Predictor, accuracy, kendall_tau
-from nas.latency.profile import profile, refit
+from nas.latency.profiling import profile, refit
 from nas.latency.roofline import Peaks, Roofline, attained, cpu_peaks, published_gpu_peaks, roofline, store_cpu_peaks
 from nas.latency.table import LatencyTable, load_table
 from nas.latency.timing import Distribution, TimingPolicy, time_callable

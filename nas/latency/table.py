@@ -3,7 +3,7 @@ runtime, the whole networks that fitted the correction, and the fitted
 models, in one plain JSON file.
 
 A table is measured once per (device, runtime, threads, precision, batch) by
-:func:`nas.latency.profile.profile` (``nas latency profile``), copied to
+:func:`nas.latency.profile` (``nas latency profile``), copied to
 wherever a search runs, and read by :class:`nas.latency.predict.Predictor`.
 It holds no pickled objects: every field is JSON, checked on loading, and a
 bad file is a one-line :class:`~nas.errors.NASError` naming the file and
