@@ -121,11 +121,12 @@ def run_backend(
 ) -> tuple[dict[str, Any], Predictor]:
     started = time.perf_counter()
     log(f"[{backend}] profiling {', '.join(SPACES)}")
+    # Sizes not given are profile()'s own defaults, what `nas latency profile` builds.
+    sizes = {k: v for k, v in (("networks", args.networks), ("block_samples", args.block_samples)) if v is not None}
     table = profile(
         SPACES,
         backend,
-        networks=args.networks,
-        block_samples=args.block_samples,
+        **sizes,
         seed=0,
         max_macs=MAX_MACS,
         threads=args.threads,
@@ -236,13 +237,12 @@ def every_unit_timed(
     full.blocks = table.blocks + list(added.values())
     fit_table(full, table_networks(table))
     predictor = Predictor(full)
-    measured = [r["measured_ms"] for r in rows]
-    sums = [predictor.walk(graphs[r["hash"]]).blocks_ms for r in rows]
+    detail = [predictor.explain(graphs[r["hash"]]) for r in rows]  # the prediction and the unit sum, one walk
     log(f"[{backend}] timed the {len(added)} units of the held-out networks that the table lacks")
     return {
         "units_added": len(added),
-        "predictor": accuracy([predictor.predict(graphs[r["hash"]]) for r in rows], measured),
-        "fallback_unit_sums": accuracy([r["blocks_ms"] for r in rows], sums),
+        "predictor": accuracy([d.median_ms for d in detail], [r["measured_ms"] for r in rows]),
+        "fallback_unit_sums": accuracy([r["blocks_ms"] for r in rows], [d.blocks_ms for d in detail]),
     }
 
 
@@ -367,14 +367,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     # The full run measures the table `nas latency profile` builds by default
-    # (30 networks per space, 3x as many block-only samples). With 12 and 40,
+    # (profile()'s sizes: 30 networks per space, 3x as many block-only samples). With 12 and 40,
     # as it did until run 12, held-out MAPE was 1-1.5 points higher: 80 more
     # whole networks fitting one sitting's correction took torch from 12.6% to
     # 11.3% and onnxruntime from 11.3% to 10.2-10.7%, whether drawn at random
     # or with weights around the cache sizes; more block samples alone did not.
-    args.networks = args.networks if args.networks is not None else (4 if args.quick else 30)
-    if args.block_samples is None and args.quick:
-        args.block_samples = 0
+    if args.quick:
+        args.networks = 4 if args.networks is None else args.networks
+        args.block_samples = 0 if args.block_samples is None else args.block_samples
     args.heldout = args.heldout if args.heldout is not None else (6 if args.quick else 20)
     scratch = tempfile.mkdtemp(prefix="bench_predictor_")
     args.cache_path = True if args.cache else os.path.join(scratch, "latency.sqlite")

@@ -332,8 +332,7 @@ class _Nearest:
         standard = np.asarray(points, dtype=float) / np.asarray(self.scale)
         self.residuals = [float(r) for r in residuals]
         self.k = k
-        self.softening = softening
-        """Added to distances before weighting, so that one near twin does not outvote the rest."""
+        self.softening = softening  # as Neighbours.SOFTENING
         self._half_norms = (standard**2).sum(axis=1) / 2
         self._projection = standard / np.asarray(self.scale)
 
