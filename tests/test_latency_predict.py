@@ -612,8 +612,11 @@ def test_a_refit_refuses_what_it_cannot_redraw_or_another_machine(
         refit(_synthetic_table(_graphs(2, seed=1)), cache=False)
     elsewhere = copy.deepcopy(tiny_table)
     elsewhere.conditions["device"] = "another CPU"
+    measured: list[nas.Graph] = []
+    monkeypatch.setattr(profile_module, "measure", lambda graph, backend, **options: measured.append(graph))
     with pytest.raises(NASError, match="was profiled on another CPU"):
         refit(elsewhere, cache=False)
+    assert measured == []  # refused before timing anything: a refit on the wrong machine costs nothing
 
 
 def test_cli_refit(tiny_table: LatencyTable, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 import nas
 from nas.errors import NASError
 from nas.graph import Graph
+from nas.latency.backends import get_backend
 from nas.latency.cache import LatencyCache
 from nas.latency.measurement import Measurement, measure, parse_shape, with_input_shape
 from nas.latency.predict import Predictor, fit_correction, fit_fallback, fit_neighbours, select_correction
@@ -471,6 +472,14 @@ def refit(
         raise NASError(f"{table.path or 'the table'} has no whole networks to refit on", field="networks")
     graphs = table_networks(table)
     conditions = table.conditions
+    backend = get_backend(conditions["backend"])  # raises, naming what this machine lacks
+    here = backend.device_name(conditions.get("mode") or backend.default_mode())
+    if here != conditions["device"]:
+        raise NASError(
+            f"{table.path or 'the table'} was profiled on {conditions['device']}, this is {here}",
+            field="conditions.device",
+            hint="refit a table on the machine it was profiled on, or profile one here",
+        )
     policy = network_policy or TimingPolicy(**table.profile.get("network_policy", asdict(NETWORK_POLICY)))
     fresh = copy.deepcopy(table)
     moved = []
@@ -486,12 +495,6 @@ def refit(
             refresh=True,
             policy=policy,
         )
-        if m.conditions.device != conditions["device"]:
-            raise NASError(
-                f"{table.path or 'the table'} was profiled on {conditions['device']}, this is {m.conditions.device}",
-                field="conditions.device",
-                hint="refit a table on the machine it was profiled on, or profile one here",
-            )
         if not m.ok:
             raise NASError(f"network '{row['name']}' could not be measured: {m.reason}", field="networks")
         moved.append(m.median_ms / row["median_ms"])
