@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import gc
 import json
 import os
 import platform
@@ -71,6 +70,7 @@ from typing import Any
 import nas.latency as latency
 from nas.errors import NASError
 from nas.graph import Graph
+from nas.latency.measurement import frozen_collector
 from nas.latency.predict import Predictor, accuracy
 from nas.latency.profiling import (
     BLOCK_POLICY,
@@ -141,29 +141,28 @@ def run_backend(
     predictor = Predictor(table)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    gc.freeze()  # each measurement ends with gc.collect(): keep the graphs held here out of its way
-    for i, (source, graph) in enumerate(evaluate):
-        m = latency.measure(graph, backend, threads=args.threads, cache=args.cache_path, policy=NETWORK_POLICY)
-        if not m.ok:
-            log(f"[{backend}]   {source}: failed: {m.reason}")
-            continue
-        detail = predictor.explain(graph)
-        rows.append(
-            {
-                "source": source,
-                "hash": graph.hash,
-                "macs": graph.macs,
-                "measured_ms": m.median_ms,
-                "cv": m.cv,
-                "predicted_ms": detail.median_ms,
-                "blocks_ms": detail.blocks_ms,
-                "units": detail.units,
-                "units_from_table": detail.from_table,
-            }
-        )
-        if (i + 1) % 25 == 0:
-            log(f"[{backend}]   measured {i + 1}/{len(evaluate)} in {time.perf_counter() - t0:.0f} s")
-    gc.unfreeze()
+    with frozen_collector():  # each measurement's gc.collect() would walk every graph held here
+        for i, (source, graph) in enumerate(evaluate):
+            m = latency.measure(graph, backend, threads=args.threads, cache=args.cache_path, policy=NETWORK_POLICY)
+            if not m.ok:
+                log(f"[{backend}]   {source}: failed: {m.reason}")
+                continue
+            detail = predictor.explain(graph)
+            rows.append(
+                {
+                    "source": source,
+                    "hash": graph.hash,
+                    "macs": graph.macs,
+                    "measured_ms": m.median_ms,
+                    "cv": m.cv,
+                    "predicted_ms": detail.median_ms,
+                    "blocks_ms": detail.blocks_ms,
+                    "units": detail.units,
+                    "units_from_table": detail.from_table,
+                }
+            )
+            if (i + 1) % 25 == 0:
+                log(f"[{backend}]   measured {i + 1}/{len(evaluate)} in {time.perf_counter() - t0:.0f} s")
     measured = [r["measured_ms"] for r in rows]
     # The noise floor: each held-out network measured again, fresh (not from
     # the store), now. No predictor can agree with a measurement better than
@@ -224,15 +223,16 @@ def every_unit_timed(
     graphs = {g.hash: g for _, g in nets}
     known = {row["key"] for row in table.blocks}
     added: dict[str, dict[str, Any]] = {}
-    gc.freeze()  # as for the held-out networks: each measurement's gc.collect() would walk every graph held here
-    for r in rows:
-        for unit in units(graphs[r["hash"]]):
-            if unit.key in known or unit.key in added:
-                continue
-            m = latency.measure(unit.graph(), backend, threads=args.threads, cache=args.cache_path, policy=BLOCK_POLICY)
-            if m.ok:
-                added[unit.key] = unit_entry(unit, m)
-    gc.unfreeze()
+    with frozen_collector():  # each measurement's gc.collect() would walk every graph held here
+        for r in rows:
+            for unit in units(graphs[r["hash"]]):
+                if unit.key in known or unit.key in added:
+                    continue
+                m = latency.measure(
+                    unit.graph(), backend, threads=args.threads, cache=args.cache_path, policy=BLOCK_POLICY
+                )
+                if m.ok:
+                    added[unit.key] = unit_entry(unit, m)
     full = copy.deepcopy(table)
     full.blocks = table.blocks + list(added.values())
     fit_table(full, table_networks(table))
@@ -296,12 +296,16 @@ def against(report: dict[str, Any], earlier: dict[str, Any], name: str, nets: li
     for now in report["results"]:
         before = next((r for r in earlier.get("results", []) if r["backend"] == now["backend"]), None)
         if before is None:
+            lines.append(f"  {now['backend']:12s} not in {name}")
             continue
         pairs = {"networks": _pairs(before["rows"], now["rows"], "hash", "measured_ms")}
         stale = None
         current = LatencyTable.load(now["table"])
-        with contextlib.suppress(OSError, ValueError, KeyError, NASError):
+        try:
             stale = LatencyTable.load(before["table"])
+        except (OSError, ValueError, KeyError, NASError) as error:
+            lines.append(f"  {now['backend']:12s} its table is not readable, so only its networks compare: {error}")
+        else:
             pairs["units"] = _pairs(stale.blocks, current.blocks, "key", "median_ms")
         for what, (old, new) in sorted(pairs.items(), reverse=True):
             if old:
@@ -315,7 +319,8 @@ def against(report: dict[str, Any], earlier: dict[str, Any], name: str, nets: li
             continue
         fresh = {n["name"]: n["median_ms"] for n in current.networks}
         if any(n["name"] not in fresh for n in stale.networks):
-            continue  # not the same profile: nothing to refit on
+            lines.append(f"  {now['backend']:12s} its table profiled other networks: nothing to refit it on")
+            continue
         refitted = copy.deepcopy(stale)
         refitted.networks = [dict(n, median_ms=fresh[n["name"]]) for n in stale.networks]
         fit_table(refitted, table_networks(stale))

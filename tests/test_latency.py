@@ -519,3 +519,25 @@ def test_tensorrt_backend_measures(precision: str) -> None:
     m = latency.measure(SMALL, "tensorrt", precision=precision, cache=False, policy=QUICK)
     assert m.ok, m.reason
     assert "torch_tensorrt" in dict(m.conditions.versions)
+
+
+def test_measurements_in_a_frozen_collector_leave_the_caller_s_objects_alone() -> None:
+    import gc
+
+    from nas.latency.measurement import frozen_collector
+
+    held = [[i] for i in range(1000)]  # objects alive before the loop: frozen, not walked by each gc.collect()
+    before = gc.get_freeze_count()
+    assert before == 0  # nothing else holds the collector frozen
+    with frozen_collector():
+        assert gc.get_freeze_count() >= before + len(held)
+        m = latency.measure("lenet5", "torch", threads=1, cache=False, policy=QUICK)
+    assert m.ok and gc.get_freeze_count() == before
+    with pytest.raises(RuntimeError), frozen_collector():
+        raise RuntimeError("a loop that fails")
+    assert gc.get_freeze_count() == before  # unfrozen on the way out of a failure too
+    with frozen_collector():
+        with frozen_collector():
+            pass
+        assert gc.get_freeze_count() >= len(held)  # the inner one leaves the outer's objects frozen
+    assert gc.get_freeze_count() == before

@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import datetime
 import functools
-import gc
 import math
 import random
 import statistics
@@ -42,7 +41,7 @@ from nas.errors import NASError
 from nas.graph import Graph
 from nas.latency.backends import get_backend
 from nas.latency.cache import LatencyCache
-from nas.latency.measurement import Measurement, measure, parse_shape, with_input_shape
+from nas.latency.measurement import Measurement, frozen_collector, measure, parse_shape, with_input_shape
 from nas.latency.predict import Predictor, fit_correction, fit_fallback, fit_neighbours, select_correction
 from nas.latency.table import LatencyTable
 from nas.latency.timing import TimingPolicy
@@ -263,11 +262,7 @@ def profile(
     def out_of_time() -> bool:
         return budget_s is not None and time.perf_counter() - started > budget_s
 
-    # Each measurement ends with gc.collect() (runtimes hold native memory);
-    # with thousands of sampled graphs alive that costs more than timing a
-    # unit. Objects that exist now are frozen out of the collector's reach.
-    gc.freeze()
-    try:
+    with frozen_collector():
         return _measure_and_fit(
             whole,
             order,
@@ -291,8 +286,6 @@ def profile(
             max_macs=max_macs,
             budget_s=budget_s,
         )
-    finally:
-        gc.unfreeze()
 
 
 def _measure_and_fit(
