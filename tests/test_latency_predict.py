@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,13 @@ from nas.latency.predict import (
     Predictor,
     Walk,
     accuracy,
+    choose_spatial_weight,
     fit_correction,
+    fit_fallback,
     fit_neighbours,
     fit_nonnegative,
     kendall_tau,
+    local_models,
     select_correction,
     spill,
 )
@@ -207,6 +211,8 @@ def _near(**change: Any) -> dict[str, Any]:
         (lambda d: d["correction"].update(coef=[1.0]), "correction.coef"),
         (lambda d: d["correction"].update(features=["blocks_ms", "magic", "const", "units"]), "correction.features"),
         (lambda d: d["fallback"].update({"global": [1, "x", 2]}), "fallback.global"),
+        (lambda d: d["fallback"].update(spatial_weight=0), "fallback.spatial_weight"),
+        (lambda d: d["fallback"].update(spatial_weight="3"), "fallback.spatial_weight"),
         (lambda d: d["correction"].update(target="cubic"), "correction.target"),
         (lambda d: d.update(version=1) or d["correction"].update(target="log"), "correction.target"),
         (lambda d: d["correction"].update(neighbours=_near(k=9)), "correction.neighbours.k"),
@@ -454,6 +460,53 @@ def test_the_local_model_interpolates_between_neighbours() -> None:
     model = LocalModel([row(c) for c in (8, 16, 24, 40, 48, 64, 96, 128)], linear=None)
     target = row(32)
     assert model(target["macs"], target["bytes"], target["inputs"]) == pytest.approx(target["median_ms"], rel=0.05)
+
+
+def _convolutions(
+    law: Callable[[int, int], float], channels: Sequence[int], sizes: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Table entries of 3x3 convolutions keeping ``c`` channels on ``s x s``
+    maps, timed by ``law(c, s)``."""
+    rows = []
+    for c in channels:
+        for size in sizes:
+            members = [["conv_bn_act", {"out_channels": c, "kernel_size": 3, "stride": 1, "groups": 1}]]
+            macs = 9 * c * c * size * size
+            moved = 4 * (9 * c * c + 2 * c * size * size)
+            rows.append(
+                {"kind": "conv_bn_act", "members": members, "inputs": [[c, size, size]], "macs": macs, "bytes": moved}
+                | {"median_ms": law(c, size)}
+            )
+    return rows
+
+
+def test_the_map_size_weighs_more_where_latency_jumps_with_it() -> None:
+    # torch runs a 3x3 convolution on a 2x2 or 3x3 map several times slower
+    # per MAC than on a 1x1 or 4x4 one. A unit the table lacks on a 2x2 map
+    # must be read off the table's 2x2 entries, not off its 1x1 and 4x4
+    # neighbours in MACs; where the law is smooth, the weight costs nothing.
+    def smooth(c: int, size: int) -> float:
+        noise = random.Random(1000 * c + size).gauss(0.0, 0.03)  # the same for a configuration each time
+        return 1e-6 * (9 * c * c * size * size) ** 0.9 * math.exp(noise)
+
+    def jumpy(c: int, size: int) -> float:
+        return smooth(c, size) * (5.0 if size in (2, 3) else 1.0)
+
+    channels, sizes = (16, 32, 64, 128, 256, 512), (1, 2, 3, 4, 6, 8)
+    between = (24, 48, 96, 192, 384)  # channel counts the table lacks
+
+    def error(law: Callable[[int, int], float], spatial_weight: float | None = None) -> float:
+        table = _convolutions(law, channels, sizes)
+        fallback = fit_fallback(table)
+        assert fallback["spatial_weight"] == choose_spatial_weight(table, fallback)
+        weight = fallback["spatial_weight"] if spatial_weight is None else spatial_weight
+        model = local_models(table, fallback, weight)["conv_bn_act"]
+        missing = _convolutions(law, between, sizes)
+        return sum(abs(math.log(model(r["macs"], r["bytes"], r["inputs"]) / r["median_ms"])) for r in missing)
+
+    assert fit_fallback(_convolutions(jumpy, channels, sizes))["spatial_weight"] > 1
+    assert error(jumpy) < 0.5 * error(jumpy, 1.0)
+    assert error(smooth) < 1.05 * error(smooth, 1.0)
 
 
 def test_nonnegative_fit_drops_a_column_that_would_be_negative() -> None:

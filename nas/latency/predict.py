@@ -218,7 +218,8 @@ def variant(kind: str, members: Sequence[Sequence[Any]]) -> str | None:
 def fit_fallback(blocks: Sequence[Mapping[str, Any]], *, min_entries: int = 4) -> dict[str, Any]:
     """The unit models of a table: per variant (kind, kernel, stride,
     grouping; at least ``min_entries + 1`` entries), per kind, per first
-    block type (at least ``min_entries``) and global."""
+    block type (at least ``min_entries``) and global; and the weight of the
+    map size in finding a unit's nearest entries (:data:`SPATIAL_WEIGHTS`)."""
     groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {"variants": {}, "kinds": {}, "heads": {}}
     for row in blocks:
         name = variant(row["kind"], row["members"])
@@ -237,6 +238,7 @@ def fit_fallback(blocks: Sequence[Mapping[str, Any]], *, min_entries: int = 4) -
         result["global"] = fit_nonnegative(
             [_unit_row(r["macs"], r["bytes"]) for r in blocks], [r["median_ms"] for r in blocks]
         )
+    result["spatial_weight"] = choose_spatial_weight(blocks, result)
     return result
 
 
@@ -464,17 +466,31 @@ def unit_features(macs: float, moved: float, inputs: Sequence[Sequence[int]]) ->
     return [math.log(macs + 1.0), math.log(moved + 1.0), math.log(spatial + 1.0), math.log(channels + 1.0)]
 
 
+_SPATIAL = 2
+"""The index of the map size among :func:`unit_features`."""
+
+
 class LocalModel:
     """A fallback model for one group of table entries (a variant or a
     kind): the better, on the group's entries, of its linear model
     (``a + b * GMACs + c * MB``) and a log-log regression on
     :func:`unit_features`; then corrected by the residuals (in log space)
     of the nearest entries, so that a configuration between two timed ones
-    is interpolated between them rather than read off a global line."""
+    is interpolated between them rather than read off a global line.
+
+    Args:
+        rows: the group's table entries.
+        linear: the group's linear model, if the table has one.
+        spatial_weight: how much more the map size counts than the other
+            features in finding the nearest entries (see
+            :data:`SPATIAL_WEIGHTS`).
+    """
 
     NEIGHBOURS = 4
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]], linear: Sequence[float] | None) -> None:
+    def __init__(
+        self, rows: Sequence[Mapping[str, Any]], linear: Sequence[float] | None, spatial_weight: float = 1.0
+    ) -> None:
         x = np.asarray([[1.0, *unit_features(r["macs"], r["bytes"], r["inputs"])] for r in rows], dtype=float)
         y = np.log(np.asarray([r["median_ms"] for r in rows], dtype=float))
         penalty = 1e-2 * np.eye(x.shape[1])
@@ -491,7 +507,11 @@ class LocalModel:
             else:
                 self.linear = None
         points = x[:, 1:]
-        self._near = _Nearest(points, residual, np.maximum(points.std(axis=0), 1e-3), self.NEIGHBOURS, 0.1)
+        scale = np.maximum(points.std(axis=0), 1e-3)
+        scale[_SPATIAL] /= spatial_weight
+        self._points = points
+        self._residuals = residual
+        self._near = _Nearest(points, residual, scale, self.NEIGHBOURS, 0.1)
 
     def __call__(self, macs: float, moved: float, inputs: Sequence[Sequence[int]]) -> float:
         f = unit_features(macs, moved, inputs)
@@ -500,6 +520,89 @@ class LocalModel:
         else:
             base = float(self.coef[0] + np.dot(self.coef[1:], f))
         return math.exp(base + self._near.mean(f))
+
+    def loo_errors(self) -> list[float]:
+        """For each of the group's entries, ``|log|`` of its prediction
+        from the other entries' residuals over its measured time: how far
+        off the model is for a configuration the table lacks."""
+        return [
+            abs(self._near.mean(point, exclude=i) - residual)
+            for i, (point, residual) in enumerate(zip(self._points.tolist(), self._residuals.tolist()))
+        ]
+
+
+MIN_LOCAL = 6
+"""Entries a variant or kind needs for a :class:`LocalModel`."""
+
+SPATIAL_WEIGHTS = (1.0, 3.0, 10.0)
+"""Weights of the map size among the local models' features that
+:func:`fit_fallback` chooses from, by leave-one-out error over the table's
+entries. Latency is not monotonic in map size on every runtime: in torch
+on one 2-core EPYC, a 3x3 convolution runs at 3.4 GMAC/s (median) on maps
+of under 2,000 input elements against 30-50 on larger ones, and a ResNet
+bottleneck of 1,024 channels takes 1.44 ms on a 2x2 map and 0.18 ms on a
+1x1 one, which its 2x2 neighbours had put at 1.06. Weighting the map size
+3x keeps the neighbours on the unit's own map size where the table has
+them; torch tables choose 3 (held-out MAPE 12.6, 12.2, 11.6, 12.5, 13.2%
+to 12.0, 11.2, 11.0, 12.1, 12.7% on five sittings' tables), ONNX Runtime
+tables 1."""
+
+
+def _groups(blocks: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """``blocks`` by variant and by kind (an entry is in both), in order,
+    for the groups with a :class:`LocalModel` (:data:`MIN_LOCAL` entries)."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for row in blocks:
+        name = variant(row["kind"], row["members"])
+        if name is not None:
+            grouped.setdefault(name, []).append(row)
+        grouped.setdefault(row["kind"], []).append(row)
+    return {name: rows for name, rows in grouped.items() if len(rows) >= MIN_LOCAL}
+
+
+def local_models(
+    blocks: Sequence[Mapping[str, Any]], fallback: Mapping[str, Any], spatial_weight: float = 1.0
+) -> dict[str, LocalModel]:
+    """The :class:`LocalModel` of each variant and kind with at least
+    :data:`MIN_LOCAL` entries among ``blocks``, on the linear models of
+    ``fallback`` (:func:`fit_fallback`)."""
+    variants, kinds = fallback.get("variants", {}), fallback.get("kinds", {})
+    return {
+        name: LocalModel(rows, variants.get(name) or kinds.get(name), spatial_weight)
+        for name, rows in _groups(blocks).items()
+    }
+
+
+def choose_spatial_weight(
+    blocks: Sequence[Mapping[str, Any]],
+    fallback: Mapping[str, Any],
+    weights: Sequence[float] = SPATIAL_WEIGHTS,
+    min_gain: float = 0.01,
+) -> float:
+    """The one of ``weights`` whose local models predict the table's
+    entries best, each entry left out of its own prediction and predicted
+    by the model the predictor would use for it (its variant's, else its
+    kind's): the first weight, unless another lowers the mean error by
+    ``min_gain`` of it."""
+    groups = _groups(blocks)
+    used: dict[str, list[bool]] = {name: [] for name in groups}
+    """Per group, whether each of its entries is predicted by it."""
+    for row in blocks:
+        name = variant(row["kind"], row["members"])
+        chosen = name if name in groups else row["kind"]
+        for group in (name, row["kind"]):
+            if group in used:
+                used[group].append(group == chosen)
+    best: tuple[float, float] | None = None
+    for weight in weights:
+        models = local_models(blocks, fallback, weight)
+        errors = [e for name, model in models.items() for e, mine in zip(model.loo_errors(), used[name]) if mine]
+        if not errors:
+            return weights[0]
+        score = float(np.mean(errors))
+        if best is None or score < (1 - min_gain) * best[0]:
+            best = (score, weight)
+    return best[1] if best is not None else weights[0]
 
 
 def _linear(coef: Sequence[float], macs: float, moved: float) -> float:
@@ -550,9 +653,6 @@ class Predictor:
         1.61
     """
 
-    MIN_LOCAL = 6
-    """Entries a variant or kind needs for a :class:`LocalModel`."""
-
     def __init__(self, table: LatencyTable | str) -> None:
         self.table = table if isinstance(table, LatencyTable) else LatencyTable.load(table)
         self._known: dict[Any, float] = {}
@@ -569,19 +669,9 @@ class Predictor:
         self._kinds: dict[str, list[float]] = dict(fallback.get("kinds", {}))
         self._heads: dict[str, list[float]] = dict(fallback.get("heads", {}))
         self._global: list[float] | None = fallback.get("global")
-        self._local: dict[str, LocalModel] = {}
+        self._local = local_models(self.table.blocks, fallback, float(fallback.get("spatial_weight", 1.0)))
         """Local models by variant and by kind (see :class:`LocalModel`),
         fitted here from the table's entries, so that any table has them."""
-        grouped: dict[str, list[Mapping[str, Any]]] = {}
-        for row in self.table.blocks:
-            name = variant(row["kind"], row["members"])
-            if name is not None:
-                grouped.setdefault(name, []).append(row)
-            grouped.setdefault(row["kind"], []).append(row)
-        for name, rows in grouped.items():
-            if len(rows) >= self.MIN_LOCAL:
-                linear = self._variants.get(name) or self._kinds.get(name)
-                self._local[name] = LocalModel(rows, linear)
         correction = self.table.correction
         self.features: list[str] = list(correction.get("features", ["blocks_ms"]))
         self.coef: list[float] = list(correction.get("coef", [1.0] * len(self.features)))
@@ -749,7 +839,9 @@ __all__ = [
     "CANDIDATE_FEATURES",
     "DEFAULT_FEATURES",
     "FEATURES",
+    "MIN_LOCAL",
     "NEIGHBOUR_FEATURES",
+    "SPATIAL_WEIGHTS",
     "Cold",
     "LocalModel",
     "Neighbours",
@@ -758,12 +850,14 @@ __all__ = [
     "Walk",
     "accuracy",
     "capacities",
+    "choose_spatial_weight",
     "correction_target",
     "fit_correction",
     "fit_fallback",
     "fit_neighbours",
     "fit_nonnegative",
     "kendall_tau",
+    "local_models",
     "loo_predictions",
     "select_correction",
     "spill",

@@ -19,7 +19,8 @@ are still read)::
      "blocks": [{key, kind, members, inputs, wiring, macs, params, bytes,
                  median_ms, p10_ms, p90_ms, runs, count}, ...],
      "networks": [{name, hash, source, median_ms, p10_ms, p90_ms}, ...],
-     "fallback": {"variants": {...}, "kinds": {kind: [a, b, c]}, "heads": {...}, "global": [a, b, c]},
+     "fallback": {"variants": {...}, "kinds": {kind: [a, b, c]}, "heads": {...}, "global": [a, b, c],
+                  "spatial_weight": w (optional, 1 if absent)},
      "correction": {"features": [...], "coef": [...], "target": "linear" | "log", "fit": {...},
                     "neighbours": {features, k, shrink, scale, points, residuals, ...} (optional)}}
 
@@ -28,7 +29,9 @@ or ``log ms`` from its features; nas releases that read version 1 only
 refuse version 2 files with a one-line error rather than misread them.
 ``neighbours`` (optional) holds the profiled networks' positions and
 residuals, which move a prediction towards the errors of its nearest
-networks (:class:`nas.latency.predict.Neighbours`).
+networks (:class:`nas.latency.predict.Neighbours`). ``spatial_weight``
+(optional) is how much the map size counts in finding the entries nearest
+to a unit the table lacks (:data:`nas.latency.predict.SPATIAL_WEIGHTS`).
 
 Block entries are keyed by :attr:`nas.latency.units.Unit.key`. The table
 holds the unit configurations met in the profiled networks, not every
@@ -173,6 +176,9 @@ class LatencyTable:
                 _coefficients(coef, 3, f"fallback.{group}.{kind}", bad)
         if "global" in fallback:
             _coefficients(fallback["global"], 3, "fallback.global", bad)
+        weight = fallback.get("spatial_weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0 < weight < math.inf):
+            raise bad("fallback.spatial_weight", f"must be a positive number, got {weight!r}")
         correction = data.get("correction", {})
         if not isinstance(correction, Mapping):
             raise bad("correction", "must be an object")
