@@ -672,6 +672,25 @@ def test_a_refit_refuses_what_it_cannot_redraw_or_another_machine(
     assert measured == []  # refused before timing anything: a refit on the wrong machine costs nothing
 
 
+def _ort_providers() -> list[str]:
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
+@pytest.mark.skipif(
+    "CPUExecutionProvider" not in _ort_providers() or "CUDAExecutionProvider" in _ort_providers(),
+    reason="needs onnxruntime without its CUDA provider",
+)
+def test_a_refit_of_a_gpu_table_on_a_cpu_machine_is_one_line(tiny_table: LatencyTable) -> None:
+    on_gpu = copy.deepcopy(tiny_table)
+    on_gpu.conditions.update(backend="onnxruntime", mode="cuda", device="NVIDIA H200")
+    with pytest.raises(NASError, match="profiled on NVIDIA H200: this onnxruntime has no CUDAExecutionProvider"):
+        refit(on_gpu, cache=False)  # not CUDA's traceback from asking for the GPU's name
+
+
 def test_cli_refit(tiny_table: LatencyTable, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tiny_table.path
     assert path is not None

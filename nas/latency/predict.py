@@ -522,9 +522,10 @@ class LocalModel:
         return math.exp(base + self._near.mean(f))
 
     def loo_errors(self) -> list[float]:
-        """For each of the group's entries, ``|log|`` of its prediction
-        from the other entries' residuals over its measured time: how far
-        off the model is for a configuration the table lacks."""
+        """For each of the group's entries, ``|log|`` of its prediction over
+        its measured time, with the residuals of its nearest *other* entries
+        (the regression under them keeps it): how far off the model is for a
+        configuration the table lacks."""
         return [
             abs(self._near.mean(point, exclude=i) - residual)
             for i, (point, residual) in enumerate(zip(self._points.tolist(), self._residuals.tolist()))
@@ -580,10 +581,10 @@ def choose_spatial_weight(
     min_gain: float = 0.01,
 ) -> float:
     """The one of ``weights`` whose local models predict the table's
-    entries best, each entry left out of its own prediction and predicted
-    by the model the predictor would use for it (its variant's, else its
-    kind's): the first weight, unless another lowers the mean error by
-    ``min_gain`` of it."""
+    entries best (:meth:`LocalModel.loo_errors`, each entry in the model
+    the predictor would use for it: its variant's, else its kind's). A
+    weight is taken over the best one before it only if it lowers the mean
+    error by ``min_gain`` of it, so a table that cannot tell keeps 1."""
     groups = _groups(blocks)
     used: dict[str, list[bool]] = {name: [] for name in groups}
     """Per group, whether each of its entries is predicted by it."""

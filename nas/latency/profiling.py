@@ -466,7 +466,15 @@ def refit(
     graphs = table_networks(table)
     conditions = table.conditions
     backend = get_backend(conditions["backend"])  # raises, naming what this machine lacks
-    here = backend.device_name(conditions.get("mode") or backend.default_mode())
+    mode = conditions.get("mode") or backend.default_mode()
+    lacking = backend.mode_missing(mode) if mode in backend.modes else f"{backend.name} has no mode '{mode}'"
+    if lacking is not None:
+        raise NASError(
+            f"{table.path or 'the table'} was profiled on {conditions['device']}: {lacking}",
+            field="conditions.mode",
+            hint="refit a table on the machine it was profiled on",
+        )
+    here = backend.device_name(mode)
     if here != conditions["device"]:
         raise NASError(
             f"{table.path or 'the table'} was profiled on {conditions['device']}, this is {here}",
