@@ -219,8 +219,14 @@ def with_input_shape(graph: Graph, shape: Sequence[int] | str) -> Graph:
     return build(new)
 
 
-def _check(backend: Backend, precision: str, mode: str | None, batch: int, threads: int | None) -> str:
-    """Validate a request against ``backend``; returns the mode to use."""
+def check_request(backend: Backend, precision: str, mode: str | None, batch: int, threads: int | None) -> str:
+    """Validate a request against ``backend`` on this machine; returns the
+    mode to use (its default for ``None``).
+
+    Raises:
+        NASError: a precision, mode, batch or thread count the backend
+            cannot run here, naming the field.
+    """
     if precision not in backend.precisions:
         raise NASError(
             f"backend '{backend.name}' does not run precision '{precision}'",
@@ -347,7 +353,7 @@ def measure(
         (True, True)
     """
     chosen = _resolve(backend)
-    mode = _check(chosen, precision, mode, batch, threads)
+    mode = check_request(chosen, precision, mode, batch, threads)
     graph = build(graph)
     if input_shape is not None:
         graph = with_input_shape(graph, input_shape)
@@ -385,7 +391,7 @@ def measure_module(
     ``shapes`` are its inputs' shapes without the batch dimension.
     """
     chosen = _resolve(backend)
-    mode = _check(chosen, precision, mode, batch, threads)
+    mode = check_request(chosen, precision, mode, batch, threads)
     parsed = [parse_shape(s) for s in shapes]
     conditions = conditions_for(chosen, precision=precision, mode=mode, batch=batch, shapes=parsed, threads=threads)
     return _run(chosen, module.eval(), example_inputs(parsed, batch), conditions, policy, None)

@@ -41,7 +41,14 @@ from nas.errors import NASError
 from nas.graph import Graph
 from nas.latency.backends import get_backend
 from nas.latency.cache import LatencyCache
-from nas.latency.measurement import Measurement, frozen_collector, measure, parse_shape, with_input_shape
+from nas.latency.measurement import (
+    Measurement,
+    check_request,
+    frozen_collector,
+    measure,
+    parse_shape,
+    with_input_shape,
+)
 from nas.latency.predict import Predictor, fit_correction, fit_fallback, fit_neighbours, select_correction
 from nas.latency.table import LatencyTable
 from nas.latency.timing import TimingPolicy
@@ -466,14 +473,16 @@ def refit(
     graphs = table_networks(table)
     conditions = table.conditions
     backend = get_backend(conditions["backend"])  # raises, naming what this machine lacks
-    mode = conditions.get("mode") or backend.default_mode()
-    lacking = backend.mode_missing(mode) if mode in backend.modes else f"{backend.name} has no mode '{mode}'"
-    if lacking is not None:
-        raise NASError(
-            f"{table.path or 'the table'} was profiled on {conditions['device']}: {lacking}",
-            field="conditions.mode",
-            hint="refit a table on the machine it was profiled on",
+    try:
+        mode = check_request(
+            backend, conditions["precision"], conditions.get("mode"), conditions["batch"], conditions.get("threads")
         )
+    except NASError as error:  # before device_name(), which asks CUDA for a GPU it may not have
+        raise NASError(
+            f"{table.path or 'the table'} was profiled on {conditions['device']}: {error.message}",
+            field=f"conditions.{error.field}",
+            hint="refit a table on the machine it was profiled on",
+        ) from None
     here = backend.device_name(mode)
     if here != conditions["device"]:
         raise NASError(
