@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from nas.registry import Block, Call, Example, Param, Params, Shape, register
+from nas.ir.registry import Block, Call, Example, Param, Params, Shape, register
 
 
 class Activation(Block):

@@ -15,8 +15,8 @@ from torch import nn
 
 from nas.blocks.activation import Activation
 from nas.blocks.pool import CEIL_MODE, KERNEL_SIZE, PADDING, POOL_STRIDE, SlidingPool2d
-from nas.errors import ShapeError
-from nas.registry import (
+from nas.ir.errors import ShapeError
+from nas.ir.registry import (
     MAX_CHANNELS,
     MAX_EXTENT,
     Block,

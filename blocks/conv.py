@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from nas.errors import ShapeError
-from nas.graph import Graph
-from nas.registry import (
+from nas.ir.errors import ShapeError
+from nas.ir.graph import Graph
+from nas.ir.registry import (
     MAX_CHANNELS,
     MAX_EXTENT,
     Block,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from nas.registry import Block, Example, Param, Params, Shape, register
+from nas.ir.registry import Block, Example, Param, Params, Shape, register
 
 
 @register

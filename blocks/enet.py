@@ -17,9 +17,9 @@ from typing import Any
 
 from torch import nn
 
-from nas.errors import ParamError, ShapeError
-from nas.graph import Graph, Ref
-from nas.registry import (
+from nas.ir.errors import ParamError, ShapeError
+from nas.ir.graph import Graph, Ref
+from nas.ir.registry import (
     MAX_CHANNELS,
     MAX_EXTENT,
     Block,

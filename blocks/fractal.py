@@ -42,9 +42,9 @@ import torch
 from torch import nn
 
 from nas.blocks.merge import same_shape
-from nas.errors import ParamError, ShapeError
-from nas.graph import Graph, Ref
-from nas.registry import MAX_CHANNELS, MAX_EXTENT, Block, Composite, Example, Param, Params, Shape, register
+from nas.ir.errors import ParamError, ShapeError
+from nas.ir.graph import Graph, Ref
+from nas.ir.registry import MAX_CHANNELS, MAX_EXTENT, Block, Composite, Example, Param, Params, Shape, register
 
 MAX_COLUMNS = 10
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nas.errors import ParamError
-from nas.graph import Graph, Ref
-from nas.registry import MAX_CHANNELS, MAX_EXTENT, Composite, Example, Param, Params, Shape, register
+from nas.ir.errors import ParamError
+from nas.ir.graph import Graph, Ref
+from nas.ir.registry import MAX_CHANNELS, MAX_EXTENT, Composite, Example, Param, Params, Shape, register
 
 _TORCHVISION_EPS = Param("eps", float, default=1e-3, low=0.0, high=1.0, doc="batch norm epsilon (torchvision: 0.001)")
 

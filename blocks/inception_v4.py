@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from nas.graph import Graph, Ref
-from nas.registry import (
+from nas.ir.graph import Graph, Ref
+from nas.ir.registry import (
     MAX_CHANNELS,
     MAX_EXTENT,
     Block,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NoReturn
 
-from nas.errors import GraphError
-from nas.registry import Block, Param, Params, Shape, register, shape
+from nas.ir.errors import GraphError
+from nas.ir.registry import Block, Param, Params, Shape, register, shape
 
 
 @register

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from nas.registry import MAX_CHANNELS, Block, Cost, Example, Param, Params, Shape, register
+from nas.ir.registry import MAX_CHANNELS, Block, Cost, Example, Param, Params, Shape, register
 
 
 @register

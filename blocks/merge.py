@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
-from nas.errors import ShapeError
-from nas.registry import Block, Call, Example, Params, Shape, register
+from nas.ir.errors import ShapeError
+from nas.ir.registry import Block, Call, Example, Params, Shape, register
 
 
 def add_all(*tensors: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nas.graph import Graph
-from nas.registry import MAX_CHANNELS, MAX_EXTENT, Composite, Example, Param, Params, Shape, pair, register
+from nas.ir.graph import Graph
+from nas.ir.registry import MAX_CHANNELS, MAX_EXTENT, Composite, Example, Param, Params, Shape, pair, register
 
 
 def widths(value: Any) -> tuple[int, ...]:

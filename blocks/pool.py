@@ -9,8 +9,8 @@ from fractions import Fraction
 import torch
 from torch import nn
 
-from nas.errors import ShapeError
-from nas.registry import (
+from nas.ir.errors import ShapeError
+from nas.ir.registry import (
     MAX_EXTENT,
     Block,
     Example,

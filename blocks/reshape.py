@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from nas.registry import Block, Call, Example, Params, Shape, Window, register
+from nas.ir.registry import Block, Call, Example, Params, Shape, Window, register
 
 
 @register

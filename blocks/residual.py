@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from nas.errors import ShapeError
-from nas.graph import Graph, Ref
-from nas.registry import MAX_CHANNELS, MAX_EXTENT, Block, Call, Composite, Example, Param, Params, Shape, register
+from nas.ir.errors import ShapeError
+from nas.ir.graph import Graph, Ref
+from nas.ir.registry import MAX_CHANNELS, MAX_EXTENT, Block, Call, Composite, Example, Param, Params, Shape, register
 
 
 def zero_pad_shortcut(x: torch.Tensor, out_channels: int, stride: int) -> torch.Tensor:

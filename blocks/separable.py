@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nas.graph import Graph
-from nas.registry import (
+from nas.ir.graph import Graph
+from nas.ir.registry import (
     MAX_CHANNELS,
     MAX_EXTENT,
     Composite,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nas.graph import Graph
-from nas.registry import MAX_CHANNELS, Composite, Example, Param, Params, Shape, register
+from nas.ir.graph import Graph
+from nas.ir.registry import MAX_CHANNELS, Composite, Example, Param, Params, Shape, register
 
 
 @register

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nas.errors import ParamError
-from nas.graph import Graph
-from nas.registry import (
+from nas.ir.errors import ParamError
+from nas.ir.graph import Graph
+from nas.ir.registry import (
     MAX_EXTENT,
     Composite,
     Example,

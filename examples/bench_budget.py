@@ -5,7 +5,7 @@ For each seed, in one process and in this order:
 
 1. **The budget.** LeNet-5 (the zoo net ``lenet5``, fitted to the data's
    classes exactly as the search fits a candidate: decoded from the
-   ``early`` space, then ``adapt``) is measured with ``nas.latency.measure``
+   ``early`` space, then ``nas.build(..., classes=)``) is measured with ``nas.latency.measure``
    under the search's conditions (backend, batch, threads, the default
    timing policy), into a fresh latency store for this seed; its median is
    the latency budget. The search later reads LeNet-5's latency back from
@@ -64,9 +64,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 import nas
 import nas.space as S
-from nas.graph import Graph
+from nas.ir.graph import Graph
 from nas.latency import measure
-from nas.search import SearchConfig, adapt, load_data, load_study, run_search
+from nas.search import SearchConfig, load_data, load_study, run_search
 from nas.search.results import is_feasible
 from nas.search.train import default_device, train
 
@@ -161,7 +161,7 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any
     started = time.perf_counter()
     data = load_data(args.data)
     space = S.load_space(args.space)
-    baseline_graph = adapt(S.decode(space, S.encode(space, nas.build(BASELINE))), classes=data.classes)
+    baseline_graph = nas.build(S.decode(space, S.encode(space, nas.build(BASELINE))), classes=data.classes)
     m = measure(baseline_graph, args.backend, batch=args.batch, threads=args.threads)
     if not m.ok or m.median_ms is None:
         raise SystemExit(f"cannot measure {BASELINE}: {m.reason}")

@@ -71,7 +71,7 @@ import torch
 import torchvision
 
 import nas
-from nas.parse import load_yaml
+from nas.io.parse import load_yaml
 
 try:  # run as a script: examples/ is on sys.path
     from cifar_resnet import cifar_resnet, depth_of

@@ -68,11 +68,12 @@ from pathlib import Path
 from typing import Any
 
 import nas.latency as latency
-from nas.errors import NASError
-from nas.graph import Graph
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
 from nas.latency.measurement import frozen_collector
-from nas.latency.predict import Predictor, accuracy
-from nas.latency.profiling import (
+from nas.passes.fusion import units
+from nas.predict.predictor import Predictor, accuracy
+from nas.predict.profiling import (
     BLOCK_POLICY,
     NETWORK_POLICY,
     fit_table,
@@ -84,8 +85,7 @@ from nas.latency.profiling import (
     unit_entry,
     zoo_at,
 )
-from nas.latency.table import LatencyTable
-from nas.latency.units import units
+from nas.predict.table import LatencyTable
 from nas.space import load_space
 
 Rows = list[dict[str, Any]]

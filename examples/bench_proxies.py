@@ -3,7 +3,7 @@ architectures against their trained accuracy, and what it costs.
 
 ``--archs`` architectures are drawn at random from a space (``early`` by
 default) with ``nas.space.sample``, decoded and fitted to the data's classes
-with ``nas.search.adapt`` as the search fits its candidates (duplicates by
+with ``nas.build(..., classes=)`` as the search fits its candidates (duplicates by
 canonical hash are drawn again). Each one is then
 
 * **trained** the way the search trains a candidate:
@@ -49,11 +49,12 @@ from typing import Any
 
 import torch
 
+import nas
 import nas.space as S
-from nas.errors import NASError
-from nas.latency import kendall_tau
-from nas.lower import lower
-from nas.search import adapt, load_data
+from nas.ir.errors import NASError
+from nas.passes.lower import lower
+from nas.predict.predictor import kendall_tau
+from nas.search import load_data
 from nas.search.proxies import BATCH, PROXIES, score
 from nas.search.train import EvaluationFailed, default_device, train
 
@@ -74,7 +75,7 @@ def draw(space: S.Space, classes: int, count: int, seed: int) -> list[tuple[dict
         tries += 1
         assignment = S.sample(space, rng)
         try:
-            graph = adapt(S.decode(space, assignment), classes=classes)
+            graph = nas.build(S.decode(space, assignment), classes=classes)
         except NASError as e:  # a draw the data cannot take is drawn again
             log(f"  redraw: {' '.join(str(e).split())[:120]}")
             continue

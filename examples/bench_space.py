@@ -26,7 +26,7 @@ from typing import Any
 
 import nas
 import nas.space as S
-from nas.analysis import _expand
+from nas.passes.analysis import _expand
 
 
 def _median_ms(fn: Any, repeats: int, cold: bool) -> float:

@@ -16,14 +16,15 @@ Example:
     (11689512, 1814073344)
 """
 
-from nas import zoo
-from nas.build import build
-from nas.canonical import flatten
-from nas.errors import GraphError, NASError, ParamError, ShapeError, SourceError, UnknownBlockError
-from nas.export import load
-from nas.graph import Graph, Node, Ref
-from nas.lower import lower
-from nas.registry import get_block, list_blocks
+# The layers from the bottom up (see README, "Layout"): the IR, the block
+# library that registers into it, the passes that register the graph's facts,
+# and reading networks. Nothing here imports the search, so that loading an
+# exported model needs torch, pyyaml, networkx and safetensors alone.
+from nas.ir import Graph, GraphError, NASError, Node, ParamError, Ref, ShapeError, SourceError, UnknownBlockError  # isort: skip
+from nas.ir import get_block, list_blocks  # isort: skip
+import nas.blocks  # isort: skip  # noqa: F401 (registers the block library)
+from nas.passes import flatten, lower  # isort: skip
+from nas.io import build, load, zoo  # isort: skip
 
 __version__ = "0.1.0"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import nas
-from nas.registry import Block, Example
+from nas.ir.registry import Block, Example
 
 
 def example_graph(block: Block, example: Example) -> nas.Graph:

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import nas
-from nas.errors import ShapeError
+from nas.ir.errors import ShapeError
 
 
 def one_node(block: str, shape: tuple[int, ...], **params: object) -> nas.Graph:

@@ -14,8 +14,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import nas
-from nas.errors import ParamError, UnknownBlockError
-from nas.registry import Block, Example
+from nas.ir.errors import ParamError, UnknownBlockError
+from nas.ir.registry import Block, Example
 from tests.block_cases import block_examples, example_graph, random_inputs
 
 CASES = block_examples()

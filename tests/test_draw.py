@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import nas
-import nas.draw
+import nas.passes.draw
 from nas.cli import main
-from nas.errors import NASError
+from nas.ir.errors import NASError
 
 needs_dot = pytest.mark.skipif(
     shutil.which("dot") is None, reason="Graphviz 'dot' is not installed (apt-get install graphviz)"
@@ -21,11 +21,11 @@ needs_dot = pytest.mark.skipif(
 
 def test_dot_text_has_a_box_per_node_and_shapes_on_edges() -> None:
     g = nas.build("resnet18")
-    text = nas.draw.to_dot(g)
+    text = nas.passes.draw.to_dot(g)
     for node in g:
         assert f'"{node.name}" [label="{node.name}\\n{node.block.name}' in text
     assert '"layer1" -> "layer2" [label="64x56x56"]' in text
-    expanded = nas.draw.to_dot(g, expand=True)
+    expanded = nas.passes.draw.to_dot(g, expand=True)
     assert 'subgraph "cluster_layer2"' in expanded and 'subgraph "cluster_layer2/b0"' in expanded
     # The flattened primitives are all drawn, and no composite box remains.
     boxes = expanded.count("fillcolor=") - 1  # the default node style
@@ -37,7 +37,7 @@ def test_multi_output_edges_name_the_output() -> None:
         "inputs: {x: [2, 8, 8]}\nnodes:\n  pool: {block: max_pool2d, in: x, kernel_size: 2, return_indices: true}\n"
         "  up: {block: max_unpool2d, in: [pool, pool.indices], kernel_size: 2}\n"
     )
-    assert '"pool" -> "up" [label="indices 2x4x4"]' in nas.draw.to_dot(g)
+    assert '"pool" -> "up" [label="indices 2x4x4"]' in nas.passes.draw.to_dot(g)
 
 
 @needs_dot
@@ -63,10 +63,10 @@ def test_rendered_files_are_valid_images(tmp_path: Path, suffix: str) -> None:
 
 def test_bad_format_and_missing_graphviz_are_one_line_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(NASError, match=r"cannot draw to '\.jpg'"):
-        nas.draw.render("digraph {}", tmp_path / "x.jpg")
+        nas.passes.draw.render("digraph {}", tmp_path / "x.jpg")
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(NASError, match="apt-get install graphviz"):
-        nas.draw.render("digraph {}", tmp_path / "x.svg")
+        nas.passes.draw.render("digraph {}", tmp_path / "x.svg")
     assert not (tmp_path / "x.svg").exists()
 
 

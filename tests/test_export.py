@@ -9,6 +9,7 @@ refuses (uneven adaptive pooling) breaks every network that uses it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -22,17 +23,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nas
-import nas.export as E
+import nas.export.writer as E
+import nas.io.exported
 import nas.space as S
 from nas.blocks.pool import ScatterUnpool2d, SeparablePool2d
 from nas.cli import main
-from nas.errors import NASError, SourceError
+from nas.ir.errors import NASError, SourceError
 from nas.latency import TimingPolicy
 from nas.search import SearchConfig, load_data, run_search
 from nas.search.train import train
 from tests.block_cases import block_examples, example_graph
 
-HAS_ORT = E._onnx_missing() is None
+HAS_ORT = nas.io.exported._onnx_missing() is None
 
 SMALL_NET = """
 name: small
@@ -182,7 +184,7 @@ def test_a_failing_format_fails_alone(tmp_path: Path, monkeypatch: pytest.Monkey
     def broken(*_: object) -> dict[str, Any]:
         raise RuntimeError("Exporting the operator 'aten::frobnicate' to ONNX is not supported")
 
-    monkeypatch.setitem(E.FORMATS, "onnx", E.Format("onnx", "model.onnx", broken, E.OnnxModule))
+    monkeypatch.setitem(E.FORMATS, "onnx", E.Format("onnx", "model.onnx", broken, nas.io.exported.OnnxModule))
     assert main(["export", "lenet5", "-o", "out", "--latency", "none"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [
@@ -196,7 +198,7 @@ def test_a_failing_format_fails_alone(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_a_format_that_gives_other_values_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = E._load_torchscript
+    real = nas.io.exported._load_torchscript
 
     def off_by_one(path: Path) -> Any:
         module = real(path)
@@ -211,7 +213,7 @@ def test_a_format_that_gives_other_values_is_refused(monkeypatch: pytest.MonkeyP
 
 
 def test_a_missing_library_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(E.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     exported = E.export(E.from_source("lenet5"), "out", ["onnx", "tensorrt"])
     assert "pip install 'nas[onnx]'" in exported.failed["onnx"]
     assert "pip install 'nas[tensorrt]'" in exported.failed["tensorrt"]
@@ -221,7 +223,7 @@ def test_a_missing_library_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_the_export_table_prints_the_extra_as_written(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     # Rich reads "[tensorrt]" as a markup tag and drops it unless told not to.
-    monkeypatch.setattr(E.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert main(["export", "lenet5", "-o", "out", "--format", "tensorrt", "--latency", "none"]) == 2
     captured = capsys.readouterr()
     assert "pip install 'nas[tensorrt]'" in captured.out
@@ -235,7 +237,7 @@ def test_an_interrupted_export_leaves_the_old_one_whole(monkeypatch: pytest.Monk
     def interrupted(*_: object) -> dict[str, Any]:
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(E.FORMATS, "pt2", E.Format("pt2", "model.pt2", interrupted, E._load_pt2))
+    monkeypatch.setitem(E.FORMATS, "pt2", E.Format("pt2", "model.pt2", interrupted, nas.io.exported._load_pt2))
     with pytest.raises(KeyboardInterrupt):
         E.export(E.from_source("ciresan_mlp"), "out", ["yaml", "weights", "pt2"], overwrite=True)
     assert {p.name: p.read_bytes() for p in Path("out").iterdir()} == before
@@ -364,7 +366,7 @@ def test_every_block_means_the_same_in_onnx(block: Any, example: Any, tmp_path: 
         result = module(*inputs)
     expected = tuple(result) if isinstance(result, tuple) else (result,)
     E._write_onnx(module, inputs, tmp_path / "b.onnx")
-    got = E.OnnxModule(tmp_path / "b.onnx")(*inputs)
+    got = nas.io.exported.OnnxModule(tmp_path / "b.onnx")(*inputs)
     got = got if isinstance(got, tuple) else (got,)
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g.to(e.dtype), e, rtol=1e-4, atol=1e-5)
@@ -382,14 +384,14 @@ def test_an_onnx_model_that_dropped_an_unread_input_runs(tmp_path: Path) -> None
     module = nas.lower(graph).eval()
     inputs = (torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5), torch.ones(2, 2))
     E._write_onnx(module, inputs, tmp_path / "join.onnx")
-    runner = E.OnnxModule(tmp_path / "join.onnx")
+    runner = nas.io.exported.OnnxModule(tmp_path / "join.onnx")
     assert runner.names == ["input0", "input1"]
     with torch.no_grad():
         torch.testing.assert_close(runner(*inputs), module(*inputs))
 
 
 def test_onnx_feeds_name_what_the_model_reads() -> None:
-    from nas.onnx import feeds
+    from nas.passes.onnx import feeds
 
     assert feeds(["input2", "input0"], ["a", "b", "c"]) == {"input2": "c", "input0": "a"}
     with pytest.raises(ValueError, match=r"reads input3, which is not among the inputs given \(input0, input1\)"):

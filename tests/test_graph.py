@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nas
-from nas.errors import GraphError
+from nas.ir.errors import GraphError
 
 SHAPE = (4, 5, 5)
 # Blocks that keep the shape SHAPE, so any wiring is valid.

@@ -21,7 +21,7 @@ import torch
 import nas
 import nas.latency as latency
 from nas.cli import main
-from nas.errors import NASError
+from nas.ir.errors import NASError
 from nas.latency.backends import Settings
 from nas.latency.timing import Distribution, TimingPolicy, median_ci, time_callable, warm_up
 from tests.reference import randomize_batch_norm
@@ -307,7 +307,7 @@ def test_a_model_without_some_inputs_is_timed_on_onnxruntime() -> None:
     # fallback.
     import onnxruntime
 
-    from nas.onnx import to_onnx
+    from nas.passes.onnx import to_onnx
 
     join = nas.build(JOIN)
     model = to_onnx(
@@ -352,7 +352,7 @@ def test_a_runtime_failure_is_a_failed_measurement_not_an_exception(store: laten
 def test_an_input_shape_rebuilds_the_graph() -> None:
     m = latency.measure(SMALL, "torch", input_shape="3x16x16", threads=1, cache=False, policy=QUICK)
     assert m.ok and m.conditions.shapes == ((3, 16, 16),)
-    rebuilt = latency.with_input_shape(nas.build(SMALL), (3, 16, 16))
+    rebuilt = nas.build(SMALL, input_shape=(3, 16, 16))
     assert m.graph_hash == rebuilt.hash != nas.build(SMALL).hash
     assert rebuilt.macs < nas.build(SMALL).macs
 

@@ -20,11 +20,12 @@ import pytest
 
 import nas
 import nas.latency as latency
-import nas.latency.profiling as profile_module
+import nas.predict.profiling as profile_module
 import nas.space
 from nas.cli import main
-from nas.errors import NASError
-from nas.latency.predict import (
+from nas.ir.errors import NASError
+from nas.passes.fusion import units
+from nas.predict.predictor import (
     CANDIDATE_FEATURES,
     FEATURES,
     NEIGHBOUR_FEATURES,
@@ -44,9 +45,8 @@ from nas.latency.predict import (
     select_correction,
     spill,
 )
-from nas.latency.profiling import fit_table, profile, refit, sample_at, table_networks
-from nas.latency.table import LatencyTable
-from nas.latency.units import units
+from nas.predict.profiling import fit_table, profile, refit, sample_at, table_networks
+from nas.predict.table import LatencyTable
 
 TINY_SPACE = """
 name: tiny

@@ -9,8 +9,10 @@ A new file without an entry fails ``test_every_bad_file_has_an_expectation``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,8 +20,8 @@ import yaml
 
 import nas
 import nas.cli
-from nas.graph import Graph
-from nas.parse import _Loader, dump_yaml, load_yaml, read_yaml
+from nas.io.parse import _Loader, dump_yaml, load_yaml, read_yaml
+from nas.ir.graph import Graph
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_yaml"
@@ -134,7 +136,7 @@ def test_console_script_one_line_and_debug_traceback() -> None:
     debug = _run_cli("--debug", "show", path)
     assert debug.returncode != 0
     assert "Traceback (most recent call last)" in debug.stderr
-    assert "nas.errors.ShapeError" in debug.stderr
+    assert "nas.ir.errors.ShapeError" in debug.stderr
 
 
 # --------------------------------------------------------------------------
@@ -142,7 +144,7 @@ def test_console_script_one_line_and_debug_traceback() -> None:
 
 
 def test_oversized_file_is_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys.modules["nas.build"], "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(sys.modules["nas.io.parse"], "MAX_FILE_BYTES", 100)
     path = tmp_path / "big.yaml"
     path.write_text("name: " + "x" * 200 + "\n")
     with pytest.raises(nas.SourceError, match="more than the 100"):
@@ -150,12 +152,36 @@ def test_oversized_file_is_refused_before_reading(tmp_path: Path, monkeypatch: p
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
-def test_endless_device_is_read_no_further_than_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_endless_device_is_refused_before_reading() -> None:
     # A character device reports size 0; reading it whole would never end.
-    monkeypatch.setattr(sys.modules["nas.build"], "MAX_FILE_BYTES", 1 << 16)
     with pytest.raises(nas.SourceError) as info:
         nas.build("/dev/zero")
-    assert str(info.value).startswith("/dev/zero: more than the 65536 bytes")
+    assert str(info.value).startswith("/dev/zero: is not a regular file")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    # Opening a FIFO for reading blocks until a writer comes: 'nas show FIFO' hung forever.
+    fifo = tmp_path / "net.yaml"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            nas.build(fifo)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # let the blocked open return, so the test run can end
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("reading a FIFO blocked")
+    assert isinstance(outcome[0], nas.SourceError)
+    assert "not a regular file" in str(outcome[0]) and "\n" not in str(outcome[0])
 
 
 def test_directory_is_refused(tmp_path: Path) -> None:

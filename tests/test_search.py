@@ -17,9 +17,9 @@ from optuna.trial import TrialState
 import nas
 import nas.space as S
 from nas.cli import main
-from nas.errors import NASError
+from nas.ir.errors import NASError
 from nas.latency import TimingPolicy
-from nas.search import SearchConfig, adapt, load_data, load_study, pareto_front, run_search
+from nas.search import SearchConfig, load_data, load_study, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
 from nas.search.results import dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
@@ -128,7 +128,7 @@ def test_missing_data_is_one_line(tmp_path: Path) -> None:
 def test_adapt_a_zoo_net_to_the_digits(name: str, digits) -> None:  # type: ignore[no-untyped-def]
     original = nas.build(name)
     shape = (3, 32, 32) if name == "resnet18" else None
-    graph = adapt(original, input_shape=shape, classes=digits.classes)
+    graph = nas.build(original, input_shape=shape, classes=digits.classes)
     assert graph.summary.outputs == [(10,)]
     x, _ = digits.fit(next(iter(graph.summary.inputs.values())))
     assert nas.lower(graph).eval()(x.x[:2]).shape == (2, 10)
@@ -138,7 +138,7 @@ def test_adapt_a_zoo_net_to_the_digits(name: str, digits) -> None:  # type: igno
 def test_adapt_needs_a_classifier() -> None:
     graph = nas.build("inputs: {x: [4, 8, 8]}\nnodes: {act: {block: relu}}")
     with pytest.raises(NASError, match="no node with out_features"):
-        adapt(graph, classes=10)
+        nas.build(graph, classes=10)
 
 
 # -- proxies ---------------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_proxy_ranks_a_net_that_ignores_its_input_lower(proxy: str, digits) -> N
 
 
 def test_naswot_counts_activations_inside_composite_blocks(digits) -> None:  # type: ignore[no-untyped-def]
-    graph = adapt(nas.build("resnet20"), input_shape=(3, 16, 16), classes=10)
+    graph = nas.build(nas.build("resnet20"), input_shape=(3, 16, 16), classes=10)
     train, _ = digits.fit((3, 16, 16))
     torch.manual_seed(0)
     assert math.isfinite(score("naswot", graph, train.x[:32], train.y[:32]))
@@ -272,7 +272,7 @@ def test_search_stores_its_trials_and_resumes(tmp_path: Path) -> None:
         assert t.user_attrs["space"] == "early"
         assert nas.build(t.user_attrs["yaml"]).hash == t.user_attrs["hash"]
         space = S.load_space("early")
-        rebuilt = adapt(S.decode(space, assignment_from_plain(space, t.user_attrs["assignment"])), classes=10)
+        rebuilt = nas.build(S.decode(space, assignment_from_plain(space, t.user_attrs["assignment"])), classes=10)
         assert rebuilt.hash == t.user_attrs["hash"]
         assert Path(t.user_attrs["weights"]).is_file()
         if hasattr(t, "constraints"):  # what Optuna's samplers read (Optuna 5)

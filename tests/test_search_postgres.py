@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.search import load_study
-from nas.search.study import open_storage
+from nas.search.storage import open_storage
 from nas.search.workers import StudyLock, advisory_key
 
 URL_VARIABLE = "NAS_TEST_POSTGRES_URL"

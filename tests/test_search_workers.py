@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from nas.search.study import open_storage
+from nas.search.storage import open_storage
 from nas.search.workers import WORKER, StudyLock, fail_dead, held, mark
 
 

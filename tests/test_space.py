@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import nas
 import nas.space as S
 from nas.cli import main
-from nas.errors import NASError, SourceError
+from nas.ir.errors import NASError, SourceError
 
 SPACES = S.space_names()
 BAD = Path(__file__).resolve().parent / "bad_spaces"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import nas
-from nas.errors import SourceError
+from nas.ir.errors import SourceError
 
 NAMES = nas.zoo.names()
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import nas
-from nas.registry import Params
+from nas.ir.registry import Params
 
 WIDTHS = (64, 128, 256, 512, 512)
 
@@ -197,7 +197,7 @@ nodes:
   block: {block: fractal_block, in: [x, pick], out_channels: 4, columns: %d%s}
 outputs: [block]
 """
-    with pytest.raises(nas.errors.ShapeError, match="mask of 2 columns"):
+    with pytest.raises(nas.ShapeError, match="mask of 2 columns"):
         nas.build(source % (2, ""))
-    with pytest.raises(nas.errors.ParamError, match="from the sampler"):
+    with pytest.raises(nas.ParamError, match="from the sampler"):
         nas.build(source % (3, ", global_drop: 0.5"))

@@ -9,10 +9,8 @@ The searcher's most frequent question, answered by measurement:
   coefficient of variation) and its :class:`Conditions` (device, library
   versions, threads, batch, shape, precision), or ``ok=False`` and a reason;
 * :func:`roofline` gives the analytic lower bound to compare it with;
-* :func:`profile` measures a portable :class:`LatencyTable` (per-block
-  latencies, whole networks, fitted models) and a :class:`Predictor` answers
-  from it in microseconds (:mod:`nas.latency.predict`); :func:`refit`
-  measures a stale table's whole networks again and refits it.
+* prediction from a portable table of such measurements is the layer above,
+  :mod:`nas.predict`.
 
 Example:
     >>> import nas.latency
@@ -24,7 +22,7 @@ Extending: a new runtime is a :class:`Backend` subclass (three methods)
 registered in :data:`BACKENDS`; everything around it is shared.
 """
 
-from nas.graph import Graph
+from nas.ir.graph import Graph
 from nas.latency.backends import (
     AUTO_ORDER,
     BACKENDS,
@@ -44,14 +42,9 @@ from nas.latency.measurement import (
     measure,
     measure_module,
     parse_shape,
-    with_input_shape,
 )
-from nas.latency.predict import Prediction, Predictor, accuracy, kendall_tau
-from nas.latency.profiling import profile, refit
 from nas.latency.roofline import Peaks, Roofline, attained, cpu_peaks, published_gpu_peaks, roofline, store_cpu_peaks
-from nas.latency.table import LatencyTable, load_table
 from nas.latency.timing import Distribution, TimingPolicy, time_callable
-from nas.latency.units import Unit, units
 
 
 def device_peaks(
@@ -89,16 +82,11 @@ __all__ = [
     "Conditions",
     "Distribution",
     "LatencyCache",
-    "LatencyTable",
     "Measurement",
     "Peaks",
-    "Prediction",
-    "Predictor",
     "Roofline",
     "Settings",
     "TimingPolicy",
-    "Unit",
-    "accuracy",
     "attained",
     "available_backends",
     "conditions_for",
@@ -107,17 +95,11 @@ __all__ = [
     "device_peaks",
     "example_inputs",
     "get_backend",
-    "kendall_tau",
-    "load_table",
     "measure",
     "measure_module",
     "parse_shape",
-    "profile",
     "published_gpu_peaks",
-    "refit",
     "roofline",
     "store_cpu_peaks",
     "time_callable",
-    "units",
-    "with_input_shape",
 ]

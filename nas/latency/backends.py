@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from nas.errors import NASError
+from nas.ir.errors import NASError
 from nas.latency.device import cpu_device_name, gpu_name
 from nas.latency.timing import CudaEventTimer, PerfCounterTimer, Run, Timer
-from nas.onnx import ONNX_OPSET, feeds, to_onnx
+from nas.passes.onnx import ONNX_OPSET, feeds, to_onnx
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -316,7 +316,7 @@ class OnnxRuntimeBackend(Backend):
 
 
 def export_onnx(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> bytes:
-    """The ONNX model of ``module`` at these inputs' static shapes (:func:`nas.onnx.to_onnx`).
+    """The ONNX model of ``module`` at these inputs' static shapes (:func:`nas.passes.onnx.to_onnx`).
 
     Raises:
         BuildFailed: the exporter cannot express the network.

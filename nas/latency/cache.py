@@ -12,7 +12,7 @@ each measurement be made once per machine and survive restarts. Design:
 * **Durable.** ``synchronous=FULL``: a write is on disk when ``put`` returns.
   Writes are one per measurement (each costs far more than an fsync).
 * **Loud.** A corrupt, locked or unwritable file is a one-line
-  :class:`~nas.errors.NASError` naming the file and what to do; the store
+  :class:`~nas.ir.errors.NASError` naming the file and what to do; the store
   never deletes or recreates a file it cannot read.
 
 The default file is ``$NAS_CACHE_DIR/latency.sqlite``, else
@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nas.errors import NASError
+from nas.ir.errors import NASError
 
 SCHEMA_VERSION = 1
 

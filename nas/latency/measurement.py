@@ -26,14 +26,14 @@ from typing import Any
 import torch
 
 import nas
-from nas.build import build
-from nas.errors import NASError
-from nas.graph import Graph
+from nas.io.build import build, parse_shape
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
 from nas.latency.backends import Backend, BuildFailed, Settings, error_line, get_backend, torch_threads
 from nas.latency.cache import LatencyCache, default_cache_path
 from nas.latency.device import physical_cores
 from nas.latency.timing import Distribution, TimingPolicy, time_callable
-from nas.lower import lower
+from nas.passes.lower import lower
 
 Shape = tuple[int, ...]
 
@@ -186,39 +186,6 @@ _DISTRIBUTION_KEYS = tuple(Distribution.__dataclass_fields__)
 # -- the request ----------------------------------------------------------------
 
 
-def parse_shape(text: str | Sequence[int]) -> Shape:
-    """``"3x224x224"`` (or a sequence of ints) as a shape without the batch dimension."""
-    if not isinstance(text, str):
-        parts: list[Any] = list(text)
-    else:
-        parts = text.lower().replace(",", "x").split("x")
-    try:
-        shape = tuple(int(p) for p in parts)
-    except (TypeError, ValueError):
-        shape = ()
-    if not shape or any(d < 1 for d in shape):
-        raise NASError(
-            f"bad input shape {text!r}", field="input", hint="give positive sizes without the batch, e.g. 3x160x160"
-        )
-    return shape
-
-
-def with_input_shape(graph: Graph, shape: Sequence[int] | str) -> Graph:
-    """A copy of ``graph`` whose single input has ``shape`` (validated and
-    analysed), so that its hash and costs describe what is measured.
-
-    Raises:
-        NASError: the graph has several inputs, or the network cannot take
-            that shape (a ShapeError naming the node).
-    """
-    inputs = graph.input_nodes
-    if len(inputs) != 1:
-        raise NASError(f"the graph has {len(inputs)} inputs; an input shape applies to a graph with one", field="input")
-    new = graph.copy()
-    new.set_params(inputs[0].name, shape=parse_shape(shape))
-    return build(new)
-
-
 def check_request(backend: Backend, precision: str, mode: str | None, batch: int, threads: int | None) -> str:
     """Validate a request against ``backend`` on this machine; returns the
     mode to use (its default for ``None``).
@@ -323,7 +290,7 @@ def measure(
     """How long ``graph`` takes on ``backend``: a cached or fresh measurement.
 
     Args:
-        graph: a :class:`~nas.Graph`, or anything :func:`nas.build` takes.
+        graph: a :class:`~nas.Graph`, or anything :func:`nas.io.build` takes.
         backend: ``auto``, ``tensorrt``, ``cuda``, ``onnxruntime``, ``torch``,
             or a :class:`~nas.latency.backends.Backend`.
         batch: the batch size.
@@ -356,7 +323,7 @@ def measure(
     mode = check_request(chosen, precision, mode, batch, threads)
     graph = build(graph)
     if input_shape is not None:
-        graph = with_input_shape(graph, input_shape)
+        graph = build(graph, input_shape=input_shape)
     shapes = list(graph.summary.inputs.values())
     conditions = conditions_for(chosen, precision=precision, mode=mode, batch=batch, shapes=shapes, threads=threads)
     graph_hash = graph.hash

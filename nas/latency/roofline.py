@@ -38,10 +38,10 @@ from typing import Any
 
 import torch
 
-from nas.analysis import BYTES_PER_ELEMENT
-from nas.graph import Graph
+from nas.ir.graph import Graph
 from nas.latency.backends import DTYPES, torch_threads
 from nas.latency.cache import LatencyCache
+from nas.passes.analysis import BYTES_PER_ELEMENT
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 

@@ -2,7 +2,6 @@
 
 * :mod:`nas.search.data`: the images a search trains on (built-in digits,
   ``.npz`` arrays, image folders), split once and resized per network;
-* :mod:`nas.search.adapt`: fit a network's input and classifier to the data;
 * :mod:`nas.search.train` and :mod:`nas.search.proxies`: the accuracy
   objective, by a short training run or a zero-cost proxy;
 * :mod:`nas.search.sampler`: decisions as Optuna parameters, and an
@@ -17,10 +16,10 @@ Example:
     PosixPath('runs/early-digits/best')
 """
 
-from nas.search.adapt import adapt
 from nas.search.data import Split, load_data
 from nas.search.results import export_best, pareto_front, report
-from nas.search.study import OBJECTIVES, SAMPLERS, SearchConfig, SearchResult, load_study, run_search
+from nas.search.storage import load_study, open_storage
+from nas.search.study import OBJECTIVES, SAMPLERS, SearchConfig, SearchResult, run_search
 
 __all__ = [
     "OBJECTIVES",
@@ -28,10 +27,10 @@ __all__ = [
     "SearchConfig",
     "SearchResult",
     "Split",
-    "adapt",
     "export_best",
     "load_data",
     "load_study",
+    "open_storage",
     "pareto_front",
     "report",
     "run_search",

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.errors import NASError, SourceError
+from nas.ir.errors import NASError, SourceError
 
 VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0

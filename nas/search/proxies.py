@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import fx
 
 from nas.blocks.activation import Activation
-from nas.graph import Graph
-from nas.lower import lower
+from nas.ir.graph import Graph
+from nas.passes.lower import lower
 from nas.search.train import logits
 
 BATCH = 64

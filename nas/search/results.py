@@ -19,8 +19,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.errors import NASError
+from nas.export import Model, export
+from nas.io.exported import fit_weights, read_weights
+from nas.io.parse import load_yaml
+from nas.ir.errors import NASError
+from nas.passes.lower import lower
 from nas.search.sampler import nondominated_ranks
+from nas.search.storage import load_study, open_storage
 from nas.search.workers import retried
 
 
@@ -123,6 +128,133 @@ def report(study: optuna.Study) -> dict[str, Any]:
     }
 
 
+def from_trial(
+    storage: str,
+    study: str | None = None,
+    *,
+    trial: int | None = None,
+    best: bool = False,
+    latency_budget_ms: float | None = None,
+) -> Model:
+    """A trial of a search as a :class:`Model`: its network, trained weights,
+    accuracy, latency and provenance.
+
+    Args:
+        trial: the trial number; or ``best=True`` for the most accurate
+            feasible trial of the Pareto front, within ``latency_budget_ms``
+            if given (else the study's own budget).
+
+    Raises:
+        NASError: no such study or trial, an unfinished trial, none within
+            the budget, or weights not on this machine.
+    """
+    st = load_study(storage, study)
+    if best:
+        front = pareto_front(st)
+        if latency_budget_ms is not None:
+            front = [t for t in front if t.values[1] <= latency_budget_ms]
+        if not front:
+            within = f" within {latency_budget_ms:g} ms" if latency_budget_ms is not None else ""
+            raise NASError(
+                f"study '{st.study_name}' has no feasible trial{within}",
+                field="best",
+                hint="raise --latency-budget-ms, or run more trials",
+            )
+        chosen = max(front, key=lambda t: (t.values[0], -t.values[1]))
+    elif trial is not None:
+        found = [t for t in st.get_trials(deepcopy=False) if t.number == trial]
+        if not found:
+            raise NASError(
+                f"study '{st.study_name}' has no trial {trial}",
+                field="trial",
+                hint=f"give a trial number from 0 to {len(st.trials) - 1}",
+            )
+        chosen = found[0]
+    else:
+        raise NASError("name a trial of the study", field="trial", hint="give --trial N, or --best")
+    return trial_model(st, chosen, storage=storage)
+
+
+def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None = None) -> Model:
+    """A finished trial of ``study`` as a :class:`Model` (see :func:`from_trial`).
+
+    Raises:
+        NASError: an unfinished trial, or weights not on this machine.
+    """
+    st = study
+    if chosen.state != TrialState.COMPLETE or "yaml" not in chosen.user_attrs:
+        raise NASError(
+            f"trial {chosen.number} of '{st.study_name}' did not finish ({chosen.state.name.lower()})",
+            field="trial",
+            hint="export a finished trial: 'nas results' lists the Pareto front",
+        )
+    attrs, settings = chosen.user_attrs, dict(st.user_attrs)
+    graph = load_yaml(attrs["yaml"], file=f"{st.study_name}, trial {chosen.number}")
+    path = attrs.get("weights")
+    if not path or not Path(path).is_file():
+        raise NASError(
+            f"the weights of trial {chosen.number} are not on this machine ({path})",
+            field="trial",
+            hint="export where the search ran, or retrain it: nas train FILE --data ...",
+        )
+    record = entry(chosen)
+    search = {
+        "storage": None if storage is None else _safe_url(storage),
+        "study": st.study_name,
+        "trial": chosen.number,
+        "space": attrs.get("space"),
+        "assignment": attrs.get("assignment"),
+        "origin": attrs.get("origin"),
+        "objective": attrs.get("objective"),
+        "sampler": attrs.get("sampler"),
+        "latency_budget_ms": settings.get("latency_budget_ms"),
+        "feasible": record["latency_ms"] is not None
+        and settings.get("latency_budget_ms") is not None
+        and record["latency_ms"] <= settings["latency_budget_ms"],
+    }
+    accuracy = None
+    if attrs.get("accuracy") is not None:
+        accuracy = {
+            "value": attrs["accuracy"],
+            "data": settings.get("data"),
+            "split": "validation",
+            "epochs": attrs.get("epochs"),
+            "seed": attrs.get("seed"),
+        }
+    latency = []
+    if attrs.get("latency_ms") is not None:
+        latency.append(
+            {
+                "backend": settings.get("backend"),
+                "median_ms": attrs["latency_ms"],
+                "batch": settings.get("batch", 1),
+                "precision": settings.get("precision", "fp32"),
+                "threads": attrs.get("threads"),
+                "source": f"search ({attrs.get('latency_source')})",
+            }
+        )
+    model = Model(
+        graph,
+        read_weights(Path(path)),
+        name=f"{st.study_name}-trial{chosen.number}",
+        source={"kind": "trial", "study": st.study_name, "trial": chosen.number},
+        accuracy=accuracy,
+        search=search,
+        latency=latency,
+    )
+    fit_weights(lower(graph), model.weights)
+    return model
+
+
+def _safe_url(url: str) -> str:
+    """A storage URL without its password."""
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail:
+        user, _, rest = tail.partition("@")
+        return f"{head}://{user.split(':', 1)[0]}:***@{rest}" if ":" in user else url
+    return url
+
+
 def export_best(
     study: optuna.Study, runs: str | Path = "runs", *, storage: str | None = None
 ) -> tuple[Path, FrozenTrial]:
@@ -135,8 +267,6 @@ def export_best(
     Raises:
         NASError: no feasible trial yet, or its weights file is missing.
     """
-    from nas.export import export, trial_model
-
     best = best_trial(study)
     if best is None:
         raise NASError(
@@ -218,6 +348,4 @@ def dashboard(storage: str, *, port: int = 8080, host: str = "127.0.0.1") -> Non
             "the dashboard needs the optuna-dashboard package, which is not installed",
             hint="pip install optuna-dashboard (or pip install -e '.[dashboard]')",
         ) from None
-    from nas.search.study import open_storage  # study imports this module
-
     optuna_dashboard.run_server(open_storage(storage, create=False), host=host, port=port)

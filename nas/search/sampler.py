@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import random
@@ -42,44 +41,18 @@ from optuna.samplers._base import _process_constraints_after_trial
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.errors import NASError
-from nas.space import Assignment, Decision, Space, _same, mutate, sample
+from nas.ir.errors import NASError
+from nas.ir.values import plain, same
+from nas.space import Assignment, Space, assignment_from_plain, from_plain, mutate, sample
 
 _PRIMITIVE = (type(None), bool, int, float, str)
 ASSIGNMENT_ATTR = "nas:assignment"
 """System attribute where the evolutionary sampler leaves a trial's child."""
 
 
-def plain(value: Any) -> Any:
-    """``value`` as JSON data (tuples become lists, mappings dicts)."""
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    return value
-
-
 def to_param(value: Any) -> Any:
     """A decision value as an Optuna parameter value."""
     return value if isinstance(value, _PRIMITIVE) else json.dumps(plain(value), sort_keys=True)
-
-
-def from_plain(decision: Decision, value: Any) -> Any:
-    """The space's own value for ``value`` read back from JSON or a parameter."""
-    if isinstance(value, str) and decision.kind == "choice" and not any(_same(value, c) for c in decision.choices):
-        with contextlib.suppress(ValueError):
-            value = json.loads(value)
-    if decision.kind == "choice":
-        for choice in decision.choices:
-            if _same(plain(choice), plain(value)):
-                return choice
-        raise NASError(f"{value!r} is not among its choices", field=decision.label)
-    return value
-
-
-def assignment_from_plain(space: Space, data: Mapping[str, Any]) -> Assignment:
-    """An assignment stored as JSON data (a trial's user attribute) read back."""
-    return {label: from_plain(space.by_label[label], v) for label, v in data.items() if label in space.by_label}
 
 
 def params_of(assignment: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,7 +68,7 @@ def suggest(trial: optuna.Trial, space: Space) -> Assignment:
     """
     assignment: Assignment = {}
     for d in space.decisions:
-        if not all(_same(assignment.get(label), value) for label, value in d.when):
+        if not all(same(assignment.get(label), value) for label, value in d.when):
             continue
         if d.kind == "choice":
             picked = trial.suggest_categorical(d.label, [to_param(c) for c in d.choices])

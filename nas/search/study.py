@@ -42,9 +42,7 @@ import math
 import random
 import statistics
 import sys
-import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -54,16 +52,17 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 import nas.space as S
-from nas import zoo
-from nas.errors import NASError
-from nas.graph import Graph
+from nas.io import zoo
+from nas.io.build import build
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
 from nas.latency import TimingPolicy, measure
-from nas.lower import lower
-from nas.search.adapt import adapt
+from nas.passes.lower import lower
 from nas.search.data import Split, load_data
 from nas.search.proxies import BATCH, DEGENERATE, PROXIES, score
 from nas.search.results import Tally, export_best, run_dir, tally
 from nas.search.sampler import EvolutionSampler, params_of, plain, suggest
+from nas.search.storage import open_storage, quiet_optuna
 from nas.search.train import EvaluationFailed, default_device, state_of, train
 from nas.search.workers import StudyLock, fail_dead, held, mark, retried
 
@@ -130,64 +129,6 @@ class SearchResult:
 # -- storage --------------------------------------------------------------------
 
 
-def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
-    """An Optuna storage from a URL: any SQLAlchemy URL (``sqlite:///runs/nas.db``,
-    ``postgresql://user@host/db``), or ``journal:PATH`` for a journal file.
-    Parent folders of SQLite and journal files are created (with
-    ``create=False``, a missing file is an error instead). RDB storages
-    get a heartbeat, so that a trial whose process died is failed and
-    retried once by the next worker.
-
-    Raises:
-        NASError: a URL Optuna cannot open (one line, naming it).
-    """
-    hint = "give an Optuna storage URL: sqlite:///runs/nas.db, postgresql://user:pass@host/db or journal:runs/nas.log"
-    try:
-        local = None
-        if url.startswith("journal:"):
-            local = Path(url.removeprefix("journal:").removeprefix("//"))
-        elif url.startswith("sqlite:///") and url.removeprefix("sqlite:///") not in ("", ":memory:"):
-            local = Path(url.removeprefix("sqlite:///"))
-        if local is not None and not create and not local.is_file():
-            raise NASError(f"no storage file {local}", field="storage", hint="give the --storage the search used")
-        if local is not None:
-            local.parent.mkdir(parents=True, exist_ok=True)
-        if url.startswith("journal:"):
-            path = Path(url.removeprefix("journal:").removeprefix("//"))
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-            return JournalStorage(JournalFileBackend(str(path)))
-        if "://" not in url:
-            raise ValueError("not a URL")
-        # The retry callback was renamed in Optuna 4.9; both forms re-queue a
-        # dead worker's trial once.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-            callback = {"heartbeat_stale_trial_callback": retry(max_retry=1)} if retry else {}
-            if not callback:
-                callback = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
-            attempts = 5
-            for attempt in range(attempts):
-                try:
-                    return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **callback)
-                except Exception as e:
-                    # Workers started together race to create the tables of a
-                    # new database (SQLite reports "already exists", "unique
-                    # constraint" or "locked"); the loser finds them made on a retry.
-                    message = str(e).lower()
-                    racing = any(m in message for m in ("unique constraint", "already exists", "database is locked"))
-                    if attempt == attempts - 1 or not racing:
-                        raise
-                    time.sleep(0.5 * (attempt + 1))
-            raise AssertionError("unreachable")
-    except NASError:
-        raise
-    except Exception as e:  # SQLAlchemy and drivers raise many kinds
-        reason = " ".join(str(e).split())[:200] or type(e).__name__
-        raise NASError(f"cannot open storage '{url}': {reason}", field="storage", hint=hint) from None
-
-
 # -- latency ----------------------------------------------------------------------
 
 
@@ -202,7 +143,7 @@ def latency_function(config: SearchConfig) -> LatencyFn:
         NASError: an unknown or missing backend, or a bad latency table.
     """
     if config.latency_table is not None:
-        from nas.latency.predict import Predictor
+        from nas.predict.predictor import Predictor
 
         predictor = Predictor(config.latency_table)  # a bad table fails now, in one line
         c = predictor.table.conditions
@@ -281,7 +222,7 @@ class _Search:
 
     def network(self, assignment: S.Assignment) -> Graph:
         """The assignment's network, fitted to the data's classes."""
-        graph = adapt(S.decode(self.space, assignment), classes=self.data.classes)
+        graph = build(S.decode(self.space, assignment), classes=self.data.classes)
         for key, bound in self.space.limits.items():
             if getattr(graph, key) > bound:
                 raise NASError(f"{key} {getattr(graph, key):,} exceed the space's limit of {bound:,.0f}")
@@ -537,20 +478,6 @@ def _check(config: SearchConfig) -> None:
         raise NASError(f"--trial-timeout must be positive, got {config.trial_timeout}", field="trial-timeout")
 
 
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna's per-trial log lines would interleave with the progress bar;
-    its experimental-feature warnings say nothing to a user of nas."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            yield
-        finally:
-            optuna.logging.set_verbosity(level)
-
-
 def run_search(
     config: SearchConfig,
     *,
@@ -583,7 +510,7 @@ def run_search(
     settings = {key: value for key, value in asdict(config).items() if key in SETTINGS}
     settings["space"] = space.name if Path(config.space).name == config.space else str(config.space)
     settings["data"] = data.name
-    with _quiet_optuna():
+    with quiet_optuna():
         study = optuna.create_study(
             study_name=name,
             storage=storage,
@@ -644,30 +571,4 @@ def is_done(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get("evaluated"))
 
 
-def load_study(storage: str, study: str | None = None) -> optuna.Study:
-    """Open an existing study for reading (``None``: the storage's only study).
-
-    Raises:
-        NASError: a bad storage URL, or no study of that name (listing those there are).
-    """
-    opened = open_storage(storage, create=False)
-    names = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)]
-    if study is None and len(names) == 1:
-        study = names[0]
-    if study is None:
-        raise NASError(
-            f"storage '{storage}' holds {len(names)} studies",
-            field="study",
-            hint=f"name one with --study: {', '.join(names)}" if names else "run 'nas search' first",
-        )
-    if study not in names:
-        raise NASError(
-            f"no study '{study}' in storage '{storage}'",
-            field="study",
-            hint=f"studies there: {', '.join(names)}" if names else "run 'nas search' first",
-        )
-    with _quiet_optuna():
-        return optuna.load_study(study_name=study, storage=opened)
-
-
-__all__ = ["OBJECTIVES", "SAMPLERS", "SearchConfig", "SearchResult", "load_study", "open_storage", "run_search"]
+__all__ = ["OBJECTIVES", "SAMPLERS", "SearchConfig", "SearchResult", "run_search"]

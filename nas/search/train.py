@@ -30,9 +30,9 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-from nas.errors import NASError
-from nas.graph import Graph
-from nas.lower import lower
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
+from nas.passes.lower import lower
 from nas.search.data import Images, Split
 
 

@@ -6,7 +6,7 @@ What is measured (``nas latency profile``):
 * **Whole networks**: ``networks`` architectures sampled from each space at
   one input shape (the space's smallest unless given), redrawn above a MACs
   cap, timed through :func:`nas.latency.measure`. They fit the correction.
-* **Units**: every distinct unit configuration (:mod:`nas.latency.units`)
+* **Units**: every distinct unit configuration (:mod:`nas.passes.fusion`)
   of those networks, of ``block_samples`` further samples per space, and of
   the space's zoo fixed points rebuilt at that input shape, each timed
   alone as a one-unit network. This is the configurations *met in these
@@ -37,8 +37,9 @@ from dataclasses import asdict
 from typing import Any
 
 import nas
-from nas.errors import NASError
-from nas.graph import Graph
+from nas.io.build import build
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
 from nas.latency.backends import get_backend
 from nas.latency.cache import LatencyCache
 from nas.latency.measurement import (
@@ -47,12 +48,11 @@ from nas.latency.measurement import (
     frozen_collector,
     measure,
     parse_shape,
-    with_input_shape,
 )
-from nas.latency.predict import Predictor, fit_correction, fit_fallback, fit_neighbours, select_correction
-from nas.latency.table import LatencyTable
 from nas.latency.timing import TimingPolicy
-from nas.latency.units import Unit, units
+from nas.passes.fusion import Unit, units
+from nas.predict.predictor import Predictor, fit_correction, fit_fallback, fit_neighbours, select_correction
+from nas.predict.table import LatencyTable
 from nas.space import Const, Space, Use, decode, fixed_points, load_space, sample
 
 BLOCK_POLICY = TimingPolicy(
@@ -131,7 +131,7 @@ def sample_at(
             else:
                 graph = decode(space, assignment)
                 if tuple(graph.summary.inputs[next(iter(space.inputs))]) != tuple(shape):
-                    graph = with_input_shape(graph, shape)
+                    graph = build(graph, input_shape=shape)
         except NASError as e:
             reason = str(e)
             continue
@@ -154,7 +154,7 @@ def zoo_at(space: Space, shape: Sequence[int], max_macs: float | None = None) ->
         try:
             graph = nas.build(name)
             if tuple(next(iter(graph.summary.inputs.values()))) != tuple(shape):
-                graph = with_input_shape(graph, shape)
+                graph = build(graph, input_shape=shape)
         except NASError:
             continue
         if max_macs is None or graph.macs <= max_macs:
@@ -214,7 +214,7 @@ def profile(
         budget_s: stop measuring after this many seconds (``None``: no limit).
         threads, batch, precision, mode, cache: as for :func:`nas.latency.measure`.
         features: the correction's features; ``None`` (default) chooses
-            among :data:`nas.latency.predict.CANDIDATE_FEATURES` by
+            among :data:`nas.predict.predictor.CANDIDATE_FEATURES` by
             leave-one-out error on the measured networks.
         progress: called with a line of text now and then.
 
@@ -389,9 +389,9 @@ def fit_table(table: LatencyTable, graphs: Sequence[Graph], features: Sequence[s
     """(Re)fit a table's fallback and correction: ``graphs`` are the built
     networks of ``table.networks``, in order. ``features``: the
     correction's; ``None`` chooses among
-    :data:`nas.latency.predict.CANDIDATE_FEATURES` by leave-one-out error.
+    :data:`nas.predict.predictor.CANDIDATE_FEATURES` by leave-one-out error.
     The correction's residuals by neighbourhood
-    (:class:`~nas.latency.predict.Neighbours`) join it where they lower
+    (:class:`~nas.predict.predictor.Neighbours`) join it where they lower
     that error."""
     table.fallback = fit_fallback(table.blocks)
     table.correction = {}

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import fx
 
-from nas.canonical import flatten as flatten_graph
-from nas.errors import NASError
-from nas.graph import Graph, Ref
-from nas.registry import Call
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph, Ref
+from nas.ir.registry import Call
+from nas.passes.canonical import flatten as flatten_graph
 
 
 def lower(graph: Graph, *, flatten: bool = False, inplace: bool = True) -> fx.GraphModule:

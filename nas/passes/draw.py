@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.errors import NASError
-from nas.graph import Graph, Ref
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph, Ref
 
 FORMATS = ("svg", "png", "pdf", "dot")
 
@@ -96,7 +96,7 @@ def _edge(src: str, dst: str, graph: Graph, ref: Ref) -> str:
 
 
 def _label(name: str, block: str, params: Mapping[str, Any]) -> str:
-    from nas.registry import get_block
+    from nas.ir.registry import get_block
 
     explicit = get_block(block).explicit_params(params)  # type: ignore[arg-type]
     shown = ", ".join(f"{k}={_short(v)}" for k, v in list(explicit.items())[:4])

@@ -35,9 +35,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nas.errors import SourceError
-from nas.graph import Graph
-from nas.parse import graph_from_mapping, read_yaml
+from nas.io.parse import graph_from_mapping, read_yaml
+from nas.ir.errors import SourceError
+from nas.ir.graph import Graph
 
 REQUIRED_META = ("paper", "year", "task", "dataset", "reference")
 """Metadata every zoo net carries: where it comes from and what checks it."""
@@ -72,7 +72,7 @@ def entry(name: str) -> ZooEntry:
 
 
 def load(name: str) -> Graph:
-    """Build the zoo net ``name`` (not yet analysed; see :func:`nas.build`)."""
+    """Build the zoo net ``name`` (not yet analysed; see :func:`nas.io.build`)."""
     zoo_entry = entry(name)
     graph = graph_from_mapping(zoo_entry.spec, file=zoo_entry.file, name=name)
     graph.meta = dict(zoo_entry.meta)

@@ -24,17 +24,51 @@ Example:
 from __future__ import annotations
 
 import keyword
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import networkx as nx
 
-from nas.errors import GraphError, NASError
-from nas.registry import Block, Params, get_block
+from nas.ir.errors import GraphError, NASError
+from nas.ir.registry import Block, Params, get_block
 
 if TYPE_CHECKING:
-    from nas.analysis import Summary
+    from nas.passes.analysis import Summary
+
+GraphPass = Callable[["Graph"], Any]
+_P = TypeVar("_P", bound=GraphPass)
+
+_PASSES: dict[str, GraphPass] = {}
+"""The passes that compute a graph's facts, by fact name (``"summary"``,
+``"hash"``, ``"yaml"``). The IR does not import its passes; they register
+here when their module is imported (as torch.fx's ``ShapeProp`` writes
+``node.meta`` without ``Graph`` knowing it), and ``import nas`` imports them."""
+
+
+def computes(fact: str) -> Callable[[_P], _P]:
+    """Register the decorated function as the pass that computes ``fact``.
+
+    Example:
+        >>> @computes("depth")                                  # doctest: +SKIP
+        ... def depth(graph): return len(graph.order())
+    """
+
+    def register(compute: _P) -> _P:
+        _PASSES[fact] = compute
+        return compute
+
+    return register
+
+
+def _pass(fact: str) -> GraphPass:
+    try:
+        return _PASSES[fact]
+    except KeyError:
+        raise NASError(
+            f"no pass computes the graph fact '{fact}'", hint="import nas, which registers the passes"
+        ) from None
+
 
 _RESERVED_NODE_NAMES = frozenset(
     # Node names become attribute names of the lowered nn.Module and local
@@ -267,21 +301,18 @@ class Graph:
 
     # -- facts (computed by passes, cached until the graph changes) ---------
 
-    def fact(self, key: str, compute: Any) -> Any:
-        """Return the cached fact ``key`` or compute and cache it."""
+    def fact(self, key: str, compute: GraphPass | None = None) -> Any:
+        """Return the cached fact ``key``, computing it first with ``compute``
+        (by default the pass registered for ``key``, see :func:`computes`)."""
         if key not in self._facts:
-            self._facts[key] = compute(self)
+            self._facts[key] = (compute or _pass(key))(self)
         return self._facts[key]
 
     @property
     def summary(self) -> Summary:
-        """Shapes, costs and receptive fields of every node (see :mod:`nas.analysis`)."""
-        known = self._facts.get("summary")
-        if known is not None:  # read per candidate by the latency predictor: skip the import
-            return known
-        from nas.analysis import analyze
-
-        return self.fact("summary", analyze)
+        """Shapes, costs and receptive fields of every node (see :mod:`nas.passes.analysis`)."""
+        known = self._facts.get("summary")  # read per candidate by the latency predictor: one dict lookup
+        return known if known is not None else self.fact("summary")
 
     @property
     def params(self) -> int:
@@ -296,16 +327,12 @@ class Graph:
     @property
     def hash(self) -> str:
         """Canonical hash: equal for the same network whatever its node names,
-        insertion order or hierarchy (see :mod:`nas.canonical`)."""
-        from nas.canonical import graph_hash
-
-        return self.fact("hash", graph_hash)
+        insertion order or hierarchy (see :mod:`nas.passes.canonical`)."""
+        return self.fact("hash")
 
     def to_yaml(self) -> str:
-        """The canonical YAML text of this graph (see :mod:`nas.parse`)."""
-        from nas.parse import dump_yaml
-
-        return dump_yaml(self)
+        """The canonical YAML text of this graph (see :mod:`nas.io.parse`)."""
+        return _pass("yaml")(self)
 
     def copy(self) -> Graph:
         """A structural copy (facts are recomputed on demand)."""

@@ -22,7 +22,7 @@ import hashlib
 import json
 from typing import Any
 
-from nas.graph import Graph, Ref
+from nas.ir.graph import Graph, Ref, computes
 
 HASH_VERSION = b"nas-graph-hash-1"
 """Bumped whenever the digest changes, so stale caches miss instead of lie."""
@@ -89,6 +89,7 @@ def node_label(block: str, params: Any) -> bytes:
     return json.dumps([block, params], sort_keys=True, separators=(",", ":"), default=list).encode()
 
 
+@computes("hash")
 def graph_hash(graph: Graph) -> str:
     """The canonical hash of ``graph`` as 32 hex digits (see module docs)."""
     if any(node.block.composite for node in graph):

@@ -34,10 +34,12 @@ zoo net is a fixed point of a shipped space), :func:`sample`, :func:`mutate`,
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import functools
 import importlib.resources
 import itertools
+import json
 import math
 import operator
 import random
@@ -47,10 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.errors import NASError, SourceError
-from nas.graph import Graph
-from nas.parse import read_yaml
-from nas.registry import REQUIRED, Block, FrozenMapping, get_block
+from nas.io import zoo
+from nas.io.parse import read_yaml
+from nas.ir.errors import NASError, SourceError
+from nas.ir.graph import Graph
+from nas.ir.registry import REQUIRED, Block, get_block
+from nas.ir.values import freeze, plain, same
 
 Assignment = dict[str, Any]
 
@@ -104,7 +108,7 @@ class Decision:
         if self.kind == "bool":
             return isinstance(value, bool)
         if self.kind == "choice":
-            return any(_same(value, c) for c in self.choices)
+            return any(same(value, c) for c in self.choices)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.kind == "int" and not isinstance(value, int):
@@ -117,7 +121,7 @@ class Decision:
         if self.size > 1 and exclude is not None:
             while True:
                 v = self.value(rng.randrange(self.size))
-                if not _same(v, exclude):
+                if not same(v, exclude):
                     return v
         return self.value(rng.randrange(self.size))
 
@@ -127,20 +131,6 @@ class Decision:
         if self.kind == "choice":
             return ", ".join(_short(c) for c in self.choices)
         return f"{_short(self.low)}..{_short(self.high)} step {_short(self.step)}"
-
-
-def _same(a: Any, b: Any) -> bool:
-    return _canonical(a) == _canonical(b)
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return tuple(_canonical(v) for v in value)
-    if isinstance(value, Mapping):
-        return tuple(sorted((k, _canonical(v)) for k, v in value.items()))
-    if isinstance(value, bool):
-        return ("bool", value)
-    return value
 
 
 def _short(value: Any) -> str:
@@ -201,7 +191,7 @@ class Slot:
     def present(self, assignment: Mapping[str, Any]) -> bool:
         if self.optional is not None:
             return bool(assignment.get(self.optional))
-        return all(_same(assignment.get(label), value) for label, value in self.presence)
+        return all(same(assignment.get(label), value) for label, value in self.presence)
 
 
 @dataclass
@@ -283,7 +273,7 @@ class _Parser:
             choices = spec["choice"]
             if not isinstance(choices, list) or not choices:
                 raise self.error("'choice' needs a non-empty list", line, label)
-            return Decision(label, "choice", tuple(_freeze(c) for c in choices), when=when, line=line)
+            return Decision(label, "choice", tuple(freeze(c) for c in choices), when=when, line=line)
         if "range" in spec:
             bounds = spec["range"]
             if not isinstance(bounds, list) or len(bounds) not in (2, 3):
@@ -336,7 +326,7 @@ class _Parser:
             return Expr(str(raw["expr"]), tree, names)
         if isinstance(raw, Mapping):
             return MappingValue(tuple((str(k), self.value(f"{label}.{k}", v, line, when)) for k, v in raw.items()))
-        return Const(_freeze(raw))
+        return Const(freeze(raw))
 
     def parse(self, data: Any, name: str) -> Space:
         if not isinstance(data, Mapping):
@@ -358,7 +348,7 @@ class _Parser:
                 condition = spec["when"]
                 if not isinstance(condition, Mapping):
                     raise self.error("'when' is a mapping {decision: value}", dlines.get(label), str(label))
-                when = tuple((str(k), _freeze(v)) for k, v in condition.items())
+                when = tuple((str(k), freeze(v)) for k, v in condition.items())
                 spec = {k: v for k, v in spec.items() if k != "when"}
             d = self.decision(str(label), spec, dlines.get(label), when)
             self.named[d.label] = d
@@ -412,7 +402,7 @@ class _Parser:
             # classifier conv that exists only with head: conv).
             if set(flag) != {"when"} or not isinstance(flag["when"], Mapping) or not flag["when"]:
                 raise self.error("'optional' is true or {when: {decision: value}}", flines.get("optional", line), name)
-            presence = tuple((str(k), _freeze(v)) for k, v in flag["when"].items())
+            presence = tuple((str(k), freeze(v)) for k, v in flag["when"].items())
             self.presences.append((name, presence, flines.get("optional", line)))
             when = presence
         elif flag:
@@ -544,14 +534,6 @@ class _Parser:
         self.decisions[:] = order
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, Mapping):
-        return FrozenMapping((k, _freeze(v)) for k, v in value.items())
-    return value
-
-
 def parse_space(text: str | bytes, file: str | None = None, name: str = "space") -> Space:
     """Parse the YAML text of a space.
 
@@ -593,7 +575,7 @@ def active(space: Space, assignment: Mapping[str, Any]) -> list[Decision]:
     """The decisions that exist under ``assignment`` (conditions hold), in order."""
     result = []
     for d in space.decisions:
-        if all(_same(assignment.get(label), value) for label, value in d.when):
+        if all(same(assignment.get(label), value) for label, value in d.when):
             result.append(d)
     return result
 
@@ -690,7 +672,7 @@ def _complete(space: Space, assignment: Mapping[str, Any], rng: random.Random) -
     and drop the ones that no longer exist."""
     result: Assignment = {}
     for d in space.decisions:
-        if all(_same(result.get(label), value) for label, value in d.when):
+        if all(same(result.get(label), value) for label, value in d.when):
             result[d.label] = assignment[d.label] if d.label in assignment else d.sample(rng)
     return result
 
@@ -724,7 +706,7 @@ def mutate(
 def distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
     """The number of decisions on which two assignments differ (a decision
     active in one and not in the other counts)."""
-    return sum(1 for label in set(a) | set(b) if label not in a or label not in b or not _same(a[label], b[label]))
+    return sum(1 for label in set(a) | set(b) if label not in a or label not in b or not same(a[label], b[label]))
 
 
 def size(space: Space) -> int:
@@ -758,7 +740,7 @@ def _count(decisions: Sequence[Decision], read: set[str]) -> int:
         if i == len(decisions):
             return 1
         d = decisions[i]
-        if not all(_same(fixed.get(label), value) for label, value in d.when):
+        if not all(same(fixed.get(label), value) for label, value in d.when):
             return rec(i + 1, fixed)
         if d.label not in read:
             return d.size * rec(i + 1, fixed)
@@ -789,7 +771,7 @@ def encode(space: Space, graph: Graph) -> Assignment:
         raise NASError("shared decisions with more than 4096 values cannot be encoded", file=space.file)
     for values in itertools.product(*(range(d.size) for d in named)):
         base: Assignment = {d.label: d.value(j) for d, j in zip(named, values)}
-        if not all(all(_same(base.get(lab), v) for lab, v in d.when) for d in named if d.label in base):
+        if not all(all(same(base.get(lab), v) for lab, v in d.when) for d in named if d.label in base):
             continue
         inputs = _match_inputs(space, graph, base)
         if inputs is None:
@@ -830,14 +812,14 @@ def _bind(
     ``actual`` stands for (a ``stage``'s ``args`` left at the unit's defaults).
     """
     if isinstance(value, Const):
-        return {} if _same(value.value, actual) else None
+        return {} if same(value.value, actual) else None
     if isinstance(value, Use):
         if value.label in known:
-            return {} if _same(known[value.label], actual) else None
+            return {} if same(known[value.label], actual) else None
         return {value.label: actual}
     if isinstance(value, Expr):
         try:
-            return {} if _same(_eval(value.tree, known), actual) else None
+            return {} if same(_eval(value.tree, known), actual) else None
         except KeyError:
             return None
     if isinstance(value, MappingValue):
@@ -904,7 +886,7 @@ def _match_slot(space: Space, slot: Slot, node: Any, base: Assignment) -> Assign
                 if d is not None and not d.contains(v):
                     return None
             result.update(got)
-        elif not _same(actual, declared[pname].default if declared[pname].default is not REQUIRED else None):
+        elif not same(actual, declared[pname].default if declared[pname].default is not REQUIRED else None):
             return None  # the space would leave it at its default
     return result
 
@@ -927,16 +909,38 @@ def describe(space: Space) -> Iterator[tuple[str, str, str]]:
         yield d.label, d.describe(), condition
 
 
+def from_plain(decision: Decision, value: Any) -> Any:
+    """The space's own value for ``value`` read back from JSON or a parameter."""
+    if isinstance(value, str) and decision.kind == "choice" and not any(same(value, c) for c in decision.choices):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if decision.kind == "choice":
+        for choice in decision.choices:
+            if same(plain(choice), plain(value)):
+                return choice
+        raise NASError(f"{value!r} is not among its choices", field=decision.label)
+    return value
+
+
+def assignment_from_plain(space: Space, data: Mapping[str, Any]) -> Assignment:
+    """An assignment stored as JSON data (a trial's user attribute) read back."""
+    return {label: from_plain(space.by_label[label], v) for label, v in data.items() if label in space.by_label}
+
+
 __all__ = [
     "Assignment",
+    "Const",
     "Decision",
     "Space",
+    "Use",
     "active",
+    "assignment_from_plain",
     "decode",
     "describe",
     "distance",
     "encode",
     "fixed_points",
+    "from_plain",
     "load_space",
     "mutate",
     "overview",
@@ -952,7 +956,6 @@ __all__ = [
 def fixed_points(space: Space, names: Sequence[str] | None = None) -> list[str]:
     """The zoo nets that are fixed points of ``space``: ``decode(encode(net))``
     has the net's canonical hash."""
-    from nas import zoo
 
     found = []
     for name in zoo.names() if names is None else names:

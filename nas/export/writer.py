@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -52,31 +50,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
 import safetensors
 import safetensors.torch
 import torch
-from optuna.trial import FrozenTrial, TrialState
 
 import nas
-from nas.build import build
-from nas.errors import NASError, SourceError
-from nas.graph import Graph
-from nas.lower import lower
-from nas.onnx import ONNX_OPSET, feeds, to_onnx
-from nas.parse import load_yaml
+import nas.space as S
+from nas.io import zoo
+from nas.io.build import build
+from nas.io.exported import (
+    CARD,
+    EXPORT_VERSION,
+    MANIFEST,
+    STORED_FORMATS,
+    Outputs,
+    Runner,
+    fit_weights,
+    one_line,
+    read_manifest,
+    read_weights,
+    sha256,
+    written_formats,
+)
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
+from nas.latency import measure
+from nas.passes.lower import lower
+from nas.passes.onnx import ONNX_OPSET, to_onnx
 
-EXPORT_VERSION = 1
-"""The layout version written to ``model.json`` (``nas_export``)."""
-
-MANIFEST = "model.json"
-CARD = "MODEL.md"
 TOLERANCE = 1e-4
 """Largest difference from the IR module's outputs a format may show,
 relative to the outputs' magnitude (at least 1)."""
-
-Outputs = tuple[torch.Tensor, ...]
-Runner = Callable[..., Any]
 
 
 # -- what is exported ---------------------------------------------------------------
@@ -88,7 +92,7 @@ class Model:
 
     Attributes:
         graph: the architecture.
-        weights: its trained weights (a state dict of :func:`nas.lower`'s
+        weights: its trained weights (a state dict of :func:`nas.passes.lower`'s
             module); ``None`` exports freshly initialised ones, said so.
         name: a short name for the card (zoo name, file stem, study and trial).
         source: where it came from (``kind``: zoo, file, trial, train, graph).
@@ -123,8 +127,6 @@ def from_source(
     Raises:
         NASError: a bad source, or weights that are not safetensors or do not fit.
     """
-    from nas import zoo
-
     state = None
     if isinstance(source, Graph):
         graph, name, origin = source, source.name or "model", {"kind": "graph"}
@@ -132,8 +134,8 @@ def from_source(
         manifest = read_manifest(source)
         graph, name = build(source), str(manifest.get("name", Path(source).name))
         origin = {"kind": "export", "path": str(source), "was": manifest.get("source")}
-        if "weights" in _written(manifest):
-            state = _read_weights(Path(source) / FORMATS["weights"].file, manifest["formats"]["weights"])
+        if "weights" in written_formats(manifest):
+            state = read_weights(Path(source) / FORMATS["weights"].file, manifest["formats"]["weights"])
     else:
         graph = build(source)
         text = str(source)
@@ -144,138 +146,12 @@ def from_source(
         else:
             name, origin = Path(text).stem, {"kind": "file", "path": text}
     if input_shape is not None:
-        from nas.latency.measurement import with_input_shape
-
-        graph = with_input_shape(graph, input_shape)
+        graph = build(graph, input_shape=input_shape)
     if weights is not None:
-        state = _read_weights(Path(weights))
-    model = Model(graph, state, name=name, source=origin)
+        state = read_weights(Path(weights))
     if state is not None:
-        _fit_weights(model)
-    return model
-
-
-def from_trial(
-    storage: str,
-    study: str | None = None,
-    *,
-    trial: int | None = None,
-    best: bool = False,
-    latency_budget_ms: float | None = None,
-) -> Model:
-    """A trial of a search as a :class:`Model`: its network, trained weights,
-    accuracy, latency and provenance.
-
-    Args:
-        trial: the trial number; or ``best=True`` for the most accurate
-            feasible trial of the Pareto front, within ``latency_budget_ms``
-            if given (else the study's own budget).
-
-    Raises:
-        NASError: no such study or trial, an unfinished trial, none within
-            the budget, or weights not on this machine.
-    """
-    from nas.search.results import pareto_front
-    from nas.search.study import load_study
-
-    st = load_study(storage, study)
-    if best:
-        front = pareto_front(st)
-        if latency_budget_ms is not None:
-            front = [t for t in front if t.values[1] <= latency_budget_ms]
-        if not front:
-            within = f" within {latency_budget_ms:g} ms" if latency_budget_ms is not None else ""
-            raise NASError(
-                f"study '{st.study_name}' has no feasible trial{within}",
-                field="best",
-                hint="raise --latency-budget-ms, or run more trials",
-            )
-        chosen = max(front, key=lambda t: (t.values[0], -t.values[1]))
-    elif trial is not None:
-        found = [t for t in st.get_trials(deepcopy=False) if t.number == trial]
-        if not found:
-            raise NASError(
-                f"study '{st.study_name}' has no trial {trial}",
-                field="trial",
-                hint=f"give a trial number from 0 to {len(st.trials) - 1}",
-            )
-        chosen = found[0]
-    else:
-        raise NASError("name a trial of the study", field="trial", hint="give --trial N, or --best")
-    return trial_model(st, chosen, storage=storage)
-
-
-def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None = None) -> Model:
-    """A finished trial of ``study`` as a :class:`Model` (see :func:`from_trial`).
-
-    Raises:
-        NASError: an unfinished trial, or weights not on this machine.
-    """
-    from nas.search.results import entry
-
-    st = study
-    if chosen.state != TrialState.COMPLETE or "yaml" not in chosen.user_attrs:
-        raise NASError(
-            f"trial {chosen.number} of '{st.study_name}' did not finish ({chosen.state.name.lower()})",
-            field="trial",
-            hint="export a finished trial: 'nas results' lists the Pareto front",
-        )
-    attrs, settings = chosen.user_attrs, dict(st.user_attrs)
-    graph = load_yaml(attrs["yaml"], file=f"{st.study_name}, trial {chosen.number}")
-    path = attrs.get("weights")
-    if not path or not Path(path).is_file():
-        raise NASError(
-            f"the weights of trial {chosen.number} are not on this machine ({path})",
-            field="trial",
-            hint="export where the search ran, or retrain it: nas train FILE --data ...",
-        )
-    record = entry(chosen)
-    search = {
-        "storage": None if storage is None else _safe_url(storage),
-        "study": st.study_name,
-        "trial": chosen.number,
-        "space": attrs.get("space"),
-        "assignment": attrs.get("assignment"),
-        "origin": attrs.get("origin"),
-        "objective": attrs.get("objective"),
-        "sampler": attrs.get("sampler"),
-        "latency_budget_ms": settings.get("latency_budget_ms"),
-        "feasible": record["latency_ms"] is not None
-        and settings.get("latency_budget_ms") is not None
-        and record["latency_ms"] <= settings["latency_budget_ms"],
-    }
-    accuracy = None
-    if attrs.get("accuracy") is not None:
-        accuracy = {
-            "value": attrs["accuracy"],
-            "data": settings.get("data"),
-            "split": "validation",
-            "epochs": attrs.get("epochs"),
-            "seed": attrs.get("seed"),
-        }
-    latency = []
-    if attrs.get("latency_ms") is not None:
-        latency.append(
-            {
-                "backend": settings.get("backend"),
-                "median_ms": attrs["latency_ms"],
-                "batch": settings.get("batch", 1),
-                "precision": settings.get("precision", "fp32"),
-                "threads": attrs.get("threads"),
-                "source": f"search ({attrs.get('latency_source')})",
-            }
-        )
-    model = Model(
-        graph,
-        _read_weights(Path(path)),
-        name=f"{st.study_name}-trial{chosen.number}",
-        source={"kind": "trial", "study": st.study_name, "trial": chosen.number},
-        accuracy=accuracy,
-        search=search,
-        latency=latency,
-    )
-    _fit_weights(model)
-    return model
+        fit_weights(lower(graph), state)
+    return Model(graph, state, name=name, source=origin)
 
 
 # -- formats ----------------------------------------------------------------------
@@ -307,10 +183,6 @@ def _write_pt2(module: torch.nn.Module, inputs: Outputs, path: Path) -> dict[str
     return details
 
 
-def _load_pt2(path: Path) -> Runner:
-    return torch.export.load(str(path)).module()
-
-
 def _write_torchscript(module: torch.nn.Module, inputs: Outputs, path: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # trace's deprecation notice
@@ -327,48 +199,9 @@ def _write_torchscript(module: torch.nn.Module, inputs: Outputs, path: Path) -> 
     return {"method": how, "batch": "dynamic"}
 
 
-def _load_torchscript(path: Path) -> Runner:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
-        return torch.jit.load(str(path), map_location="cpu")
-
-
-def _onnx_missing() -> str | None:
-    if importlib.util.find_spec("onnxruntime") is None:
-        return "onnxruntime is not installed, so the ONNX file cannot be checked (pip install 'nas[onnx]')"
-    return None
-
-
 def _write_onnx(module: torch.nn.Module, inputs: Outputs, path: Path) -> dict[str, Any]:
     path.write_bytes(to_onnx(module, inputs, dynamic_batch=True))
     return {"opset": ONNX_OPSET, "batch": "dynamic"}
-
-
-class OnnxModule(torch.nn.Module):
-    """An ONNX Runtime session (CPU provider) behind a ``torch.nn.Module`` call:
-    tensors in, tensors out, so an ONNX export runs where the IR module ran."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.names = [i.name for i in self.session.get_inputs()]
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        given = feeds(self.names, [x.detach().cpu().numpy() for x in inputs])
-        outputs = tuple(torch.from_numpy(y) for y in self.session.run(None, given))
-        return outputs[0] if len(outputs) == 1 else outputs
-
-
-def _tensorrt_missing() -> str | None:
-    if importlib.util.find_spec("torch_tensorrt") is None:
-        return "torch_tensorrt is not installed (pip install 'nas[tensorrt]', on a machine with an NVIDIA GPU)"
-    if not torch.cuda.is_available():
-        return "TensorRT needs a CUDA GPU, and torch sees none here"
-    return None
 
 
 def _write_tensorrt(module: torch.nn.Module, inputs: Outputs, path: Path) -> dict[str, Any]:
@@ -390,27 +223,11 @@ def _write_tensorrt(module: torch.nn.Module, inputs: Outputs, path: Path) -> dic
     return {"precision": "fp32", "batch": int(inputs[0].shape[0]), "torch_tensorrt": torch_tensorrt.__version__}
 
 
-def _load_tensorrt(path: Path) -> Runner:
-    import torch_tensorrt  # noqa: F401 (registers the TensorRT runtime ops the program calls)
-
-    program = torch.export.load(str(path)).module()
-
-    def run(*inputs: torch.Tensor) -> Any:
-        return program(*(x.cuda() for x in inputs))
-
-    return run
-
+_WRITERS = {"pt2": _write_pt2, "torchscript": _write_torchscript, "onnx": _write_onnx, "tensorrt": _write_tensorrt}
 
 FORMATS: dict[str, Format] = {
-    f.name: f
-    for f in (
-        Format("yaml", "model.yaml", None, None),
-        Format("weights", "model.safetensors", None, None),
-        Format("pt2", "model.pt2", _write_pt2, _load_pt2, unpickles=True),
-        Format("torchscript", "model.torchscript.pt", _write_torchscript, _load_torchscript, unpickles=True),
-        Format("onnx", "model.onnx", _write_onnx, OnnxModule, _onnx_missing),
-        Format("tensorrt", "model.tensorrt.pt2", _write_tensorrt, _load_tensorrt, _tensorrt_missing, unpickles=True),
-    )
+    name: Format(name, stored.file, _WRITERS.get(name), stored.load, stored.missing, stored.unpickles)
+    for name, stored in STORED_FORMATS.items()
 }
 """Every format, in the order they are written."""
 
@@ -506,12 +323,12 @@ def export(
     """
     target = Path(directory)
     chosen = parse_formats(formats)
-    _check_target(target, overwrite)
+    check_target(target, overwrite)
     torch.manual_seed(seed)
     module = lower(model.graph).eval()
     trained = model.weights is not None
     if trained:
-        _fit_weights(model, module)
+        fit_weights(module, model.weights)
     state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
     generator = torch.Generator().manual_seed(seed)
     inputs = tuple(torch.randn((batch, *shape), generator=generator) for shape in model.graph.summary.inputs.values())
@@ -562,7 +379,7 @@ def _write_one(
         runner = fmt.load(path)
     except Exception as e:  # each runtime raises its own kinds: the format fails alone
         path.unlink(missing_ok=True)
-        return Written(fmt.name, False, reason=f"{fmt.name} export failed: {_one_line(e)}")
+        return Written(fmt.name, False, reason=f"{fmt.name} export failed: {one_line(e)}")
     return _checked(fmt.name, path, details, runner, cases)
 
 
@@ -579,7 +396,7 @@ def _checked(
                 got = _as_tuple(runner(*inputs))
         except Exception as e:
             path.unlink(missing_ok=True)
-            return Written(name, False, reason=f"the {name} file does not run at batch {batch}: {_one_line(e)}")
+            return Written(name, False, reason=f"the {name} file does not run at batch {batch}: {one_line(e)}")
         error = _difference(got, expected)
         scale = max([1.0, *(float(y.abs().max()) for y in expected if y.numel())])
         if error is None or error > TOLERANCE * scale:
@@ -602,15 +419,16 @@ def _as_tuple(value: Any) -> Outputs:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # -- the directory ----------------------------------------------------------------
 
 
-def _check_target(target: Path, overwrite: bool) -> None:
+def check_target(target: Path, overwrite: bool) -> None:
+    """Refuse a target that is not a directory, holds something other than an
+    export, or holds an export and ``overwrite`` is not set.
+
+    Raises:
+        NASError: naming the target and the fix.
+    """
     if not target.exists():
         return
     if not target.is_dir():
@@ -641,7 +459,7 @@ def _staging(target: Path, overwrite: bool) -> Iterator[Path]:
         _permissions(folder)
         old = None
         if target.exists() and any(target.iterdir()):
-            _check_target(target, overwrite)  # the target may have changed while we wrote
+            check_target(target, overwrite)  # the target may have changed while we wrote
             old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
             os.rename(target, old)
         elif target.exists():
@@ -668,18 +486,6 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _written(manifest: Mapping[str, Any]) -> set[str]:
-    return {name for name, record in manifest.get("formats", {}).items() if record.get("ok")}
-
-
 # -- the model card ---------------------------------------------------------------
 
 
@@ -699,7 +505,7 @@ def _manifest(
     for name, written in results.items():
         record = written.to_dict()
         if written.ok and written.file:
-            record["sha256"] = _sha256(folder / written.file)
+            record["sha256"] = sha256(folder / written.file)
             record["bytes"] = (folder / written.file).stat().st_size
         formats[name] = record
     blocks = Counter(node.block.name for node in summary.order if node.block.name != "input")
@@ -732,8 +538,6 @@ def _manifest(
 
 
 def _measure(graph: Graph, backends: Sequence[str]) -> list[dict[str, Any]]:
-    from nas.latency import measure
-
     records = []
     for backend in backends:
         try:
@@ -754,16 +558,11 @@ def closest_zoo(graph: Graph, search: Mapping[str, Any] | None = None) -> dict[s
     space: in the space it was searched in (``search["space"]`` and
     ``search["assignment"]``), else in every shipped space that can express
     it. ``None`` where no space can."""
-    from nas import space as S
-    from nas import zoo
-
     candidates: list[tuple[S.Space, Mapping[str, Any]]] = []
     if search and search.get("space") and search.get("assignment") is not None:
-        from nas.search.sampler import assignment_from_plain
-
         with contextlib.suppress(NASError):
             space = S.load_space(str(search["space"]))
-            candidates.append((space, assignment_from_plain(space, search["assignment"])))
+            candidates.append((space, S.assignment_from_plain(space, search["assignment"])))
     if not candidates:
         for name in S.space_names():
             space = S.load_space(name)
@@ -883,146 +682,10 @@ def _describe_source(source: Mapping[str, Any]) -> str:
     return "a graph"
 
 
-def _safe_url(url: str) -> str:
-    """A storage URL without its password."""
-    head, sep, tail = url.partition("://")
-    if sep and "@" in tail:
-        user, _, rest = tail.partition("@")
-        return f"{head}://{user.split(':', 1)[0]}:***@{rest}" if ":" in user else url
-    return url
-
-
 # -- weights ------------------------------------------------------------------------
 
 
-def _read_weights(path: Path, record: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
-    if path.suffix in (".pt", ".pth", ".bin", ".ckpt", ".pkl"):
-        raise SourceError(
-            "weights must be a .safetensors file: pickled checkpoints are not read",
-            file=str(path),
-            hint="convert it where it was made: safetensors.torch.save_file(model.state_dict(), 'w.safetensors')",
-        )
-    if record is not None and record.get("sha256") and _sha256(path) != record["sha256"]:
-        raise SourceError("the weights file does not match its manifest (changed or damaged)", file=str(path))
-    try:
-        return safetensors.torch.load_file(str(path))
-    except FileNotFoundError:
-        raise SourceError("no such weights file", file=str(path)) from None
-    except (OSError, safetensors.SafetensorError) as e:
-        raise SourceError(f"not a safetensors file ({_one_line(e)})", file=str(path)) from None
-
-
-def _fit_weights(model: Model, module: torch.nn.Module | None = None) -> None:
-    """Load the model's weights into ``module`` (a fresh lowering if none), strictly."""
-    assert model.weights is not None
-    module = module if module is not None else lower(model.graph)
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(model.weights))
-    extra = sorted(set(model.weights) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(model.weights) if expected[k].shape != model.weights[k].shape)
-    if missing or extra or wrong:
-        what = (
-            f"missing {missing[0]}"
-            if missing
-            else f"unexpected {extra[0]}"
-            if extra
-            else f"{wrong[0]} is {tuple(model.weights[wrong[0]].shape)}, not {tuple(expected[wrong[0]].shape)}"
-        )
-        count = len(missing) + len(extra) + len(wrong)
-        raise NASError(
-            f"the weights do not fit the architecture ({count} tensors differ: {what})",
-            field="weights",
-            hint="give the weights this architecture was trained with",
-        )
-    module.load_state_dict(model.weights)
-
-
 # -- loading ------------------------------------------------------------------------
-
-
-def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest (``model.json``) of an export directory.
-
-    Raises:
-        SourceError: not a directory, no manifest (an incomplete or foreign
-            folder), or a manifest of another layout version.
-    """
-    path = Path(directory) / MANIFEST
-    if not Path(directory).is_dir():
-        raise SourceError("no such export directory", file=str(directory), hint="give a folder 'nas export' wrote")
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SourceError(
-            f"not a nas export: no {MANIFEST} (an export that did not finish has none)",
-            file=str(directory),
-            hint="export again: nas export SOURCE -o DIR",
-        ) from None
-    except (OSError, ValueError) as e:
-        raise SourceError(f"unreadable {MANIFEST}: {_one_line(e)}", file=str(path)) from None
-    if not isinstance(manifest, dict) or manifest.get("nas_export") != EXPORT_VERSION:
-        version = manifest.get("nas_export") if isinstance(manifest, dict) else None
-        raise SourceError(
-            f"export layout {version!r}, this nas reads {EXPORT_VERSION}",
-            file=str(path),
-            hint="export it again with this version of nas",
-        )
-    return manifest
-
-
-def load(directory: str | os.PathLike[str], format: str = "weights") -> torch.nn.Module | Runner:
-    """The model of an export directory, ready to run (eval mode, CPU).
-
-    Args:
-        format: ``weights`` (default): ``model.yaml`` lowered by
-            :func:`nas.lower`, with ``model.safetensors``; nothing is
-            unpickled. ``onnx``: an ONNX Runtime session behind a module call.
-            ``pt2``, ``torchscript``, ``tensorrt``: those files, read by torch
-            (they may hold pickled data: load only exports you trust).
-
-    Raises:
-        SourceError: not an export, the format was not written, or a file
-            that does not match its SHA-256 in the manifest.
-        NASError: a library the format needs is missing.
-    """
-    folder = Path(directory)
-    manifest = read_manifest(folder)
-    if format not in FORMATS or format == "yaml":
-        raise NASError(
-            f"cannot load format '{format}'",
-            field="format",
-            hint=f"choose from {', '.join(n for n in FORMATS if n != 'yaml')}",
-        )
-    written = _written(manifest)
-    if format not in written:
-        reason = manifest.get("formats", {}).get(format, {}).get("reason") or "it was not asked for"
-        raise SourceError(
-            f"this export has no {format} file ({reason})",
-            file=str(folder),
-            hint=f"export again with --format {format}" if written != {"yaml"} else "export with --format weights",
-        )
-    record = manifest["formats"][format]
-    path = folder / record["file"]
-    if format == "weights":
-        graph = build(folder)
-        module = lower(graph)
-        model = Model(graph, _read_weights(path, record))
-        _fit_weights(model, module)
-        return module.eval()
-    fmt = FORMATS[format]
-    missing = fmt.missing()
-    if missing is not None:
-        raise NASError(missing, field="format")
-    if _sha256(path) != record.get("sha256"):
-        raise SourceError(f"{record['file']} does not match its manifest (changed or damaged)", file=str(path))
-    assert fmt.load is not None
-    return fmt.load(path)
-
-
-def graph_file(directory: Path) -> Path:
-    """The IR file of an export directory (for :func:`nas.build`)."""
-    read_manifest(directory)
-    return directory / FORMATS["yaml"].file
 
 
 __all__ = [
@@ -1031,15 +694,11 @@ __all__ = [
     "Exported",
     "Format",
     "Model",
-    "OnnxModule",
     "Written",
     "closest_zoo",
     "export",
     "from_source",
-    "from_trial",
-    "load",
     "model_card",
     "parse_formats",
     "read_manifest",
-    "trial_model",
 ]

@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nas.errors import ParamError, UnknownBlockError
+from nas.ir.errors import ParamError, UnknownBlockError
+from nas.ir.values import FrozenMapping, freeze
 
 if TYPE_CHECKING:
     import torch
 
-    from nas.graph import Graph
+    from nas.ir.graph import Graph
 
 Shape = tuple[int, ...]
 """A tensor shape without the batch dimension: ``(C, H, W)`` or ``(F,)``."""
@@ -99,25 +100,12 @@ def pair(value: Any) -> int | tuple[int, int]:
     return _int(value)
 
 
-class FrozenMapping(dict):  # type: ignore[type-arg]
-    """A read-only, hashable ``dict``: the canonical value of :func:`mapping`
-    parameters (it still dumps to YAML and JSON as a plain mapping)."""
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(tuple(sorted(self.items())))
-
-    def _readonly(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("parameters are read-only")
-
-    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _readonly  # type: ignore[assignment]
-
-
 def mapping(value: Any) -> FrozenMapping:
     """A mapping of names to plain values, e.g. the arguments a ``stage``
     passes to each of its units."""
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise TypeError("a mapping of names to values, e.g. {out_channels: 64}")
-    return FrozenMapping((k, _freeze(v)) for k, v in value.items())
+    return freeze(value)
 
 
 def shape(value: Any) -> Shape:
@@ -128,15 +116,6 @@ def shape(value: Any) -> Shape:
     if any(d < 1 or d > MAX_EXTENT * 16 for d in dims):
         raise ValueError(f"every dimension in 1..{MAX_EXTENT * 16}, got {list(dims)}")
     return dims
-
-
-def _freeze(value: Any) -> Any:
-    """Lists become tuples, recursively: parameters are hashable values."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, Mapping) and not isinstance(value, FrozenMapping):
-        return mapping(value)
-    return value
 
 
 _KIND_NAMES: dict[Any, Callable[[Any], Any]] = {int: _int, float: _float, bool: _bool, str: _str}
@@ -193,7 +172,7 @@ class Param:
             return None
         convert = _KIND_NAMES.get(self.kind, self.kind)
         try:
-            canonical = _freeze(convert(value))
+            canonical = freeze(convert(value))
         except TypeError as e:
             raise ParamError(f"expected {e}, got {value!r}", field=self.name, hint=self._fix()) from None
         except ValueError as e:
@@ -305,7 +284,7 @@ class Call:
     With ``variadic=True`` the inputs are passed as one list, as ``torch.cat``
     expects. ``inplace`` names a tensor method that computes the same result
     into the first input (``"relu_"``, ``"add_"``); the lowering uses it where
-    that is safe (see :mod:`nas.lower`), as hand-written networks do with
+    that is safe (see :mod:`nas.passes.lower`), as hand-written networks do with
     ``ReLU(inplace=True)`` and ``out += identity``.
     """
 
@@ -371,7 +350,7 @@ class Block:
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape | tuple[Shape, ...]:
         """The output shape (a tuple of shapes for several outputs).
 
-        Raise :class:`nas.errors.ShapeError` when the inputs do not fit; the
+        Raise :class:`nas.ir.errors.ShapeError` when the inputs do not fit; the
         caller adds the node, its producers and their shapes to the message.
         """
         raise NotImplementedError
@@ -459,7 +438,6 @@ def register(cls: type[Block]) -> type[Block]:
 
 def get_block(name: str) -> Block:
     """The block type called ``name``; unknown names suggest the closest ones."""
-    _load_library()
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -474,11 +452,4 @@ def list_blocks(pattern: str = "*") -> list[str]:
     >>> "conv2d" in list_blocks("conv*")
     True
     """
-    _load_library()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
-
-
-def _load_library() -> None:
-    # The block library registers itself on import; importing it here (not at
-    # module import) keeps nas.registry free of a dependency on its plugins.
-    import nas.blocks  # noqa: F401

@@ -3,7 +3,7 @@
 A prediction has three parts:
 
 1. **The sum over units.** The network is cut into units
-   (:mod:`nas.latency.units`: leaf composites, fused conv/linear + norm +
+   (:mod:`nas.passes.fusion`: leaf composites, fused conv/linear + norm +
    activation chains, lone primitives); each unit's latency is read from
    the table, or, for a configuration the table lacks, from a model
    ``ms = a + b * GMACs + c * MB moved`` fitted on the table's entries of
@@ -23,7 +23,7 @@ The predictor memoises each unit's latency by key, so once a search has seen
 its configurations a candidate costs the walk over its top-level nodes.
 
 Example:
-    >>> from nas.latency.predict import kendall_tau
+    >>> from nas.predict.predictor import kendall_tau
     >>> kendall_tau([1, 2, 3, 4], [1, 3, 2, 4])
     0.6666666666666666
 """
@@ -38,12 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from nas.analysis import BYTES_PER_ELEMENT
-from nas.build import build
-from nas.errors import NASError
-from nas.graph import Graph
-from nas.latency.table import LatencyTable
-from nas.latency.units import Unit, identity_of, parts, units
+from nas.io.build import build
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
+from nas.passes.analysis import BYTES_PER_ELEMENT
+from nas.passes.fusion import Unit, identity_of, parts, units
+from nas.predict.table import LatencyTable
 
 
 @dataclass(frozen=True)

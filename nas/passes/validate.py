@@ -1,16 +1,16 @@
 """Structural validation: the checks that need no shapes.
 
 Names, block types and parameters are checked when a node is created (see
-:meth:`nas.graph.Graph.add`); this pass checks what only the whole graph can
+:meth:`nas.ir.graph.Graph.add`); this pass checks what only the whole graph can
 tell: inputs and outputs exist, every node gets the number of inputs its
 block takes, nothing is left dangling, and there is no cycle. Shape checks
-follow in :mod:`nas.analysis`.
+follow in :mod:`nas.passes.analysis`.
 """
 
 from __future__ import annotations
 
-from nas.errors import GraphError
-from nas.graph import Graph, Node
+from nas.ir.errors import GraphError
+from nas.ir.graph import Graph, Node
 
 
 def validate(graph: Graph) -> list[Node]:

@@ -36,12 +36,13 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from nas.analysis import BYTES_PER_ELEMENT, order_shape
-from nas.graph import Graph, Node, Ref
+from nas.ir.graph import Graph, Node, Ref
+from nas.ir.values import plain
+from nas.passes.analysis import BYTES_PER_ELEMENT, order_shape
 
 HEADS = frozenset({"conv2d", "partial_conv2d", "conv_transpose2d", "linear"})
 """Primitives that start a fused chain."""
@@ -90,7 +91,7 @@ class Unit:
         """A JSON-ready description (what a latency table stores beside the key)."""
         return {
             "kind": self.kind,
-            "members": [[block, plain(dict(params))] for block, params in self.members],
+            "members": [[block, plain(params, sort_keys=True)] for block, params in self.members],
             "inputs": [list(s) for s in self.inputs],
             "wiring": list(self.wiring),
             "macs": self.macs,
@@ -112,15 +113,6 @@ class Unit:
         count = len(g.node(last.node).output_names)
         g.set_outputs(*(Ref(last.node, k) for k in range(count)))
         return g
-
-
-def plain(value: Any) -> Any:
-    """Parameters as plain JSON values (mappings sorted, tuples as lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
 
 
 _UNITS: dict[Any, Unit] = {}
@@ -146,7 +138,7 @@ def _items(params: Any) -> tuple[tuple[str, Any], ...]:
 def unit_key(members: Sequence[tuple[str, Any]], inputs: Sequence[Sequence[int]], wiring: Sequence[int]) -> str:
     """The digest naming a unit configuration (see :attr:`Unit.key`)."""
     text = json.dumps(
-        [[[b, plain(dict(p))] for b, p in members], [list(s) for s in inputs], list(wiring)],
+        [[[b, plain(p, sort_keys=True)] for b, p in members], [list(s) for s in inputs], list(wiring)],
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -156,7 +148,7 @@ def unit_key(members: Sequence[tuple[str, Any]], inputs: Sequence[Sequence[int]]
 def identity_of(members: Sequence[Sequence[Any]], inputs: Sequence[Sequence[int]], wiring: Sequence[int]) -> Any:
     """The :attr:`Unit.identity` of a unit described in JSON (a table's
     entry): parameters are checked by their block, as a graph would."""
-    from nas.registry import get_block
+    from nas.ir.registry import get_block
 
     pairs = tuple((str(b), _items(get_block(b).check_params(dict(p)))) for b, p in members)
     return (pairs, tuple(tuple(int(d) for d in s) for s in inputs), tuple(int(w) for w in wiring))
@@ -304,4 +296,4 @@ def _flat(found: Sequence[Part]) -> list[Unit]:
     return result
 
 
-__all__ = ["ACTIVATIONS", "HEADS", "NORMS", "Part", "Unit", "identity_of", "parts", "plain", "unit_key", "units"]
+__all__ = ["ACTIVATIONS", "HEADS", "NORMS", "Part", "Unit", "identity_of", "parts", "unit_key", "units"]

@@ -16,10 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 import nas
-import nas.draw
+import nas.passes.draw
 import nas.space
-from nas.analysis import node_table
-from nas.errors import NASError
+from nas.ir.errors import NASError
+from nas.ir.registry import REQUIRED
+from nas.passes.analysis import node_table
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -174,8 +175,8 @@ def blocks(
                 "inputs": list(block.arity),
                 "params": {
                     p.name: {
-                        "default": None if p.default is nas.registry.REQUIRED else p.default,
-                        "required": p.default is nas.registry.REQUIRED,
+                        "default": None if p.default is REQUIRED else p.default,
+                        "required": p.default is REQUIRED,
                     }
                     for p in block.params
                 },
@@ -261,7 +262,7 @@ def zoo(
     """List the classic nets: family, year, input, params, MACs, reference."""
     rows = nas.zoo.table()
     if plot:
-        nas.draw.plot_zoo(rows, plot)
+        nas.passes.draw.plot_zoo(rows, plot)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -298,7 +299,7 @@ def draw(
     expand: Annotated[bool, typer.Option("--expand", help="Draw composite blocks with their inner blocks.")] = False,
 ) -> None:
     """Draw a network: blocks as boxes, tensor shapes on the edges (Graphviz)."""
-    path = nas.draw.render(nas.draw.to_dot(nas.build(source), expand=expand), output)
+    path = nas.passes.draw.render(nas.passes.draw.to_dot(nas.build(source), expand=expand), output)
     print(f"wrote {path}")
 
 
@@ -587,6 +588,7 @@ def export(
     written. The directory appears whole or not at all.
     """
     import nas.export as E
+    from nas.search.results import from_trial
 
     if not output:
         raise NASError("no output directory", field="output", hint="give -o DIR")
@@ -595,9 +597,7 @@ def export(
             raise NASError("give SOURCE or a search trial, not both", field="source", hint="drop SOURCE or --storage")
         if trial is None and not best:
             raise NASError("which trial of the study?", field="trial", hint="give --trial N or --best")
-        model = E.from_trial(
-            storage or "sqlite:///runs/nas.db", study, trial=trial, best=best, latency_budget_ms=budget
-        )
+        model = from_trial(storage or "sqlite:///runs/nas.db", study, trial=trial, best=best, latency_budget_ms=budget)
         if weights is not None or input_shape is not None:
             raise NASError("a trial brings its own weights and input", field="weights", hint="drop --weights/--input")
     elif source is None:
@@ -642,7 +642,7 @@ def train(
     from pathlib import Path
 
     import nas.export as E
-    from nas.search import adapt, load_data
+    from nas.search import load_data
     from nas.search.train import EvaluationFailed
     from nas.search.train import train as train_graph
 
@@ -650,10 +650,10 @@ def train(
         raise NASError("no output directory", field="output", hint="give -o DIR")
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise NASError("epochs and batch size must be at least 1, lr above 0", field="epochs")
-    E._check_target(Path(output), force)  # fail before training, not after
+    E.check_target(Path(output), force)  # fail before training, not after
     split = load_data(data)
     origin = E.from_source(source, input_shape=input_shape)
-    graph = adapt(origin.graph, classes=split.classes)
+    graph = nas.build(origin.graph, classes=split.classes)
     target = Path(output)
     ckpt = Path(checkpoint) if checkpoint else target.with_name(f".{target.name}.checkpoint.safetensors")
     resumed = ckpt.is_file()
@@ -815,7 +815,7 @@ def latency(
         raise NASError("--space, --refit and -o belong to 'nas latency profile'", field="space")
     graph = nas.build(source)
     if input_shape is not None:
-        graph = nas.latency.with_input_shape(graph, input_shape)
+        graph = nas.build(graph, input_shape=input_shape)
     if predict is not None:
         _latency_predict(
             graph,
@@ -829,7 +829,7 @@ def latency(
         )
         return
     if input_shape is not None:
-        graph = nas.latency.with_input_shape(graph, input_shape)
+        graph = nas.build(graph, input_shape=input_shape)
     store = None if no_cache else nas.latency.LatencyCache()
     result = nas.latency.measure(
         graph,
@@ -895,7 +895,7 @@ def _latency_predict(
     """`nas latency NET --predict TABLE`: a prediction under the table's conditions."""
     import time
 
-    from nas.latency.predict import Predictor
+    from nas.predict.predictor import Predictor
 
     predictor = Predictor(table_path)
     c = predictor.table.conditions
@@ -965,7 +965,7 @@ def _latency_profile(
 ) -> None:
     """`nas latency profile --space S --backend B -o TABLE`."""
     import nas.latency
-    from nas.latency.profiling import profile
+    from nas.predict.profiling import profile
 
     if not spaces:
         raise NASError("profile needs at least one --space", field="space", hint="e.g. --space residual@3x32x32")
@@ -1014,8 +1014,8 @@ def _latency_refit(
     path: str, output: str | None, *, backend: str, threads: int | None, cache: bool, as_json: bool
 ) -> None:
     """`nas latency profile --refit TABLE -o OUT`."""
-    from nas.latency.profiling import refit
-    from nas.latency.table import LatencyTable
+    from nas.predict.profiling import refit
+    from nas.predict.table import LatencyTable
 
     if output is None:
         raise NASError("--refit needs -o, the file to write (it may be the table itself)", field="output")
@@ -1081,7 +1081,3 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """Console-script wrapper: exit with :func:`main`'s code."""
     sys.exit(main())
-
-
-if __name__ == "__main__":
-    run()

@@ -3,7 +3,7 @@
 For every node the pass writes its facts into ``node.meta``:
 
 * ``shapes``: the output shape(s), without the batch dimension;
-* ``cost``: a :class:`~nas.registry.Cost` (parameters, MACs);
+* ``cost``: a :class:`~nas.ir.registry.Cost` (parameters, MACs);
 * ``receptive_field`` and ``jump``: how many input pixels one output position
   sees, and the distance in input pixels between neighbouring outputs,
   taken along the path that sees farthest;
@@ -34,12 +34,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from nas.errors import NASError, ShapeError
-from nas.registry import Block, Composite, Cost, Params, Shape, Window
-from nas.validate import validate
+from nas.ir.errors import NASError, ShapeError
+from nas.ir.graph import computes
+from nas.ir.registry import Block, Composite, Cost, Params, Shape, Window
+from nas.passes.validate import validate
 
 if TYPE_CHECKING:
-    from nas.graph import Graph, Node
+    from nas.ir.graph import Graph, Node
 
 BYTES_PER_ELEMENT = 4
 """Activation memory is reported for float32 tensors at batch 1."""
@@ -75,6 +76,7 @@ class Summary:
     order: list[Node]
 
 
+@computes("summary")
 def analyze(graph: Graph) -> Summary:
     """Validate ``graph`` and infer shapes, costs and receptive fields.
 

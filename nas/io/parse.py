@@ -28,16 +28,61 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nas.errors import NASError, SourceError
-from nas.graph import Graph
+from nas.ir.errors import NASError, SourceError
+from nas.ir.graph import Graph, computes
+from nas.ir.values import plain
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_FILE_BYTES = 64 << 20
+"""Larger files are refused before reading: no architecture is that big."""
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of a nas file (an architecture or a search space), refused
+    before reading where that would not end well: a directory, a FIFO, a
+    device or a socket (reading a FIFO blocks until a writer comes), or more
+    than :data:`MAX_FILE_BYTES`.
+
+    Raises:
+        FileNotFoundError: no such file (callers add their own hint).
+        SourceError: anything else, naming the file.
+    """
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise SourceError(
+                "is a directory, expected a YAML file",
+                file=str(path),
+                hint="give an IR YAML file, or a directory that 'nas export' wrote (it has a model.json)",
+            )
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError(
+                "is not a regular file (a pipe, device or socket), which nas does not read",
+                file=str(path),
+                hint="save the YAML to a file first",
+            )
+        if info.st_size > MAX_FILE_BYTES:
+            raise SourceError(
+                f"file is {info.st_size} bytes, more than the {MAX_FILE_BYTES} a nas file may have", file=str(path)
+            )
+        with path.open("rb") as f:  # the file may have grown since stat: read no more than the limit
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise SourceError(f"cannot read: {e.strerror}", file=str(path)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SourceError(f"more than the {MAX_FILE_BYTES} bytes a nas file may have", file=str(path))
+    return data
+
 
 TOP_LEVEL_KEYS = ("name", "meta", "inputs", "nodes", "outputs")
 
@@ -202,7 +247,7 @@ def graph_from_mapping(data: Mapping[str, Any], file: str | None = None, name: s
     meta = data.get("meta", {})
     if not isinstance(meta, Mapping):
         raise SourceError("'meta' must be a mapping", file=file, line=data.lines["meta"])
-    graph = Graph(name, _plain(meta), source=file)
+    graph = Graph(name, plain(meta), source=file)
 
     inputs = _section(data, "inputs", file)
     nodes = _section(data, "nodes", file)
@@ -278,36 +323,20 @@ def _section(data: _Located, key: str, file: str | None) -> _Located:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """Strip line bookkeeping, for metadata that is stored as is."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 # --------------------------------------------------------------------------
 # Dumping
 
 
 def _flow(value: Any) -> str:
-    return yaml.safe_dump(_lists(value), default_flow_style=True, sort_keys=False, width=1 << 30).rstrip("\n")
+    return yaml.safe_dump(plain(value), default_flow_style=True, sort_keys=False, width=1 << 30).rstrip("\n")
 
 
-def _lists(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_lists(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _lists(v) for k, v in value.items()}
-    return value
-
-
+@computes("yaml")
 def dump_yaml(graph: Graph) -> str:
     """The canonical YAML text of ``graph`` (nodes in insertion order)."""
     out = [yaml.safe_dump({"name": graph.name}, sort_keys=False, width=1 << 30)]
     if graph.meta:
-        out.append(yaml.safe_dump({"meta": _lists(graph.meta)}, sort_keys=False, width=1 << 30))
+        out.append(yaml.safe_dump({"meta": plain(graph.meta)}, sort_keys=False, width=1 << 30))
     out.append("inputs:\n")
     for node in graph.input_nodes:
         out.append(f"  {node.name}: {_flow(node.params['shape'])}\n")

@@ -4,9 +4,9 @@ models, in one plain JSON file.
 
 A table is measured once per (device, runtime, threads, precision, batch) by
 :func:`nas.latency.profile` (``nas latency profile``), copied to
-wherever a search runs, and read by :class:`nas.latency.predict.Predictor`.
+wherever a search runs, and read by :class:`nas.predict.predictor.Predictor`.
 It holds no pickled objects: every field is JSON, checked on loading, and a
-bad file is a one-line :class:`~nas.errors.NASError` naming the file and
+bad file is a one-line :class:`~nas.ir.errors.NASError` naming the file and
 the field.
 
 Layout (``version`` 2; version 1 files, whose correction is always linear,
@@ -29,11 +29,11 @@ or ``log ms`` from its features; nas releases that read version 1 only
 refuse version 2 files with a one-line error rather than misread them.
 ``neighbours`` (optional) holds the profiled networks' positions and
 residuals, which move a prediction towards the errors of its nearest
-networks (:class:`nas.latency.predict.Neighbours`). ``spatial_weight``
+networks (:class:`nas.predict.predictor.Neighbours`). ``spatial_weight``
 (optional) is how much the map size counts in finding the entries nearest
-to a unit the table lacks (:data:`nas.latency.predict.SPATIAL_WEIGHTS`).
+to a unit the table lacks (:data:`nas.predict.predictor.SPATIAL_WEIGHTS`).
 
-Block entries are keyed by :attr:`nas.latency.units.Unit.key`. The table
+Block entries are keyed by :attr:`nas.passes.fusion.Unit.key`. The table
 holds the unit configurations met in the profiled networks, not every
 configuration a space can produce (that set is infinite for most spaces);
 the predictor models the others from their kind, MACs and bytes.
@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.errors import NASError
+from nas.ir.errors import NASError
 
 FORMAT = "nas-latency-table"
 VERSION = 2
@@ -183,7 +183,7 @@ class LatencyTable:
         if not isinstance(correction, Mapping):
             raise bad("correction", "must be an object")
         if correction:
-            from nas.latency.predict import FEATURES
+            from nas.predict.predictor import FEATURES
 
             names = correction.get("features")
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -283,7 +283,7 @@ def _coefficients(value: Any, n: int, name: str, bad: Any) -> None:
 
 
 def _neighbours(spec: Any, features: Mapping[str, Any], bad: Any) -> None:
-    """Check ``correction.neighbours`` (:class:`nas.latency.predict.Neighbours`)."""
+    """Check ``correction.neighbours`` (:class:`nas.predict.predictor.Neighbours`)."""
     name = "correction.neighbours"
     if not isinstance(spec, Mapping):
         raise bad(name, "must be an object")
