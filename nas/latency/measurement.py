@@ -32,6 +32,7 @@ from nas.ir.graph import Graph
 from nas.latency.backends import Backend, BuildFailed, Settings, error_line, get_backend, torch_threads
 from nas.latency.cache import LatencyCache, default_cache_path
 from nas.latency.device import physical_cores
+from nas.latency.memory import check_fits
 from nas.latency.timing import Distribution, TimingPolicy, time_callable
 from nas.passes.lower import lower
 
@@ -312,7 +313,8 @@ def measure(
     Raises:
         NASError: a bad request: unknown or missing backend, unsupported
             precision or mode, bad batch, threads or shape, an invalid graph,
-            or an unusable cache file.
+            a network that cannot fit in the device's memory, or an unusable
+            cache file.
 
     Example:
         >>> m = measure("lenet5", "torch", threads=1, cache=False, policy=TimingPolicy.quick())  # doctest: +SKIP
@@ -333,6 +335,8 @@ def measure(
         stored = store.get(key)
         if stored is not None:
             return replace(Measurement.from_dict(stored), cached=True)
+    device = "cuda" if chosen.uses_gpu(mode) else "cpu"
+    check_fits(graph, batch=batch, device=device, precision=precision, what=f"measuring on {chosen.name}")
     result = _run(chosen, lower(graph).eval(), example_inputs(shapes, batch), conditions, policy, graph_hash)
     if store is not None and result.ok:
         # Failures are not stored: an out-of-memory may pass, and the reason
