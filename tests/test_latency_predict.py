@@ -25,26 +25,10 @@ import nas.space
 from nas.cli import main
 from nas.ir.errors import NASError
 from nas.passes.fusion import units
-from nas.predict.predictor import (
-    CANDIDATE_FEATURES,
-    FEATURES,
-    NEIGHBOUR_FEATURES,
-    SPILL_MB,
-    LocalModel,
-    Neighbours,
-    Predictor,
-    Walk,
-    accuracy,
-    choose_spatial_weight,
-    fit_correction,
-    fit_fallback,
-    fit_neighbours,
-    fit_nonnegative,
-    kendall_tau,
-    local_models,
-    select_correction,
-    spill,
-)
+from nas.predict.features import CANDIDATE_FEATURES, FEATURES, NEIGHBOUR_FEATURES, SPILL_MB, Walk, spill
+from nas.predict.fit import fit_correction, fit_fallback, fit_neighbours, fit_nonnegative, select_correction
+from nas.predict.nearest import LocalModel, Neighbours, choose_spatial_weight, local_models
+from nas.predict.predictor import Predictor, accuracy, kendall_tau
 from nas.predict.profiling import fit_table, profile, refit, sample_at, table_networks
 from nas.predict.table import LatencyTable
 

@@ -10,7 +10,7 @@
 Example:
     >>> from nas.predict import Predictor, load_table
     >>> predictor = Predictor(load_table("ort.json"))        # doctest: +SKIP
-    >>> predictor.predict(nas.build("resnet20")).ms          # doctest: +SKIP
+    >>> predictor.predict(nas.build("resnet20"))             # doctest: +SKIP
 """
 
 from nas.predict.predictor import Prediction, Predictor, accuracy, kendall_tau

@@ -3,7 +3,7 @@ runtime, the whole networks that fitted the correction, and the fitted
 models, in one plain JSON file.
 
 A table is measured once per (device, runtime, threads, precision, batch) by
-:func:`nas.latency.profile` (``nas latency profile``), copied to
+:func:`nas.predict.profile` (``nas latency profile``), copied to
 wherever a search runs, and read by :class:`nas.predict.predictor.Predictor`.
 It holds no pickled objects: every field is JSON, checked on loading, and a
 bad file is a one-line :class:`~nas.ir.errors.NASError` naming the file and
@@ -29,9 +29,9 @@ or ``log ms`` from its features; nas releases that read version 1 only
 refuse version 2 files with a one-line error rather than misread them.
 ``neighbours`` (optional) holds the profiled networks' positions and
 residuals, which move a prediction towards the errors of its nearest
-networks (:class:`nas.predict.predictor.Neighbours`). ``spatial_weight``
+networks (:class:`nas.predict.nearest.Neighbours`). ``spatial_weight``
 (optional) is how much the map size counts in finding the entries nearest
-to a unit the table lacks (:data:`nas.predict.predictor.SPATIAL_WEIGHTS`).
+to a unit the table lacks (:data:`nas.predict.nearest.SPATIAL_WEIGHTS`).
 
 Block entries are keyed by :attr:`nas.passes.fusion.Unit.key`. The table
 holds the unit configurations met in the profiled networks, not every
@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.ir.errors import NASError
+from nas.predict.features import FEATURES
 
 FORMAT = "nas-latency-table"
 VERSION = 2
@@ -183,8 +184,6 @@ class LatencyTable:
         if not isinstance(correction, Mapping):
             raise bad("correction", "must be an object")
         if correction:
-            from nas.predict.predictor import FEATURES
-
             names = correction.get("features")
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise bad("correction.features", "must be a list of feature names")
@@ -283,7 +282,7 @@ def _coefficients(value: Any, n: int, name: str, bad: Any) -> None:
 
 
 def _neighbours(spec: Any, features: Mapping[str, Any], bad: Any) -> None:
-    """Check ``correction.neighbours`` (:class:`nas.predict.predictor.Neighbours`)."""
+    """Check ``correction.neighbours`` (:class:`nas.predict.nearest.Neighbours`)."""
     name = "correction.neighbours"
     if not isinstance(spec, Mapping):
         raise bad(name, "must be an object")
