@@ -1,0 +1,48 @@
+"""What every command prints with: consoles, the ``--json`` option and figure formats.
+
+Kept apart from the commands so that each command module loads only what it
+needs; the progress bar, which only long commands show, is
+:mod:`nas.cli.progress`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def text_console(*, stderr: bool = False, width: int | None = None) -> Console:
+    """A console that prints text as it is: no Rich markup, so that
+    ``pip install 'nas[onnx]'`` in a reason or a hint keeps its brackets."""
+    return Console(markup=False, stderr=stderr, width=width)
+
+
+def table_console() -> Console:
+    """A console for tables: as wide as the terminal, or roomy when piped
+    (rich's default of 80 columns would cut node names in files and logs)."""
+    console = text_console()
+    return console if console.is_terminal else text_console(width=200)
+
+
+def si(value: float) -> str:
+    """A count with an SI prefix: ``1.82 G``, ``11.69 M``, ``512``."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return str(int(value))
+
+
+def shapes_text(shapes: list[list[int]]) -> str:
+    """Tensor shapes as ``64x56x56, 10``."""
+    return ", ".join("x".join(map(str, s)) for s in shapes)
+
+
+def power(n: int) -> str:
+    """A count that may be astronomical (a space's size): exact up to a
+    billion, then as a power of ten."""
+    return f"{n:,}" if n < 10**9 else f"~10^{math.log10(n):.1f}"

@@ -1,0 +1,155 @@
+"""``nas search``: an Optuna study of a space, with a progress display."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import optuna
+import typer
+from optuna.trial import FrozenTrial, TrialState
+
+import nas.search
+from nas.cli.app import as_command
+from nas.cli.progress import progress_bar
+from nas.search.results import tally
+
+
+def search(
+    space_name: Annotated[str, typer.Option("--space", help="A shipped space name or a space file.")] = "early",
+    data: Annotated[
+        str, typer.Option("--data", help="digits (built in), a .npz file (x, y) or a class folder.")
+    ] = "digits",
+    trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should have in all.")] = 16,
+    budget: Annotated[float, typer.Option("--latency-budget-ms", help="Hard latency limit per network, ms.")] = 1.0,
+    backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime, cuda, tensorrt or auto.")] = "torch",
+    batch: Annotated[int, typer.Option("--batch", help="Batch size of the latency measurement.")] = 1,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads of the latency measurement.")] = 1,
+    latency_table: Annotated[
+        str | None, typer.Option("--latency-table", help="Predict latency from this table instead of measuring.")
+    ] = None,
+    objective: Annotated[
+        str, typer.Option("--objective", help="accuracy (short training) or proxy:naswot|synflow|grad_norm.")
+    ] = "accuracy",
+    sampler: Annotated[str, typer.Option("--sampler", help="evolution, tpe, nsga2 or random.")] = "evolution",
+    storage: Annotated[str, typer.Option("--storage", help="Optuna storage URL.")] = "sqlite:///runs/nas.db",
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name (default SPACE-DATA); an existing one resumes.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and the weights.")] = 0,
+    trial_timeout: Annotated[float, typer.Option("--trial-timeout", help="Seconds of training per trial.")] = 120.0,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per trial.")] = 2,
+    runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best model.")] = "runs",
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Median stopping rule between epochs.")] = True,
+) -> None:
+    """Search a space for accurate networks within a latency budget (an Optuna study).
+
+    Zoo nets of the space that meet the budget are tried first; then the
+    sampler mutates outward. Results: 'nas results'.
+    """
+    config = nas.search.SearchConfig(
+        space=space_name,
+        data=data,
+        trials=trials,
+        latency_budget_ms=budget,
+        backend=backend,
+        batch=batch,
+        precision=precision,
+        threads=threads,
+        latency_table=latency_table,
+        objective=objective,
+        sampler=sampler,
+        storage=storage,
+        study=study,
+        seed=seed,
+        trial_timeout=trial_timeout,
+        epochs=epochs,
+        runs=runs,
+        prune=prune,
+    )
+    display = _Display(budget)
+    started = time.perf_counter()
+    try:
+        result = nas.search.run_search(config, on_start=display.on_start, on_trial=display.on_trial)
+    finally:
+        display.stop()
+    _print_result(result, config, time.perf_counter() - started)
+
+
+class _Display:
+    """The study's line, then a progress bar with the counts of outcomes and
+    one line per finished trial above it."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.progress = progress_bar("counts")
+        self.task: int | None = None
+
+    def counts(self, study: optuna.Study) -> tuple[int, str]:
+        t = tally(study)
+        best = "-" if t.best is None else f"{t.best:.4f}"
+        return t.finished, (
+            f"feasible {t.feasible}  infeasible {t.infeasible}  pruned {t.pruned}  failed {t.failed}  "
+            f"best {best}  budget {self.budget:g} ms"
+        )
+
+    def on_start(self, study: optuna.Study, cfg: nas.search.SearchConfig) -> None:
+        done, text = self.counts(study)
+        print(
+            f"study '{study.study_name}' in {cfg.storage}: space {cfg.space}, data {cfg.data}, objective "
+            f"{cfg.objective}, sampler {cfg.sampler}, budget {cfg.latency_budget_ms:g} ms on {cfg.backend}"
+            + (f" (resumed with {done} trials done)" if done else ""),
+            flush=True,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("trials", total=cfg.trials, completed=done, counts=text)
+
+    def on_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        done, text = self.counts(study)
+        self.progress.console.print(_trial_line(trial), highlight=False)
+        if self.task is not None:
+            self.progress.update(self.task, completed=done, counts=text)
+
+    def stop(self) -> None:
+        if self.task is not None:  # stopping a display that never started prints a stray line
+            self.progress.stop()
+
+
+def _trial_line(trial: FrozenTrial) -> str:
+    """One line per finished trial: origin, outcome, objective, latency."""
+    attrs = trial.user_attrs
+    head = f"trial {trial.number:>3} {attrs.get('origin', '')!s:<22}"
+    latency = "" if attrs.get("latency_ms") is None else f"{attrs['latency_ms']:.3f} ms"
+    same = "" if attrs.get("duplicate_of") is None else f" (same net as trial {attrs['duplicate_of']})"
+    if trial.state == TrialState.FAIL:
+        return f"{head} failed: {attrs.get('failure', 'error')}"
+    if trial.state == TrialState.PRUNED:
+        return f"{head} pruned  {latency:>10}  {attrs.get('pruned', '')}{same}"
+    value = trial.values[0]
+    verdict = "feasible" if all(c <= 0 for c in attrs.get("constraint", [1])) else "over budget"
+    figure = f"{value:.4f}" if attrs.get("accuracy") is not None or "score" in attrs else "-"
+    return f"{head} {figure:>8}  {latency:>10}  {verdict}, {attrs.get('params', 0):,} params{same}"
+
+
+def _print_result(result: nas.search.SearchResult, config: nas.search.SearchConfig, seconds: float) -> None:
+    """The counts of the study, its best model and how to see the rest."""
+    t = result.tally
+    print(
+        f"{t.finished} trials in study '{result.study}' ({result.ran} run now, {seconds:.0f} s): "
+        f"feasible {t.feasible}, infeasible {t.infeasible}, pruned {t.pruned}, failed {t.failed}"
+    )
+    if result.best is not None and result.best_dir is not None:
+        attrs = result.best.user_attrs
+        label = "accuracy" if config.objective == "accuracy" else config.objective
+        print(
+            f"best: trial {result.best.number}, {label} {result.best.values[0]:.4f} at {attrs['latency_ms']:.3f} ms, "
+            f"{attrs['params']:,} params, {attrs['macs']:,} MACs"
+        )
+        print(f"best model: {result.best_dir}/model.yaml and model.safetensors")
+    else:
+        print(f"no best model: {result.best_error}")
+    print(f"results: nas results --storage {result.storage} --study {result.study}")
+
+
+command = as_command(search, "search")

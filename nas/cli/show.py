@@ -1,0 +1,91 @@
+"""``nas show``: a network's figures, node by node."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+import nas
+from nas.cli.app import as_command
+from nas.cli.console import Json, shapes_text, si, table_console
+from nas.passes.analysis import node_table
+
+
+def show(
+    source: Annotated[str, typer.Argument(help="An IR YAML file or a YAML string.")],
+    as_json: Json = False,
+    flat: Annotated[bool, typer.Option("--flat", help="Expand composite blocks into primitives.")] = False,
+) -> None:
+    """Shapes, parameters, MACs and receptive fields of a network, node by node."""
+    graph = nas.build(source)
+    if flat:
+        graph = nas.flatten(graph)
+    rows = node_table(graph)
+    if as_json:
+        print(json.dumps(_report(graph, rows), indent=2))
+        return
+    summary = graph.summary
+    console = table_console()
+    console.print(_table(graph, rows))
+    console.print(
+        f"params {summary.params:,}  MACs {summary.macs:,}  activations {si(summary.activation_bytes)}B "
+        f"(peak {si(summary.peak_activation_bytes)}B)  hash {graph.hash}",
+        highlight=False,
+    )
+
+
+def _report(graph: nas.Graph, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of ``nas show --json``."""
+    summary = graph.summary
+    return {
+        "name": graph.name,
+        "params": summary.params,
+        "macs": summary.macs,
+        "input": list(next(iter(summary.inputs.values()))),
+        "output": list(summary.outputs[0]),
+        "inputs": {k: list(v) for k, v in summary.inputs.items()},
+        "outputs": [list(s) for s in summary.outputs],
+        "nodes": sum(1 for row in rows if row["block"] != "input"),
+        "hash": graph.hash,
+        "activation_bytes": summary.activation_bytes,
+        "peak_activation_bytes": summary.peak_activation_bytes,
+        "receptive_field": list(summary.receptive_field),
+        "layers": rows,
+    }
+
+
+def _table(graph: nas.Graph, rows: list[dict[str, Any]]) -> Table:
+    """One row per node and a total."""
+    summary = graph.summary
+    table = Table(title=f"{graph.name}  ({graph.source or 'built'})", title_justify="left")
+    for column, justify in (
+        ("node", "left"),
+        ("block", "left"),
+        ("output", "left"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("MACs/px", "right"),
+        ("RF", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        rf = row["receptive_field"]
+        table.add_row(
+            str(row["name"]),
+            str(row["block"]),
+            shapes_text(row["shapes"]),
+            f"{row['params']:,}",
+            si(row["macs"]),
+            "" if row["macs_per_position"] is None else f"{row['macs_per_position']:,}",
+            f"{rf[0]}" if rf[0] == rf[1] else f"{rf[0]}x{rf[1]}",
+        )
+    table.add_section()
+    outputs = shapes_text([list(s) for s in summary.outputs])
+    table.add_row("total", "", outputs, f"{summary.params:,}", si(summary.macs), "", "")
+    return table
+
+
+command = as_command(show, "show")
