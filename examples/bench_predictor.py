@@ -4,7 +4,7 @@ predicts what measurement gives.
 For each backend (``torch`` eager and ``onnxruntime`` CPU, one thread each
 on this CPU):
 
-1. **Profile** a table with ``nas.latency.profile`` over five spaces at
+1. **Profile** a table with ``nas.predict.profile`` over five spaces at
    small inputs (``residual``, ``macro`` and ``fractal`` at 3x32x32,
    ``early`` at 1x32x32, ``mobile`` at 3x64x64, which is below the
    space's own 224/299 choices), networks capped at 300 M MACs: a few
@@ -34,18 +34,18 @@ block configurations, and again once its blocks are memoised).
 Measurements go to a fresh latency store in a temporary folder unless
 ``--cache`` is given (then the default store: reruns are fast, but the
 table and the held-out networks may then come from different sittings,
-and on a shared machine whole networks move 11-14% between sittings while
-units timed alone move 2-3%: quote figures from a fresh run).
+and on a shared machine whole networks move between sittings much more
+than units timed alone do: quote figures from a fresh run).
 ``--against EARLIER.json`` compares with an earlier run: how far its
 measurements moved, and how its table predicts this run's networks as it
-is and refitted on this run's whole networks. Threads are pinned to 1: on this
-shared 2-core machine two torch threads were up to 200x slower than one
-(the other core is often busy), which no table could predict.
+is and refitted on this run's whole networks. Threads are pinned to 1: on a
+shared machine a second thread waits on a core that is often busy, which
+makes times no table could predict.
 
 Run it from the repository root::
 
-    .venv/bin/python examples/bench_predictor.py            # full: >= 100 held-out nets per backend, ~35 min
-    .venv/bin/python examples/bench_predictor.py --quick    # fewer networks, ~4 min
+    .venv/bin/python examples/bench_predictor.py            # full: >= 100 held-out nets per backend, slow
+    .venv/bin/python examples/bench_predictor.py --quick    # fewer networks, a few minutes
     .venv/bin/python examples/bench_predictor.py --json     # one JSON object on stdout
     .venv/bin/python examples/bench_predictor.py --against earlier.json   # and how far an earlier run's times are
 
@@ -139,7 +139,50 @@ def run_backend(
     evaluate = [(s, g) for s, g in nets if g.hash not in trained]
     log(f"[{backend}] table: {table.describe()} in {profile_s:.0f} s; measuring {len(evaluate)} held-out networks")
     predictor = Predictor(table)
-    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    rows = measure_held_out(predictor, evaluate, backend, args)
+    heldout_s = time.perf_counter() - t0
+    repeat = noise_floor(evaluate, rows, backend, args) if args.repeat else None
+    complete = every_unit_timed(table, evaluate, rows, backend, args) if args.complete else None
+
+    def score(key: str, subset: list[dict[str, Any]]) -> dict[str, float]:
+        return accuracy([r[key] for r in subset], [r["measured_ms"] for r in subset])
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault("zoo" if r["source"].startswith("zoo:") else r["source"], []).append(r)
+    coverage = sum(r["units_from_table"] for r in rows) / max(1, sum(r["units"] for r in rows))
+    measured = [r["measured_ms"] for r in rows]
+    return (
+        {
+            "backend": backend,
+            "table": str(path),
+            "conditions": table.conditions,
+            "table_blocks": len(table.blocks),
+            "table_networks": len(table.networks),
+            "profile_s": round(profile_s, 1),
+            "heldout_s": round(heldout_s, 1),
+            "correction": table.correction,
+            "heldout": len(rows),
+            "measured_ms_range": [min(measured), max(measured)] if measured else None,
+            "unit_coverage": coverage,
+            "predictor": score("predicted_ms", rows),
+            "block_sum": score("blocks_ms", rows),
+            "repeat": repeat,
+            "all_units_timed": complete,
+            "by_source": {k: score("predicted_ms", v) for k, v in sorted(groups.items())},
+            "rows": rows,
+        },
+        predictor,
+    )
+
+
+def measure_held_out(
+    predictor: Predictor, evaluate: list[tuple[str, Graph]], backend: str, args: argparse.Namespace
+) -> Rows:
+    """Each held-out network measured for real and predicted, one row each
+    (those whose measurement failed are left out)."""
+    rows: Rows = []
     t0 = time.perf_counter()
     with frozen_collector():  # each measurement's gc.collect() would walk every graph held here
         for i, (source, graph) in enumerate(evaluate):
@@ -163,52 +206,24 @@ def run_backend(
             )
             if (i + 1) % 25 == 0:
                 log(f"[{backend}]   measured {i + 1}/{len(evaluate)} in {time.perf_counter() - t0:.0f} s")
-    measured = [r["measured_ms"] for r in rows]
-    # The noise floor: each held-out network measured again, fresh (not from
-    # the store), now. No predictor can agree with a measurement better than
-    # a second measurement does.
-    repeat = None
-    if args.repeat:
-        by_hash = {g.hash: g for _, g in evaluate}
-        second = []
-        for r in rows:
-            m = latency.measure(by_hash[r["hash"]], backend, threads=args.threads, cache=False, policy=NETWORK_POLICY)
-            if m.ok:
-                second.append((m.median_ms, r["measured_ms"]))
-        repeat = accuracy([a for a, _ in second], [b for _, b in second])
-        log(f"[{backend}] a second measurement against the first: {fmt(repeat)}")
+    return rows
 
-    complete = every_unit_timed(table, evaluate, rows, backend, args) if args.complete else None
 
-    def score(key: str, subset: list[dict[str, Any]]) -> dict[str, float]:
-        return accuracy([r[key] for r in subset], [r["measured_ms"] for r in subset])
-
-    groups: dict[str, list[dict[str, Any]]] = {}
+def noise_floor(
+    evaluate: list[tuple[str, Graph]], rows: Rows, backend: str, args: argparse.Namespace
+) -> dict[str, float]:
+    """Each held-out network measured again, fresh (not from the store),
+    now, scored against the first measurement: no predictor can agree with
+    a measurement better than a second measurement does."""
+    by_hash = {g.hash: g for _, g in evaluate}
+    second = []
     for r in rows:
-        groups.setdefault("zoo" if r["source"].startswith("zoo:") else r["source"], []).append(r)
-    coverage = sum(r["units_from_table"] for r in rows) / max(1, sum(r["units"] for r in rows))
-    return (
-        {
-            "backend": backend,
-            "table": str(path),
-            "conditions": table.conditions,
-            "table_blocks": len(table.blocks),
-            "table_networks": len(table.networks),
-            "profile_s": round(profile_s, 1),
-            "heldout_s": round(time.perf_counter() - t0, 1),
-            "correction": table.correction,
-            "heldout": len(rows),
-            "measured_ms_range": [min(measured), max(measured)] if measured else None,
-            "unit_coverage": coverage,
-            "predictor": score("predicted_ms", rows),
-            "block_sum": score("blocks_ms", rows),
-            "repeat": repeat,
-            "all_units_timed": complete,
-            "by_source": {k: score("predicted_ms", v) for k, v in sorted(groups.items())},
-            "rows": rows,
-        },
-        predictor,
-    )
+        m = latency.measure(by_hash[r["hash"]], backend, threads=args.threads, cache=False, policy=NETWORK_POLICY)
+        if m.ok:
+            second.append((m.median_ms, r["measured_ms"]))
+    repeat = accuracy([a for a, _ in second], [b for _, b in second])
+    log(f"[{backend}] a second measurement against the first: {fmt(repeat)}")
+    return repeat
 
 
 def every_unit_timed(
@@ -288,7 +303,7 @@ def against(report: dict[str, Any], earlier: dict[str, Any], name: str, nets: li
        which lean on the shared cache, move more.
     2. **What a stale table is worth**: this run's held-out networks
        predicted by the earlier table as it is, and by the earlier table
-       refitted (``nas.latency.refit``) on this run's measurements
+       refitted (``nas.predict.refit``) on this run's measurements
        of the same whole networks, beside this run's own table.
     """
     lines = [f"\nAgainst {name} (an earlier run):"]
@@ -345,6 +360,32 @@ def fmt(a: dict[str, float]) -> str:
 
 
 def main() -> None:
+    args = parse_args()
+    scratch = tempfile.mkdtemp(prefix="bench_predictor_")
+    args.cache_path = True if args.cache else os.path.join(scratch, "latency.sqlite")
+    # The ONNX exporter prints whole graphs to stdout (from C++) when it
+    # fails on a network: send them to stderr, keep stdout for the report.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            report = run(args, scratch)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    if args.against:
+        earlier = json.loads(Path(args.against).read_text())
+        report["against"] = against(report, earlier, args.against, held_out(args.heldout, seed=1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_report(report)
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line, with the sizes ``--quick`` and the defaults imply."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer networks (held-out < 100)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -372,35 +413,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     # The full run measures the table `nas latency profile` builds by default
-    # (profile()'s sizes: 30 networks per space, 3x as many block-only samples). With 12 and 40,
-    # as it did until run 12, held-out MAPE was 1-1.5 points higher: 80 more
-    # whole networks fitting one sitting's correction took torch from 12.6% to
-    # 11.3% and onnxruntime from 11.3% to 10.2-10.7%, whether drawn at random
-    # or with weights around the cache sizes; more block samples alone did not.
+    # (profile()'s sizes), so that its figures are those of the table users get:
+    # fewer whole networks fit a worse correction, which more block samples alone
+    # do not make up for.
     if args.quick:
         args.networks = 4 if args.networks is None else args.networks
         args.block_samples = 0 if args.block_samples is None else args.block_samples
     args.heldout = args.heldout if args.heldout is not None else (6 if args.quick else 20)
-    scratch = tempfile.mkdtemp(prefix="bench_predictor_")
-    args.cache_path = True if args.cache else os.path.join(scratch, "latency.sqlite")
-    # The ONNX exporter prints whole graphs to stdout (from C++) when it
-    # fails on a network: send them to stderr, keep stdout for the report.
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            report = run(args, scratch)
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-    if args.against:
-        earlier = json.loads(Path(args.against).read_text())
-        report["against"] = against(report, earlier, args.against, held_out(args.heldout, seed=1))
-    if args.json:
-        print(json.dumps(report, indent=1))
-        return
+    return args
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The report as the tables a reader compares with the README's."""
     print(f"Predictor accuracy on held-out networks ({', '.join(SPACES)}; zoo nets at those inputs)")
     for r in report["results"]:
         c = r["conditions"]

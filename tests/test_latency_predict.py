@@ -714,3 +714,70 @@ def test_a_search_predicts_latency_from_a_table(tmp_path: Path, monkeypatch: pyt
     for t in trials:
         assert t.user_attrs["latency_source"].startswith(f"predicted from {path} (torch on test CPU")
         assert t.user_attrs["latency_ms"] == pytest.approx(predictor.predict(nas.build(t.user_attrs["yaml"])))
+
+
+def test_the_predictor_refuses_conditions_its_table_was_not_measured_in(
+    tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]]
+) -> None:
+    path = tmp_path / "table.json"
+    synthetic[0].save(path)
+    predictor = Predictor(str(path))
+    predictor.check()  # nothing asked
+    predictor.check(backend="torch", batch=1, precision="fp32", threads=1, mode="eager")
+    for asked, field in (({"batch": 8}, "batch"), ({"precision": "bf16"}, "precision"), ({"mode": "compile"}, "mode")):
+        with pytest.raises(NASError) as info:
+            predictor.check(backend="torch", **asked)
+        error = info.value
+        assert error.field == field and error.file == str(path) and "\n" not in str(error)
+        value = next(iter(asked.values()))
+        assert error.message == f"the table was measured with {field} {synthetic[0].conditions[field]!r}, not {value!r}"
+        assert error.hint == f"profile a table for {field} {value!r}, or leave --{field} out"
+
+
+@pytest.mark.parametrize(("asked", "field"), [({"batch": 8}, "batch"), ({"precision": "bf16"}, "precision")])
+def test_a_search_refuses_a_table_of_another_batch_or_precision(
+    tmp_path: Path,
+    synthetic: tuple[LatencyTable, list[nas.Graph]],
+    capsys: pytest.CaptureFixture[str],
+    asked: dict[str, Any],
+    field: str,
+) -> None:
+    # The table was measured at batch 1, fp32: a search at batch 8 or bf16
+    # would record those conditions beside latencies predicted for others.
+    from nas.search import SearchConfig, run_search
+    from nas.search.study import latency_function
+
+    path = tmp_path / "table.json"
+    synthetic[0].save(path)
+    storage = f"sqlite:///{tmp_path}/nas.db"
+    config = SearchConfig(latency_table=str(path), storage=storage, runs=str(tmp_path / "runs"), **asked)
+    for attempt in (latency_function, run_search):
+        with pytest.raises(NASError) as info:
+            attempt(config)  # type: ignore[operator]
+        assert info.value.field == field and "\n" not in str(info.value)
+    value = str(next(iter(asked.values())))
+    command = ["search", "--latency-table", str(path), f"--{field}", value, "--storage", storage]
+    assert main([*command, "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the table was measured with {field}" in err and f"--{field}" in err
+
+
+def test_a_search_without_backend_takes_the_tables(
+    tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]]
+) -> None:
+    # `nas search --latency-table ort.json` (the README's) has no --backend:
+    # the default is no choice, so an onnxruntime table is taken; a backend
+    # the user names must be the table's.
+    from nas.search import SearchConfig
+    from nas.search.study import latency_function
+
+    table = copy.deepcopy(synthetic[0])
+    table.conditions["backend"] = "onnxruntime"
+    path = str(table.save(tmp_path / "ort.json"))
+    graph = synthetic[1][0]
+    for backend in (SearchConfig.backend, "auto", "onnxruntime"):
+        ms, source = latency_function(SearchConfig(latency_table=path, backend=backend))(graph)
+        assert ms == pytest.approx(Predictor(path).predict(graph)) and "onnxruntime on test CPU" in source
+    with pytest.raises(NASError, match="measured with backend 'onnxruntime', not 'cuda'") as info:
+        latency_function(SearchConfig(latency_table=path, backend="cuda"))
+    assert info.value.field == "backend"
