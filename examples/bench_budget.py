@@ -67,6 +67,7 @@ import nas.space as S
 from nas.ir.graph import Graph
 from nas.latency import measure
 from nas.search import SearchConfig, load_data, load_study, run_search
+from nas.search.record import TrialRecord
 from nas.search.results import is_feasible
 from nas.search.train import default_device, train
 
@@ -109,7 +110,7 @@ def layers(graph: Graph) -> str:
 
 
 def parent_of(trial: FrozenTrial) -> int | None:
-    match = re.fullmatch(r"mutation of trial (\d+)", str(trial.user_attrs.get("origin", "")))
+    match = re.fullmatch(r"mutation of trial (\d+)", (TrialRecord.of(trial).origin or ""))
     return int(match.group(1)) if match else None
 
 
@@ -126,20 +127,20 @@ def describe(trial: FrozenTrial | None, by_number: dict[int, FrozenTrial], elaps
     if trial is None:
         return None
     root = root_of(trial, by_number)
-    attrs = trial.user_attrs
+    attrs, first = TrialRecord.of(trial), TrialRecord.of(root)
     return {
         "trial": trial.number,
-        "accuracy": attrs.get("accuracy"),
-        "latency_ms": attrs.get("latency_ms"),
-        "params": attrs.get("params"),
-        "macs": attrs.get("macs"),
-        "origin": attrs.get("origin"),
-        "root": root.user_attrs.get("origin"),
+        "accuracy": attrs.accuracy,
+        "latency_ms": attrs.latency_ms,
+        "params": attrs.params,
+        "macs": attrs.macs,
+        "origin": attrs.origin,
+        "root": first.origin,
         "root_trial": root.number,
-        "decisions_from_root": S.distance(attrs.get("assignment", {}), root.user_attrs.get("assignment", {})),
-        "duplicate_of": attrs.get("duplicate_of"),
+        "decisions_from_root": S.distance(attrs.assignment or {}, first.assignment or {}),
+        "duplicate_of": attrs.duplicate_of,
         "found_after_s": elapsed.get(trial.number),
-        "layers": layers(nas.build(attrs["yaml"])),
+        "layers": layers(nas.build(attrs.yaml)),
     }
 
 
@@ -195,12 +196,12 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any
 
     def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         elapsed[trial.number] = time.perf_counter() - search_start
-        acc = trial.user_attrs.get("accuracy")
-        ms = trial.user_attrs.get("latency_ms")
+        record = TrialRecord.of(trial)
+        acc, ms = record.accuracy, record.latency_ms
         log(
             f"  seed {seed} trial {trial.number:>3} {trial.state.name:<8} "
             f"acc {'-' if acc is None else f'{acc:.4f}':>6} ms {'-' if ms is None else f'{ms:.3f}':>6} "
-            f"{trial.user_attrs.get('origin', '')} [{elapsed[trial.number]:.0f} s]"
+            f"{record.origin or ''} [{elapsed[trial.number]:.0f} s]"
         )
         if elapsed[trial.number] > limit_s:
             raise TimeUp
@@ -213,29 +214,31 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any
     study = load_study(storage, config.study)
     trials = study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
-    feasible = [t for t in trials if is_feasible(t) and t.user_attrs.get("accuracy") is not None]
-    zoo_hashes = {t.user_attrs.get("hash") for t in trials if str(t.user_attrs.get("origin", "")).startswith("zoo:")}
+    feasible = [t for t in trials if is_feasible(t) and TrialRecord.of(t).accuracy is not None]
+    zoo_hashes = {TrialRecord.of(t).hash for t in trials if (TrialRecord.of(t).origin or "").startswith("zoo:")}
     mutated = [
         t
         for t in feasible
-        if not str(t.user_attrs.get("origin", "")).startswith("zoo:")
-        and t.user_attrs.get("hash") not in zoo_hashes
-        and t.user_attrs.get("duplicate_of") is None
+        if not (TrialRecord.of(t).origin or "").startswith("zoo:")
+        and TrialRecord.of(t).hash not in zoo_hashes
+        and TrialRecord.of(t).duplicate_of is None
     ]
 
     def best(ts: list[FrozenTrial]) -> FrozenTrial | None:
-        return max(ts, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["latency_ms"], -t.number), default=None)
+        return max(
+            ts, key=lambda t: (TrialRecord.of(t).accuracy, -TrialRecord.of(t).latency_ms, -t.number), default=None
+        )
 
     def first_beat(ts: list[FrozenTrial]) -> FrozenTrial | None:
-        beating = [t for t in ts if t.user_attrs["accuracy"] > base.accuracy]
+        beating = [t for t in ts if TrialRecord.of(t).accuracy > base.accuracy]
         return min(beating, key=lambda t: t.number, default=None)
 
-    in_study = [t for t in trials if t.user_attrs.get("origin") == f"zoo:{BASELINE}"]
+    in_study = [t for t in trials if TrialRecord.of(t).origin == f"zoo:{BASELINE}"]
     top, top_mutated = best(feasible), best(mutated)
     graphs = {BASELINE: baseline_graph}
     for label, t in (("best", top), ("best_mutated", top_mutated)):
-        if t is not None and t.user_attrs.get("hash") != baseline_graph.hash:
-            graphs[label] = nas.build(t.user_attrs["yaml"])
+        if t is not None and TrialRecord.of(t).hash != baseline_graph.hash:
+            graphs[label] = nas.build(TrialRecord.of(t).yaml)
     log(f"seed {seed}: re-measuring {', '.join(graphs)} ({args.rounds} alternating rounds)")
     again = remeasure(graphs, args)
     counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -250,16 +253,16 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any
             "accuracy": base.accuracy,
             "curve": base.curve,
             "train_s": base.seconds,
-            "accuracy_in_study": in_study[0].user_attrs.get("accuracy") if in_study else None,
+            "accuracy_in_study": TrialRecord.of(in_study[0]).accuracy if in_study else None,
             "layers": layers(baseline_graph),
         },
         "trials": sum(1 for t in trials if t.state in counted),
         "feasible": len(feasible),
         "pruned": sum(1 for t in trials if t.state == TrialState.PRUNED),
         "failed": sum(1 for t in trials if t.state == TrialState.FAIL),
-        "duplicates": sum(1 for t in trials if t.user_attrs.get("duplicate_of") is not None),
-        "beating": sum(1 for t in feasible if t.user_attrs["accuracy"] > base.accuracy),
-        "beating_mutated": sum(1 for t in mutated if t.user_attrs["accuracy"] > base.accuracy),
+        "duplicates": sum(1 for t in trials if TrialRecord.of(t).duplicate_of is not None),
+        "beating": sum(1 for t in feasible if TrialRecord.of(t).accuracy > base.accuracy),
+        "beating_mutated": sum(1 for t in mutated if TrialRecord.of(t).accuracy > base.accuracy),
         "best": describe(top, by_number, elapsed),
         "best_mutated": describe(top_mutated, by_number, elapsed),
         "first_beat": describe(first_beat(feasible), by_number, elapsed),

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.search import SAMPLERS, SearchConfig, load_study, pareto_front, run_search
+from nas.search.record import TrialRecord
 from nas.search.results import is_feasible
 
 
@@ -96,7 +97,7 @@ def run(sampler: str, seed: int, args: argparse.Namespace, folder: Path) -> dict
         "infeasible": tally.infeasible,
         "pruned": tally.pruned,
         "failed": tally.failed,
-        "zoo": sum(1 for t in study.trials if str(t.user_attrs.get("origin", "")).startswith("zoo:")),
+        "zoo": sum(1 for t in study.trials if (TrialRecord.of(t).origin or "").startswith("zoo:")),
         "best": tally.best,
         "front": len(front),
         "front_points": [(t.values[0], t.values[1]) for t in front],

@@ -24,6 +24,7 @@ from nas.io.exported import fit_weights, read_weights
 from nas.io.parse import load_yaml
 from nas.ir.errors import NASError
 from nas.passes.lower import lower
+from nas.search.record import TrialRecord
 from nas.search.sampler import nondominated_ranks
 from nas.search.storage import load_study, open_storage
 from nas.search.workers import retried
@@ -36,8 +37,7 @@ def run_dir(runs: str | Path, study_name: str) -> Path:
 
 def is_feasible(trial: FrozenTrial) -> bool:
     """A finished trial within the latency budget (its ``constraint`` values all <= 0)."""
-    constraint = trial.user_attrs.get("constraint")
-    return trial.state == TrialState.COMPLETE and constraint is not None and all(c <= 0 for c in constraint)
+    return trial.state == TrialState.COMPLETE and TrialRecord.of(trial).within_budget
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     unique: dict[str, FrozenTrial] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if is_feasible(t):
-            unique.setdefault(str(t.user_attrs.get("hash", t.number)), t)
+            unique.setdefault(str(TrialRecord.of(t).hash or t.number), t)
     trials = list(unique.values())
     ranks = nondominated_ranks([[-t.values[0], t.values[1]] for t in trials])
     front = [t for t, r in zip(trials, ranks) if r == 0]
@@ -92,20 +92,20 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
 
 def entry(trial: FrozenTrial) -> dict[str, Any]:
     """One trial as a JSON record: number, hash, objective values, costs, origin."""
-    attrs = trial.user_attrs
+    record = TrialRecord.of(trial)
     return {
         "trial": trial.number,
-        "hash": attrs.get("hash"),
-        "accuracy": attrs.get("accuracy"),
+        "hash": record.hash,
+        "accuracy": record.accuracy,
         "score": trial.values[0] if trial.values else None,
-        "objective": attrs.get("objective"),
-        "latency_ms": attrs.get("latency_ms"),
-        "latency_source": attrs.get("latency_source"),
-        "params": attrs.get("params"),
-        "macs": attrs.get("macs"),
-        "origin": attrs.get("origin"),
-        "duplicate_of": attrs.get("duplicate_of"),
-        "weights": attrs.get("weights"),
+        "objective": record.objective,
+        "latency_ms": record.latency_ms,
+        "latency_source": record.latency_source,
+        "params": record.params,
+        "macs": record.macs,
+        "origin": record.origin,
+        "duplicate_of": record.duplicate_of,
+        "weights": record.weights,
     }
 
 
@@ -182,55 +182,54 @@ def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None
         NASError: an unfinished trial, or weights not on this machine.
     """
     st = study
-    if chosen.state != TrialState.COMPLETE or "yaml" not in chosen.user_attrs:
+    record = TrialRecord.of(chosen)
+    if chosen.state != TrialState.COMPLETE or record.yaml is None:
         raise NASError(
             f"trial {chosen.number} of '{st.study_name}' did not finish ({chosen.state.name.lower()})",
             field="trial",
             hint="export a finished trial: 'nas results' lists the Pareto front",
         )
-    attrs, settings = chosen.user_attrs, dict(st.user_attrs)
-    graph = load_yaml(attrs["yaml"], file=f"{st.study_name}, trial {chosen.number}")
-    path = attrs.get("weights")
+    settings = dict(st.user_attrs)
+    graph = load_yaml(record.yaml, file=f"{st.study_name}, trial {chosen.number}")
+    path = record.weights
     if not path or not Path(path).is_file():
         raise NASError(
             f"the weights of trial {chosen.number} are not on this machine ({path})",
             field="trial",
             hint="export where the search ran, or retrain it: nas train FILE --data ...",
         )
-    record = entry(chosen)
+    budget = settings.get("latency_budget_ms")
     search = {
         "storage": None if storage is None else _safe_url(storage),
         "study": st.study_name,
         "trial": chosen.number,
-        "space": attrs.get("space"),
-        "assignment": attrs.get("assignment"),
-        "origin": attrs.get("origin"),
-        "objective": attrs.get("objective"),
-        "sampler": attrs.get("sampler"),
-        "latency_budget_ms": settings.get("latency_budget_ms"),
-        "feasible": record["latency_ms"] is not None
-        and settings.get("latency_budget_ms") is not None
-        and record["latency_ms"] <= settings["latency_budget_ms"],
+        "space": record.space,
+        "assignment": record.assignment,
+        "origin": record.origin,
+        "objective": record.objective,
+        "sampler": record.sampler,
+        "latency_budget_ms": budget,
+        "feasible": record.latency_ms is not None and budget is not None and record.latency_ms <= budget,
     }
     accuracy = None
-    if attrs.get("accuracy") is not None:
+    if record.accuracy is not None:
         accuracy = {
-            "value": attrs["accuracy"],
+            "value": record.accuracy,
             "data": settings.get("data"),
             "split": "validation",
-            "epochs": attrs.get("epochs"),
-            "seed": attrs.get("seed"),
+            "epochs": record.epochs,
+            "seed": record.seed,
         }
     latency = []
-    if attrs.get("latency_ms") is not None:
+    if record.latency_ms is not None:
         latency.append(
             {
                 "backend": settings.get("backend"),
-                "median_ms": attrs["latency_ms"],
+                "median_ms": record.latency_ms,
                 "batch": settings.get("batch", 1),
                 "precision": settings.get("precision", "fp32"),
-                "threads": attrs.get("threads"),
-                "source": f"search ({attrs.get('latency_source')})",
+                "threads": record.threads,
+                "source": f"search ({record.latency_source})",
             }
         )
     model = Model(
@@ -311,15 +310,15 @@ def plot(study: optuna.Study, runs: str | Path = "runs") -> list[Path]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    evaluated = [t for t in done if t.user_attrs.get("accuracy") is not None or label.startswith("proxy")]
+    evaluated = [t for t in done if TrialRecord.of(t).accuracy is not None or label.startswith("proxy")]
     feasible = [t for t in evaluated if is_feasible(t)]
     over = [t for t in evaluated if not is_feasible(t)]
     ax.scatter([t.values[1] for t in feasible], [t.values[0] for t in feasible], s=14, color="C0", label="feasible")
     ax.scatter([t.values[1] for t in over], [t.values[0] for t in over], s=14, color="C7", label="over budget")
-    zoo = [t for t in evaluated if str(t.user_attrs.get("origin", "")).startswith("zoo:")]
+    zoo = [t for t in evaluated if str(TrialRecord.of(t).origin or "").startswith("zoo:")]
     ax.scatter([t.values[1] for t in zoo], [t.values[0] for t in zoo], s=60, marker="*", color="C3", label="zoo")
     for t in zoo:
-        name = str(t.user_attrs["origin"]).removeprefix("zoo:")
+        name = str(TrialRecord.of(t).origin).removeprefix("zoo:")
         ax.annotate(name, (t.values[1], t.values[0]), textcoords="offset points", xytext=(4, -10), fontsize=7)
     if budget is not None:
         ax.axvline(float(budget), color="C1", linestyle="--", label=f"budget {float(budget):g} ms")

@@ -43,11 +43,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.ir.errors import NASError
 from nas.ir.values import plain, same
+from nas.search.record import TrialRecord
 from nas.space import Assignment, Space, assignment_from_plain, from_plain, mutate, sample
 
 _PRIMITIVE = (type(None), bool, int, float, str)
-ASSIGNMENT_ATTR = "nas:assignment"
-"""System attribute where the evolutionary sampler leaves a trial's child."""
 
 
 def to_param(value: Any) -> Any:
@@ -120,8 +119,7 @@ def crowding(points: Sequence[Sequence[float]], ranks: Sequence[int]) -> list[fl
 
 def violation(trial: FrozenTrial) -> float:
     """How far a trial is over its constraints (0 when feasible)."""
-    constraint = trial.user_attrs.get("constraint")
-    return float("inf") if constraint is None else sum(max(0.0, float(c)) for c in constraint)
+    return TrialRecord.of(trial).violation
 
 
 class EvolutionSampler(BaseSampler):
@@ -190,37 +188,38 @@ class EvolutionSampler(BaseSampler):
         return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        if "fixed_params" in trial.system_attrs:
+        if TrialRecord.of(trial).enqueued:
             return  # an enqueued trial (a zoo net): its parameters are given
         finished = [
-            t
+            (t, record.assignment)
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if isinstance(t.user_attrs.get("assignment"), dict)
+            if isinstance((record := TrialRecord.of(t)).assignment, dict)
         ]
         started = sum(1 for t in study.get_trials(deepcopy=False) if t.number < trial.number)
         if started < self.startup_trials or not finished or self._rng.random() < self.explore:
             child, parent = sample(self.space, self._rng), None
         else:
-            parent = self._select(study, finished[-self.population :])
-            child = self._mutate(study, assignment_from_plain(self.space, parent.user_attrs["assignment"]))
+            parent, assignment = self._select(study, finished[-self.population :])
+            child = self._mutate(study, assignment_from_plain(self.space, assignment))
         self._children[trial._trial_id] = child
-        storage = study._storage
-        storage.set_trial_system_attr(trial._trial_id, ASSIGNMENT_ATTR, plain(child))
-        storage.set_trial_system_attr(trial._trial_id, "nas:parent", None if parent is None else parent.number)
+        target = (study._storage, trial._trial_id)
+        TrialRecord.store(target, child=plain(child), parent=None if parent is None else parent.number)
 
-    def _select(self, study: Study, population: list[FrozenTrial]) -> FrozenTrial:
+    def _select(
+        self, study: Study, population: list[tuple[FrozenTrial, dict[str, Any]]]
+    ) -> tuple[FrozenTrial, dict[str, Any]]:
         signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
-        points = [[s * v for s, v in zip(signs, t.values)] for t in population]
+        points = [[s * v for s, v in zip(signs, t.values)] for t, _ in population]
         ranks = nondominated_ranks(points)
         spread = crowding(points, ranks)
         contestants = self._rng.sample(range(len(population)), min(self.tournament, len(population)))
-        best = min(contestants, key=lambda i: (violation(population[i]), ranks[i], -spread[i], self._rng.random()))
+        best = min(contestants, key=lambda i: (violation(population[i][0]), ranks[i], -spread[i], self._rng.random()))
         return population[best]
 
     def _mutate(self, study: Study, parent: Assignment) -> Assignment:
         known = set()
         if self.seen is not None:
-            known = {t.user_attrs.get("hash") for t in study.get_trials(deepcopy=False)}
+            known = {TrialRecord.of(t).hash for t in study.get_trials(deepcopy=False)}
         child = parent
         for _ in range(10):
             child = mutate(self.space, parent, self._rng, k=self._rng.choice(self.mutations))
@@ -237,8 +236,9 @@ class EvolutionSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
         child = self._children.get(trial._trial_id)
-        if child is None and ASSIGNMENT_ATTR in trial.system_attrs:
-            child = assignment_from_plain(self.space, trial.system_attrs[ASSIGNMENT_ATTR])
+        if child is None:
+            stored = TrialRecord.of(trial).child
+            child = None if stored is None else assignment_from_plain(self.space, stored)
         if child is not None and param_name in child:
             value = to_param(child[param_name])
             if param_distribution._contains(param_distribution.to_internal_repr(value)):

@@ -40,7 +40,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-WORKER = "nas:worker"
+from nas.search.record import NATIVE_CONSTRAINT_PREFIX, WORKER_ATTR, TrialRecord
+
+WORKER = WORKER_ATTR
 """The system attribute that records which process runs a trial."""
 KEEP_ON_RETRY = ("origin",)
 """The user attributes a requeued trial keeps (the rest is measured again)."""
@@ -130,7 +132,7 @@ def _file_lock(path: Path) -> Callable[[], None]:
 def retried(trials: Sequence[FrozenTrial]) -> set[int]:
     """The numbers of the failed trials that were queued again (by Optuna's
     retry callback, which records them in ``retry_history``)."""
-    return {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    return {n for t in trials for n in TrialRecord.of(t).retry_history}
 
 
 def held(trials: Sequence[FrozenTrial]) -> int:
@@ -148,7 +150,7 @@ def held(trials: Sequence[FrozenTrial]) -> int:
 def mark(trial: optuna.Trial) -> None:
     """Record this process as the one running ``trial``."""
     worker: dict[str, Any] = {"machine": _machine(), "pid": os.getpid(), "started": _started(os.getpid())}
-    trial.study._storage.set_trial_system_attr(trial._trial_id, WORKER, worker)
+    TrialRecord.store(trial, worker=worker)
 
 
 def fail_dead(study: optuna.Study) -> list[int]:
@@ -156,17 +158,19 @@ def fail_dead(study: optuna.Study) -> list[int]:
     gone, and queue each again once; returns their numbers."""
     storage, failed = study._storage, []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.system_attrs.get(WORKER)
+        worker = TrialRecord.of(t).worker
         if not isinstance(worker, dict) or not _is_dead(worker):
             continue
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            storage.set_trial_user_attr(t._trial_id, "failure", f"its worker (process {worker['pid']}) died")
+            TrialRecord.store((storage, t._trial_id), failure=f"its worker (process {worker['pid']}) died")
             if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 failed.append(t.number)
                 again = copy.deepcopy(storage.get_trial(t._trial_id))
                 again.user_attrs = {k: v for k, v in again.user_attrs.items() if k in KEEP_ON_RETRY}
                 again.system_attrs = {
-                    k: v for k, v in again.system_attrs.items() if k != WORKER and not k.startswith("constraints:")
+                    k: v
+                    for k, v in again.system_attrs.items()
+                    if k != WORKER and not k.startswith(NATIVE_CONSTRAINT_PREFIX)
                 }
                 _retry(study, again)
     return failed
