@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import random
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +15,21 @@ import optuna
 import pytest
 import safetensors.torch
 import torch
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 import nas
 import nas.space as S
 from nas.cli import main
 from nas.ir.errors import NASError
-from nas.latency import TimingPolicy
-from nas.search import SearchConfig, load_data, load_study, pareto_front, run_search
+from nas.latency import TimingPolicy, memory
+from nas.search import SearchConfig, Split, load_data, load_study, open_storage, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
 from nas.search.results import dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
-from nas.search.study import stop_reason
+from nas.search.storage import storage_errors
+from nas.search.study import _Search, stop_reason
+from nas.search.train import WriteError, train
 
 TINY_SPACE = """
 name: tiny
@@ -475,3 +481,137 @@ def test_a_search_killed_mid_trial_resumes_and_completes(tmp_path: Path) -> None
     assert before.items() <= complete.items()  # nothing finished was lost or changed
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(done) == 6, [(t.number, t.state.name) for t in trials]
+
+
+# -- faults: a full disk, a full storage, too little memory ------------------------
+
+
+def _full_disk() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _failing_on(monkeypatch: pytest.MonkeyPatch, calls: set[int]) -> list[str]:
+    """Make ``safetensors.torch.save_file`` raise a full disk on the given
+    calls (0-based); returns the paths it was asked to write."""
+    real, asked = safetensors.torch.save_file, []
+
+    def save_file(tensors: dict[str, torch.Tensor], filename: str, metadata: object = None) -> None:
+        asked.append(filename)
+        if len(asked) - 1 in calls:
+            Path(filename).write_bytes(b"half a file")  # a full disk leaves what it could write
+            raise _full_disk()
+        real(tensors, filename, metadata=metadata)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    return asked
+
+
+def test_a_full_disk_under_one_trials_weights_fails_that_trial_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _failing_on(monkeypatch, {1})
+    result = run_search(config(tmp_path, trials=4))
+    assert result.ran == 4 and result.tally.finished == 4
+    study = load_study(f"sqlite:///{tmp_path}/nas.db", "test")
+    (failed,) = study.get_trials(states=(TrialState.FAIL,))
+    reason = failed.user_attrs["failure"]
+    assert f"trials/{failed.number}.safetensors: cannot write the weights of trial {failed.number}" in reason
+    assert "No space left on device" in reason and "\n" not in reason
+    assert "weights" not in failed.user_attrs and "score" in failed.user_attrs
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 3
+    for t in complete:  # every other trial's weights are whole
+        assert safetensors.torch.load_file(t.user_attrs["weights"])
+    trials = Path(result.runs) / "trials"
+    assert sorted(p.name for p in trials.iterdir()) == sorted(f"{t.number}.safetensors" for t in complete)
+
+
+def test_a_network_whose_weights_a_full_disk_lost_is_evaluated_again(tmp_path: Path, digits: Split) -> None:
+    storage = f"sqlite:///{tmp_path}/nas.db"
+    study = optuna.create_study(storage=storage, study_name="s", directions=["maximize", "minimize"])
+    lost = {"hash": "h", "latency_ms": 1.0, "score": 3.0, "failure": "full disk"}
+    broken = {"hash": "g", "latency_ms": 1.0, "failure": "the loss is nan"}
+    for attrs in (lost, broken):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs))
+    search = _Search(config(tmp_path), S.load_space("early"), digits, lambda g: (1.0, ""), tmp_path)
+    trial = study.ask()
+    assert search.earlier(trial, "h") is None  # the machine's fault: no reason to skip the network
+    assert search.earlier(trial, "g") is not None  # the network's own failure is kept
+
+
+def test_a_full_storage_stops_the_search_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, writes = optuna.storages.RDBStorage.set_trial_user_attr, []
+
+    def set_trial_user_attr(self: object, trial_id: int, key: str, value: object) -> None:
+        writes.append(key)
+        if key == "weights" and writes.count("weights") == 2:
+            try:
+                raise sqlite3.OperationalError("database or disk is full")
+            except sqlite3.OperationalError as e:
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from e
+        real(self, trial_id, key, value)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", set_trial_user_attr)
+    with pytest.raises(NASError) as raised:
+        run_search(config(tmp_path, trials=4))
+    message = str(raised.value)
+    assert "\n" not in message and f"cannot write to storage 'sqlite:///{tmp_path}/nas.db'" in message
+    assert "database or disk is full" in message
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", real)
+    (first,) = load_study(f"sqlite:///{tmp_path}/nas.db", "test").get_trials(states=(TrialState.COMPLETE,))
+    assert Path(first.user_attrs["weights"]).is_file()  # what was stored is kept
+
+
+def test_a_full_journal_file_is_a_storage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"journal:{tmp_path}/nas.log"
+    storage = open_storage(url)
+
+    def append_logs(self: object, logs: object) -> None:
+        raise _full_disk()
+
+    monkeypatch.setattr(JournalFileBackend, "append_logs", append_logs)
+    full = f"cannot write to storage '{url}': .*No space left on device"
+    with pytest.raises(NASError, match=full), storage_errors(url):
+        optuna.create_study(storage=storage, study_name="s")
+
+
+def test_a_full_disk_under_a_training_checkpoint_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], digits: Split
+) -> None:
+    graph, real = nas.build(GOOD_NET, classes=10), safetensors.torch.save_file
+    checkpoint = tmp_path / "run.ckpt"
+    _failing_on(monkeypatch, {1})
+    with pytest.raises(WriteError) as raised:
+        train(graph, digits, epochs=2, checkpoint=checkpoint)
+    assert raised.value.file == str(checkpoint)
+    assert str(raised.value).startswith(f"{checkpoint}: cannot write the training checkpoint: No space left on device")
+    assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]  # no half-written file beside it
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    resumed = train(graph, digits, epochs=2, checkpoint=checkpoint)  # the first epoch's checkpoint is whole
+    assert len(resumed.curve) == 2
+    (tmp_path / "net.yaml").write_text(GOOD_NET)
+    _failing_on(monkeypatch, {0})
+    args = ["train", str(tmp_path / "net.yaml"), "--epochs", "1", "-o", str(tmp_path / "out"), "--format", "yaml"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{tmp_path}/.out.checkpoint.safetensors: cannot write the training checkpoint" in err
+
+
+def test_training_that_cannot_fit_in_memory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, digits: Split
+) -> None:
+    real = memory.needed_bytes
+
+    def needed_bytes(graph: nas.Graph, *, batch: int, training: bool = False, precision: str = "fp32") -> int:
+        more = 1 << 60 if training else 0  # only training cannot fit: latency is measured as usual
+        return real(graph, batch=batch, training=training, precision=precision) + more
+
+    monkeypatch.setattr(memory, "needed_bytes", needed_bytes)
+    with pytest.raises(NASError, match=r"training .* batch 32 needs at least \d+\.\d GiB, but cpu memory has"):
+        train(nas.build(GOOD_NET, classes=10), digits, epochs=1)
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    space = str(tmp_path / "tiny.yaml")
+    result = run_search(config(tmp_path, space=space, trials=2, objective="accuracy", epochs=1))
+    study = load_study(f"sqlite:///{tmp_path}/nas.db", "test")
+    assert result.tally.finished == 2 and result.tally.failed == 2
+    assert all("GiB free" in t.user_attrs["failure"] for t in study.trials)

@@ -11,8 +11,11 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
+from optuna.exceptions import StorageInternalError
+from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from nas.ir.errors import NASError
 
@@ -41,9 +44,7 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
             local.parent.mkdir(parents=True, exist_ok=True)
         if url.startswith("journal:"):
             path = Path(url.removeprefix("journal:").removeprefix("//"))
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(_JournalFile(str(path)))
         if "://" not in url:
             raise ValueError("not a URL")
         # The retry callback was renamed in Optuna 4.9; both forms re-queue a
@@ -73,6 +74,47 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     except Exception as e:  # SQLAlchemy and drivers raise many kinds
         reason = " ".join(str(e).split())[:200] or type(e).__name__
         raise NASError(f"cannot open storage '{url}': {reason}", field="storage", hint=hint) from None
+
+
+class _JournalFile(JournalFileBackend):
+    """A journal file whose failed writes (a full disk) are storage errors, as
+    an RDB storage's are, so that :func:`storage_errors` tells them from the
+    errors of the rest of a search."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        try:
+            super().append_logs(logs)
+        except OSError as e:
+            raise StorageInternalError(f"cannot append to {self._file_path}: {e.strerror or e}") from e
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Turn a storage that cannot be written (a full disk, a lost database)
+    into one line naming it. What was committed before stays: Optuna
+    writes each attribute of a trial in its own transaction.
+
+    Raises:
+        NASError: in place of Optuna's ``StorageInternalError``.
+    """
+    try:
+        yield
+    except StorageInternalError as e:
+        raise NASError(
+            f"cannot write to storage '{url}': {_cause(e)}",
+            field="storage",
+            hint="free some disk space, then run the same command again: the search resumes from what was stored",
+        ) from None
+
+
+def _cause(error: BaseException) -> str:
+    """The reason under Optuna's storage error (the driver's message, say
+    ``database or disk is full``), on one line."""
+    cause: BaseException = error
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else getattr(cause, "orig", None) or cause
+    return " ".join(str(reason).split())[:200] or type(cause).__name__
 
 
 @contextlib.contextmanager
@@ -115,4 +157,4 @@ def load_study(storage: str, study: str | None = None) -> optuna.Study:
         return optuna.load_study(study_name=study, storage=opened)
 
 
-__all__ = ["load_study", "open_storage", "quiet_optuna"]
+__all__ = ["load_study", "open_storage", "quiet_optuna", "storage_errors"]

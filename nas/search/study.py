@@ -47,7 +47,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import optuna
-import safetensors.torch
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
@@ -57,13 +56,15 @@ from nas.io.build import build
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
 from nas.latency import TimingPolicy, measure
+from nas.latency.memory import check_fits
 from nas.passes.lower import lower
 from nas.search.data import Split, load_data
 from nas.search.proxies import BATCH, DEGENERATE, PROXIES, score
+from nas.search.record import REUSED, TrialRecord
 from nas.search.results import Tally, export_best, run_dir, tally
 from nas.search.sampler import EvolutionSampler, params_of, plain, suggest
-from nas.search.storage import open_storage, quiet_optuna
-from nas.search.train import EvaluationFailed, default_device, state_of, train
+from nas.search.storage import open_storage, quiet_optuna, storage_errors
+from nas.search.train import EvaluationFailed, default_device, save_tensors, state_of, train
 from nas.search.workers import StudyLock, fail_dead, held, mark, retried
 
 SAMPLERS = ("evolution", "tpe", "nsga2", "random")
@@ -139,13 +140,22 @@ def latency_function(config: SearchConfig) -> LatencyFn:
     """``graph -> (milliseconds, how it was obtained)``: measured on the
     backend (cached by hash and conditions), or predicted from a table.
 
+    A table answers only for the conditions it was measured in: the
+    search's batch and precision (which its results record) must be the
+    table's, and so must its backend where the user chose one. The default
+    backend (``SearchConfig.backend``) or ``auto`` is no choice: without
+    ``--backend`` the table's own backend is used.
+
     Raises:
-        NASError: an unknown or missing backend, or a bad latency table.
+        NASError: an unknown or missing backend, a bad latency table, or one
+            measured at another batch, precision or chosen backend.
     """
     if config.latency_table is not None:
         from nas.predict.predictor import Predictor
 
         predictor = Predictor(config.latency_table)  # a bad table fails now, in one line
+        chosen = config.backend not in ("auto", SearchConfig.backend)
+        predictor.check(backend=config.backend if chosen else None, batch=config.batch, precision=config.precision)
         c = predictor.table.conditions
         source = (
             f"predicted from {config.latency_table} "
@@ -236,7 +246,7 @@ class _Search:
         attribute ``constraint``, and where Optuna has it (5.0 on) as the
         trial's own constraint, which its samplers read in place of a
         ``constraints_func``."""
-        trial.set_user_attr("constraint", constraint)
+        TrialRecord.store(trial, constraint=constraint)
         if NATIVE_CONSTRAINTS:
             trial.set_constraint("latency", constraint[0])
 
@@ -244,25 +254,12 @@ class _Search:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         assignment = suggest(trial, self.space)
-        trial.set_user_attr("space", self.space.name)
-        trial.set_user_attr("objective", self.config.objective)
-        for key in PER_WORKER:
-            trial.set_user_attr(key, getattr(self.config, key))
-        trial.set_user_attr("assignment", plain(assignment))
-        if "origin" not in trial.user_attrs:
-            parent = trial.study._storage.get_trial_system_attrs(trial._trial_id).get("nas:parent")
-            origin = f"mutation of trial {parent}" if parent is not None else self.config.sampler
-            if self.config.sampler == "evolution" and parent is None:
-                origin = "random"
-            trial.set_user_attr("origin", origin)
+        self.describe(trial, assignment)
         try:
             graph = self.network(assignment)
         except NASError as e:
             raise self.fail(trial, f"invalid architecture: {e}") from None
-        trial.set_user_attr("hash", graph.hash)
-        trial.set_user_attr("params", graph.params)
-        trial.set_user_attr("macs", graph.macs)
-        trial.set_user_attr("yaml", graph.to_yaml())
+        TrialRecord.store(trial, hash=graph.hash, params=graph.params, macs=graph.macs, yaml=graph.to_yaml())
         earlier = self.earlier(trial, graph.hash)
         if earlier is not None:
             return self.reuse(trial, earlier)
@@ -270,46 +267,56 @@ class _Search:
             latency_ms, source = self.latency(graph)
         except (EvaluationFailed, NASError) as e:  # this network only: a runtime that cannot build it
             raise self.fail(trial, str(e)) from None
-        trial.set_user_attr("latency_ms", latency_ms)
-        trial.set_user_attr("latency_source", source)
+        TrialRecord.store(trial, latency_ms=latency_ms, latency_source=source)
         self.constrain(trial, [latency_ms - self.config.latency_budget_ms])
-        feasible = latency_ms <= self.config.latency_budget_ms
         try:
-            value = self.evaluate(trial, graph, feasible)
-        except EvaluationFailed as e:
+            value = self.evaluate(trial, graph, latency_ms)
+        except (EvaluationFailed, NASError) as e:
+            # This trial only: a failed run, more memory than the device has,
+            # or weights that a full disk could not take; the search goes on.
             raise self.fail(trial, str(e)) from None
-        trial.set_user_attr("evaluated", True)
+        TrialRecord.store(trial, evaluated=True)
         return value, latency_ms
 
-    def evaluate(self, trial: optuna.Trial, graph: Graph, feasible: bool) -> float:
+    def describe(self, trial: optuna.Trial, assignment: S.Assignment) -> None:
+        """Record what the trial searches, with which settings, and where its
+        architecture came from (an enqueued trial brings its own origin)."""
+        config = self.config
+        settings = {key: getattr(config, key) for key in PER_WORKER}
+        TrialRecord.store(trial, space=self.space.name, objective=config.objective, **settings)
+        TrialRecord.store(trial, assignment=plain(assignment))
+        record = TrialRecord.of(trial)
+        if "origin" not in record.stored:
+            parent = record.parent
+            origin = f"mutation of trial {parent}" if parent is not None else config.sampler
+            if config.sampler == "evolution" and parent is None:
+                origin = "random"
+            TrialRecord.store(trial, origin=origin)
+
+    def evaluate(self, trial: optuna.Trial, graph: Graph, latency_ms: float) -> float:
+        """The trial's objective value: a proxy score, or the validation
+        accuracy of a short training run (a network over the budget is not
+        trained: 0).
+
+        Raises:
+            EvaluationFailed: the proxy or the training failed.
+            NASError: the run needs more memory than the device has free, or
+                the weights could not be written.
+        """
         objective = self.config.objective
         if objective.startswith("proxy:"):
-            torch.manual_seed(self.config.seed)
-            model = lower(graph)
-            images, _ = self.data.fit(next(iter(graph.summary.inputs.values())))
-            try:
-                value = score(objective.removeprefix("proxy:"), graph, images.x[:BATCH], images.y[:BATCH], model=model)
-            except (RuntimeError, ValueError) as e:
-                raise EvaluationFailed(f"{objective} failed: {' '.join(str(e).split())[:200]}") from e
-            if not math.isfinite(value):
-                meaning = DEGENERATE.get(objective.removeprefix("proxy:")) if value < 0 else None
-                raise EvaluationFailed(f"{objective} score is {value}" + (f": {meaning}" if meaning else ""))
-            trial.set_user_attr("score", value)
-            trial.set_user_attr("accuracy", None)
-            self.save(trial, state_of(model))
-            return value
-        if not feasible:
-            trial.set_user_attr("accuracy", None)
-            trial.set_user_attr("skipped", "over the latency budget: not trained")
+            return self.proxy_score(trial, graph, objective.removeprefix("proxy:"))
+        if latency_ms > self.config.latency_budget_ms:
+            TrialRecord.store(trial, accuracy=None, skipped="over the latency budget: not trained")
             return 0.0
         curve: list[float] = []
 
         def on_epoch(epoch: int, accuracy: float) -> None:
             curve.append(accuracy)
-            trial.set_user_attr("curve", curve)
-            reason = self.prune_reason(trial, epoch, accuracy)
+            TrialRecord.store(trial, curve=curve)
+            reason = self.prune_reason(trial, epoch, accuracy, latency_ms)
             if reason is not None:
-                trial.set_user_attr("pruned", reason)
+                TrialRecord.store(trial, pruned=reason)
                 raise optuna.TrialPruned(reason)
 
         result = train(
@@ -321,32 +328,53 @@ class _Search:
             device=self.device,
             on_epoch=on_epoch,
         )
-        trial.set_user_attr("accuracy", result.accuracy)
-        trial.set_user_attr("train_s", round(result.seconds, 3))
+        TrialRecord.store(trial, accuracy=result.accuracy, train_s=round(result.seconds, 3))
         self.save(trial, result.state)
         return result.accuracy
 
-    def prune_reason(self, trial: optuna.Trial, epoch: int, accuracy: float) -> str | None:
+    def proxy_score(self, trial: optuna.Trial, graph: Graph, proxy: str) -> float:
+        """A zero-cost proxy's score of the untrained network (one batch, on the CPU)."""
+        # The proxies take gradients: refuse, in one line, a batch that cannot fit.
+        check_fits(graph, batch=BATCH, device="cpu", training=True, what=f"scoring ({proxy})")
+        torch.manual_seed(self.config.seed)
+        model = lower(graph)
+        images, _ = self.data.fit(next(iter(graph.summary.inputs.values())))
+        try:
+            value = score(proxy, graph, images.x[:BATCH], images.y[:BATCH], model=model)
+        except (RuntimeError, ValueError) as e:
+            raise EvaluationFailed(f"proxy:{proxy} failed: {' '.join(str(e).split())[:200]}") from e
+        if not math.isfinite(value):
+            meaning = DEGENERATE.get(proxy) if value < 0 else None
+            raise EvaluationFailed(f"proxy:{proxy} score is {value}" + (f": {meaning}" if meaning else ""))
+        TrialRecord.store(trial, score=value, accuracy=None)
+        self.save(trial, state_of(model))
+        return value
+
+    def prune_reason(self, trial: optuna.Trial, epoch: int, accuracy: float, latency_ms: float) -> str | None:
         """:func:`stop_reason` against the earlier complete trials' accuracy at this epoch."""
         if not self.config.prune or epoch >= self.config.epochs - 1:
             return None
-        earlier = [
-            (t.user_attrs["latency_ms"], t.user_attrs["curve"][epoch])
-            for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.number < trial.number
-            and len(t.user_attrs.get("curve") or ()) > epoch
-            and "duplicate_of" not in t.user_attrs
-        ]
-        return stop_reason(epoch, accuracy, trial.user_attrs["latency_ms"], earlier)
+        earlier = []
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            record = TrialRecord.of(t)
+            curve = record.curve or ()
+            if t.number < trial.number and len(curve) > epoch and record.duplicate_of is None:
+                assert record.latency_ms is not None  # a complete trial measured its latency
+                earlier.append((record.latency_ms, curve[epoch]))
+        return stop_reason(epoch, accuracy, latency_ms, earlier)
 
     def save(self, trial: optuna.Trial, state: dict[str, torch.Tensor]) -> None:
+        """Write the trial's weights (atomically) and record where they are.
+
+        Raises:
+            WriteError: the file could not be written (a full disk).
+        """
         path = self.folder / "trials" / f"{trial.number}.safetensors"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        safetensors.torch.save_file(state, str(path))
-        trial.set_user_attr("weights", str(path.resolve()))
+        save_tensors(state, path, what=f"the weights of trial {trial.number}")
+        TrialRecord.store(trial, weights=str(path.resolve()))
 
     def fail(self, trial: optuna.Trial, reason: str) -> EvaluationFailed:
-        trial.set_user_attr("failure", reason)
+        TrialRecord.store(trial, failure=reason)
         return EvaluationFailed(reason)
 
     # Duplicates -----------------------------------------------------------
@@ -358,32 +386,32 @@ class _Search:
         trials = trial.study.get_trials(deepcopy=False)
         again = retried(trials)
         for t in trials:
-            if t.state not in finished or t.number in again:
+            if t.state not in finished or t.number in again or t.number >= trial.number:
                 continue
-            same = t.number < trial.number and t.user_attrs.get("hash") == graph_hash
-            # A failure before the latency (a broken measurement) says nothing of the network.
+            record = TrialRecord.of(t)
+            # A failure before the latency (a broken measurement), or after the
+            # evaluation (weights a full disk could not take), says nothing of the network.
             if (
-                same
-                and "duplicate_of" not in t.user_attrs
-                and (t.state != TrialState.FAIL or "latency_ms" in t.user_attrs)
+                record.hash == graph_hash
+                and record.duplicate_of is None
+                and (t.state != TrialState.FAIL or (record.latency_ms is not None and not record.lost_weights))
             ):
                 return t
         return None
 
     def reuse(self, trial: optuna.Trial, earlier: FrozenTrial) -> tuple[float, float]:
-        trial.set_user_attr("duplicate_of", earlier.number)
-        for key in ("latency_ms", "latency_source", "accuracy", "score", "curve", "weights", "skipped"):
-            if key in earlier.user_attrs:
-                trial.set_user_attr(key, earlier.user_attrs[key])
-        if "constraint" in earlier.user_attrs:
-            self.constrain(trial, list(earlier.user_attrs["constraint"]))
+        first = TrialRecord.of(earlier)
+        TrialRecord.store(trial, duplicate_of=earlier.number, **first.present(REUSED))
+        if first.constraint is not None:
+            self.constrain(trial, list(first.constraint))
         if earlier.state == TrialState.PRUNED:
-            trial.set_user_attr("pruned", f"as trial {earlier.number}: {earlier.user_attrs.get('pruned', 'pruned')}")
-            raise optuna.TrialPruned(trial.user_attrs["pruned"])
+            reason = f"as trial {earlier.number}: {first.pruned or 'pruned'}"
+            TrialRecord.store(trial, pruned=reason)
+            raise optuna.TrialPruned(reason)
         if earlier.state == TrialState.FAIL:
-            raise self.fail(trial, f"as trial {earlier.number}: {earlier.user_attrs.get('failure', 'failed')}")
+            raise self.fail(trial, f"as trial {earlier.number}: {first.failure or 'failed'}")
         assert earlier.values is not None
-        trial.set_user_attr("evaluated", True)
+        TrialRecord.store(trial, evaluated=True)
         return earlier.values[0], earlier.values[1]
 
 
@@ -442,7 +470,8 @@ def make_sampler(config: SearchConfig, search: _Search) -> optuna.samplers.BaseS
     """The Optuna sampler ``config.sampler`` names, with the latency constraint."""
 
     def from_attrs(trial: FrozenTrial) -> list[float]:
-        return list(trial.user_attrs.get("constraint", [math.inf]))
+        constraint = TrialRecord.of(trial).constraint
+        return [math.inf] if constraint is None else list(constraint)
 
     constraints = None if NATIVE_CONSTRAINTS else from_attrs
     if config.sampler == "evolution":
@@ -491,6 +520,10 @@ def run_search(
     fewer (:mod:`nas.search.workers`), so that any number of workers end
     with exactly ``config.trials``.
 
+    A trial that fails (its training, more memory than the device has, a
+    full disk under its weights) is recorded as failed with its reason, and
+    the search goes on; a storage that cannot be written stops it.
+
     Args:
         on_start: called once the study is open (a progress display starts here).
         on_trial: called after each trial of this process.
@@ -498,7 +531,8 @@ def run_search(
     Raises:
         NASError: an unknown space, data, backend, sampler or objective; a bad
             storage URL; a budget that no zoo net and no sampled
-            architecture meets; a study made with other settings.
+            architecture meets; a study made with other settings; a storage
+            that cannot be written (a full disk: the trials stored are kept).
     """
     _check(config)
     space = S.load_space(config.space)
@@ -507,29 +541,8 @@ def run_search(
     storage = open_storage(config.storage)
     folder = run_dir(config.runs, name)
     search = _Search(config, space, data, latency_function(config), folder)
-    settings = {key: value for key, value in asdict(config).items() if key in SETTINGS}
-    settings["space"] = space.name if Path(config.space).name == config.space else str(config.space)
-    settings["data"] = data.name
-    with quiet_optuna():
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            directions=["maximize", "minimize"],
-            sampler=make_sampler(config, search),
-            load_if_exists=True,
-        )
-        stored = study.user_attrs
-        clash = [k for k in SETTINGS if k in stored and stored[k] != settings[k]]
-        if clash:
-            key = clash[0]
-            raise NASError(
-                f"study '{name}' was made with {key} {stored[key]!r}, not {settings[key]!r}",
-                field=key.replace("_", "-"),
-                hint="give the same settings to resume it, or another --study",
-            )
-        for key, value in settings.items():
-            if key not in stored:
-                study.set_user_attr(key, value)
+    with quiet_optuna(), storage_errors(config.storage):
+        study = _open_study(config, search, storage, name)
         lock = StudyLock.of(storage, config.storage, name)
         if not any(is_done(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
             points = starting_points(search, random.Random(config.seed))
@@ -538,37 +551,82 @@ def run_search(
                     study.enqueue_trial(params_of(assignment), user_attrs={"origin": origin}, skip_if_exists=True)
         if on_start is not None:
             on_start(study, config)
-        callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [] if on_trial is None else [on_trial]
-        ran = 0
-
-        def claimed(trial: optuna.Trial) -> tuple[float, float]:
-            nonlocal ran
-            mark(trial)
-            lock.release()  # the trial holds its slot now: other workers may count and claim
-            ran += 1
-            return search(trial)
-
-        while True:
-            with lock:  # from counting the slots until the trial is claimed (in study.optimize)
-                fail_dead(study)
-                if held(study.get_trials(deepcopy=False)) >= config.trials:
-                    break
-                study.optimize(claimed, n_trials=1, callbacks=callbacks, catch=(EvaluationFailed,))
-            # study.stop() from a callback ends Optuna's own loop; it must end
-            # this one too (Optuna keeps the flag set until the next optimize).
-            if study._stop_flag:
-                break
+        ran = _work(study, search, lock, on_trial)
     result = SearchResult(name, config.storage, folder, tally(study), ran)
     try:
         result.best_dir, result.best = export_best(study, config.runs, storage=config.storage)
     except NASError as e:
         result.best_error = str(e)
+    except OSError as e:  # the export's files: a full disk (the study and the trials' weights are whole)
+        result.best_error = f"cannot write the best model to {e.filename or folder}: {e.strerror or e}"
     return result
+
+
+def _open_study(config: SearchConfig, search: _Search, storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+    """Create the study, or open it to resume, checking that it was made
+    with the same :data:`SETTINGS` (which a new study records).
+
+    Raises:
+        NASError: a study made with other settings.
+    """
+    settings = {key: value for key, value in asdict(config).items() if key in SETTINGS}
+    settings["space"] = search.space.name if Path(config.space).name == config.space else str(config.space)
+    settings["data"] = search.data.name
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        directions=["maximize", "minimize"],
+        sampler=make_sampler(config, search),
+        load_if_exists=True,
+    )
+    stored = study.user_attrs
+    clash = [k for k in SETTINGS if k in stored and stored[k] != settings[k]]
+    if clash:
+        key = clash[0]
+        raise NASError(
+            f"study '{name}' was made with {key} {stored[key]!r}, not {settings[key]!r}",
+            field=key.replace("_", "-"),
+            hint="give the same settings to resume it, or another --study",
+        )
+    for key, value in settings.items():
+        if key not in stored:
+            study.set_user_attr(key, value)
+    return study
+
+
+def _work(
+    study: optuna.Study,
+    search: _Search,
+    lock: StudyLock,
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None,
+) -> int:
+    """Claim and run trials until the study holds ``config.trials``; how many this process ran."""
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [] if on_trial is None else [on_trial]
+    ran = 0
+
+    def claimed(trial: optuna.Trial) -> tuple[float, float]:
+        nonlocal ran
+        mark(trial)
+        lock.release()  # the trial holds its slot now: other workers may count and claim
+        ran += 1
+        return search(trial)
+
+    while True:
+        with lock:  # from counting the slots until the trial is claimed (in study.optimize)
+            fail_dead(study)
+            if held(study.get_trials(deepcopy=False)) >= search.config.trials:
+                break
+            study.optimize(claimed, n_trials=1, callbacks=callbacks, catch=(EvaluationFailed,))
+        # study.stop() from a callback ends Optuna's own loop; it must end
+        # this one too (Optuna keeps the flag set until the next optimize).
+        if study._stop_flag:
+            break
+    return ran
 
 
 def is_done(trial: FrozenTrial) -> bool:
     """A trial that evaluated its network (or reused an evaluation)."""
-    return bool(trial.user_attrs.get("evaluated"))
+    return TrialRecord.of(trial).evaluated
 
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "SearchConfig", "SearchResult", "run_search"]

@@ -12,10 +12,17 @@ moments, the batch-order generator, the accuracy curve) after every epoch,
 atomically and as safetensors, and a later run with the same settings
 resumes from it: an interrupted ``nas train`` loses at most one epoch, and
 the resumed run gives the weights an uninterrupted one would have.
+
+Before anything is allocated, a run that cannot fit in the device's memory
+is refused in one line (:func:`nas.latency.memory.check_fits`), and weights
+are written atomically (:func:`save_tensors`): a full disk is a one-line
+:class:`WriteError` naming the file, and never leaves a truncated file that a
+resume or an export would read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,12 +39,42 @@ import torch.nn.functional as F
 
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
+from nas.latency.memory import check_fits
 from nas.passes.lower import lower
 from nas.search.data import Images, Split
 
 
 class EvaluationFailed(Exception):
     """A candidate that could not be evaluated; ``str(e)`` is the one-line reason."""
+
+
+class WriteError(NASError):
+    """A file could not be written (a full disk, no permission); ``file`` names it."""
+
+
+def save_tensors(
+    tensors: dict[str, torch.Tensor], path: Path, *, what: str, metadata: dict[str, str] | None = None
+) -> None:
+    """Write ``tensors`` to ``path`` as safetensors, atomically: to a file next
+    to it, then a rename, so that a failure (a full disk) leaves the previous
+    file whole, or none, and never a truncated one.
+
+    Raises:
+        WriteError: the folder or the file could not be written (naming
+            ``what`` it is, the file and the cause).
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        safetensors.torch.save_file(tensors, str(partial), metadata=metadata)
+        os.replace(partial, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)  # frees what the failed write took
+        cause = e.strerror or str(e) or type(e).__name__
+        raise WriteError(
+            f"cannot write {what}: {cause}", file=str(path), hint="free some disk space, or write elsewhere"
+        ) from None
 
 
 @dataclass
@@ -107,9 +144,12 @@ def train(
     Raises:
         EvaluationFailed: a non-finite loss, the time limit, or an error
             raised by the network (out of memory ...).
-        NASError: the checkpoint belongs to another network or other settings.
+        NASError: the run needs more memory than the device has free; the
+            checkpoint belongs to another network or other settings.
+        WriteError: the checkpoint could not be written (a full disk).
     """
     device = device or default_device()
+    check_fits(graph, batch=batch_size, device=device, training=True, what="training")
     started = time.perf_counter()
     torch.manual_seed(seed)
     shape = next(iter(graph.summary.inputs.values()))
@@ -167,7 +207,7 @@ def _save(
     generator: torch.Generator,
 ) -> None:
     """Write the run's state after ``epochs_done`` epochs to ``path``, atomically
-    (a file next to it, then a rename): an interruption leaves the previous
+    (:func:`save_tensors`): an interruption or a full disk leaves the previous
     checkpoint whole."""
     tensors = {f"model.{k}": v for k, v in state_of(model).items()}
     tensors["rng.generator"] = generator.get_state()
@@ -179,10 +219,7 @@ def _save(
                 tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
         groups = state["param_groups"]
     meta = {"settings": settings, "epochs_done": epochs_done, "curve": curve, "param_groups": groups}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    safetensors.torch.save_file(tensors, str(partial), metadata={"nas_checkpoint": json.dumps(meta)})
-    os.replace(partial, path)
+    save_tensors(tensors, path, what="the training checkpoint", metadata={"nas_checkpoint": json.dumps(meta)})
 
 
 def _resume(
