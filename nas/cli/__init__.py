@@ -1,4 +1,9 @@
-"""The command line: ``nas``, a thin layer over the public API (see :mod:`nas.cli.app`)."""
+"""The command line: ``nas``, a thin layer over the public API.
+
+One module per command (``nas.cli.show``, ``nas.cli.latency``, ...), each
+imported only when its command runs; the root group, the entry point and the
+one-line errors are :mod:`nas.cli.app`.
+"""
 
 from nas.cli.app import app, main, run
 

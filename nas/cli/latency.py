@@ -24,7 +24,6 @@ import nas.latency
 from nas.cli.app import as_command
 from nas.cli.console import Json
 from nas.ir.errors import NASError
-from nas.latency.roofline import Roofline
 from nas.predict import LatencyTable, Predictor
 from nas.predict import profile as profile_table
 from nas.predict import refit as refit_table
@@ -113,7 +112,7 @@ def latency(
 
 
 def _print_measurement(
-    graph: nas.Graph, result: nas.latency.Measurement, bound: Roofline | None, *, with_roofline: bool
+    graph: nas.Graph, result: nas.latency.Measurement, bound: nas.latency.Roofline | None, *, with_roofline: bool
 ) -> None:
     """The conditions, the measured distribution, the roofline and the library versions."""
     c = result.conditions
