@@ -9,8 +9,10 @@ refuses (uneven adaptive pooling) breaks every network that uses it.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nas
-import nas.export.writer as E
+import nas.export as E
+import nas.export.formats as EF
 import nas.io.exported
 import nas.space as S
 from nas.blocks.pool import ScatterUnpool2d, SeparablePool2d
 from nas.cli import main
 from nas.ir.errors import NASError, SourceError
 from nas.latency import TimingPolicy
+from nas.passes.onnx import ONNX_OPSET
 from nas.search import SearchConfig, load_data, run_search
 from nas.search.train import train
 from tests.block_cases import block_examples, example_graph
@@ -92,7 +96,7 @@ def test_a_zoo_net_round_trips_through_every_format(lenet_export: tuple[Path, E.
     assert manifest["architecture"]["params"] == 60_000  # the paper's count
     assert manifest["closest_zoo"] == {"name": "lenet5", "distance": 0, "space": "early", "decisions": 47}
     assert manifest["weights"]["trained"] is False
-    assert manifest["formats"]["onnx"]["opset"] == E.ONNX_OPSET if HAS_ORT else True
+    assert manifest["formats"]["onnx"]["opset"] == ONNX_OPSET if HAS_ORT else True
     # The reference is built from the IR and the saved weights alone.
     reference = nas.lower(nas.build("lenet5"))
     reference.load_state_dict(safetensors.torch.load_file(str(out / "model.safetensors")))
@@ -205,7 +209,9 @@ def test_a_format_that_gives_other_values_is_refused(monkeypatch: pytest.MonkeyP
         return lambda x: module(x) + 1
 
     monkeypatch.setitem(
-        E.FORMATS, "torchscript", E.Format("torchscript", "model.torchscript.pt", E._write_torchscript, off_by_one)
+        E.FORMATS,
+        "torchscript",
+        E.Format("torchscript", "model.torchscript.pt", EF._write_torchscript, off_by_one),
     )
     exported = E.export(E.from_source("lenet5"), "out", ["torchscript"])
     assert "outputs 1 away from the IR module's" in exported.failed["torchscript"]
@@ -257,6 +263,74 @@ def test_nothing_stored_is_lost(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "lenet5", "-o", "lenet", "--format", "yaml", "--latency", "none"]) == 0
     assert main(["export", "lenet5", "-o", "lenet", "--format", "yaml"]) == 2
     assert "pass --force" in capsys.readouterr().err
+
+
+def _full_disk() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _assert_one_line_naming(err: str, path: str) -> None:
+    assert err.count("\n") == 0, err
+    assert err.startswith(f"nas: error: {path}: cannot write: No space left on device (fix: free space"), err
+    assert "internal error" not in err and "partial" not in err
+
+
+@pytest.mark.parametrize("how", ["raised", "wrapped"])
+def test_a_full_disk_fails_the_export_in_one_line_and_keeps_the_old_one(
+    how: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", "lenet5", "-o", "out", "--format", "yaml,weights", "--latency", "none"]) == 0
+    before = {p.name: p.read_bytes() for p in Path("out").iterdir()}
+    capsys.readouterr()
+
+    def full(*_: object) -> dict[str, Any]:
+        if how == "raised":
+            raise _full_disk()
+        # torch's C++ writers report "file write failed" with the OSError only as the cause
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed") from _full_disk()
+
+    monkeypatch.setitem(E.FORMATS, "pt2", E.Format("pt2", "model.pt2", full, nas.io.exported._load_pt2))
+    args = ["export", "ciresan_mlp", "-o", "out", "--format", "yaml,weights,pt2", "--force", "--latency", "none"]
+    assert main(args) == 2
+    _assert_one_line_naming(capsys.readouterr().err.strip(), "out/model.pt2")
+    assert {p.name: p.read_bytes() for p in Path("out").iterdir()} == before  # nothing already stored is lost
+    assert not [p.name for p in Path(".").iterdir() if p.name.startswith(".out")]  # no leftovers
+    assert main([*args[:3], "new", *args[4:]]) == 2
+    assert not Path("new").exists()
+
+
+@pytest.mark.parametrize("file", ["model.yaml", "MODEL.md", "model.json"])
+def test_a_full_disk_while_writing_the_architecture_card_or_manifest_is_one_line(
+    file: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    E.export(E.from_source("lenet5"), "out", ["yaml", "weights"])
+    before = {p.name: p.read_bytes() for p in Path("out").iterdir()}
+    real = Path.write_text
+
+    def write_text(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.name == file:
+            raise _full_disk()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    with pytest.raises(NASError) as raised:
+        E.export(E.from_source("ciresan_mlp"), "out", ["yaml", "weights"], overwrite=True)
+    assert str(raised.value).startswith(f"out/{file}: cannot write: No space left on device")
+    assert main(["export", "ciresan_mlp", "-o", "out", "--format", "yaml", "--force", "--latency", "none"]) == 2
+    _assert_one_line_naming(capsys.readouterr().err.strip(), f"out/{file}")
+    assert {p.name: p.read_bytes() for p in Path("out").iterdir()} == before
+    assert not [p.name for p in Path(".").iterdir() if p.name.startswith(".out")]
+
+
+def test_the_weights_are_checked_by_loading_them_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    def off_by_one(path: Path) -> Any:
+        module = nas.io.exported._load_weights(path)
+        return lambda x: module(x) + 1
+
+    monkeypatch.setitem(E.FORMATS, "weights", E.Format("weights", "model.safetensors", EF._write_weights, off_by_one))
+    exported = E.export(E.from_source("lenet5"), "out", ["weights"])
+    assert "outputs 1 away from the IR module's" in exported.failed["weights"]
+    assert not Path("out/model.safetensors").exists()
 
 
 def test_a_half_written_directory_is_not_loaded() -> None:
@@ -365,7 +439,7 @@ def test_every_block_means_the_same_in_onnx(block: Any, example: Any, tmp_path: 
     with torch.no_grad():
         result = module(*inputs)
     expected = tuple(result) if isinstance(result, tuple) else (result,)
-    E._write_onnx(module, inputs, tmp_path / "b.onnx")
+    EF._write_onnx(EF.Subject(graph, module, inputs), tmp_path / "b.onnx")
     got = nas.io.exported.OnnxModule(tmp_path / "b.onnx")(*inputs)
     got = got if isinstance(got, tuple) else (got,)
     for g, e in zip(got, expected, strict=True):
@@ -383,7 +457,7 @@ def test_an_onnx_model_that_dropped_an_unread_input_runs(tmp_path: Path) -> None
     )
     module = nas.lower(graph).eval()
     inputs = (torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5), torch.ones(2, 2))
-    E._write_onnx(module, inputs, tmp_path / "join.onnx")
+    EF._write_onnx(EF.Subject(graph, module, inputs), tmp_path / "join.onnx")
     runner = nas.io.exported.OnnxModule(tmp_path / "join.onnx")
     assert runner.names == ["input0", "input1"]
     with torch.no_grad():

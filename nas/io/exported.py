@@ -57,13 +57,24 @@ Runner = Callable[..., Any]
 class StoredFormat:
     """One file format of an export directory: its file name, how to load it
     back, and what loading it needs (``missing`` says what is absent, or
-    ``None``). :mod:`nas.export` pairs each with its writer."""
+    ``None``; ``load`` is ``None`` for a file that does not run, the
+    architecture). :mod:`nas.export` pairs each with its writer."""
 
     name: str
     file: str
     load: Callable[[Path], Runner] | None = None
     missing: Callable[[], str | None] = lambda: None
     unpickles: bool = False
+
+
+def _load_weights(path: Path) -> torch.nn.Module:
+    """The architecture beside ``path`` (``model.yaml``) lowered by
+    :func:`nas.passes.lower`, with the weights of ``path``: nothing is unpickled."""
+    architecture = path.with_name(STORED_FORMATS["yaml"].file)
+    graph = load_yaml(read_file(architecture), file=str(architecture))
+    module = lower(graph)
+    fit_weights(module, read_weights(path))
+    return module.eval()
 
 
 def _load_pt2(path: Path) -> Runner:
@@ -124,7 +135,7 @@ STORED_FORMATS: dict[str, StoredFormat] = {
     f.name: f
     for f in (
         StoredFormat("yaml", "model.yaml"),
-        StoredFormat("weights", "model.safetensors"),
+        StoredFormat("weights", "model.safetensors", _load_weights),
         StoredFormat("pt2", "model.pt2", _load_pt2, unpickles=True),
         StoredFormat("torchscript", "model.torchscript.pt", _load_torchscript, unpickles=True),
         StoredFormat("onnx", "model.onnx", OnnxModule, _onnx_missing),
@@ -215,12 +226,9 @@ def load(directory: str | os.PathLike[str], format: str = "weights") -> torch.nn
     """
     folder = Path(directory)
     manifest = read_manifest(folder)
-    if format not in STORED_FORMATS or format == "yaml":
-        raise NASError(
-            f"cannot load format '{format}'",
-            field="format",
-            hint=f"choose from {', '.join(n for n in STORED_FORMATS if n != 'yaml')}",
-        )
+    runnable = [name for name, stored in STORED_FORMATS.items() if stored.load is not None]
+    if format not in runnable:
+        raise NASError(f"cannot load format '{format}'", field="format", hint=f"choose from {', '.join(runnable)}")
     written = written_formats(manifest)
     if format not in written:
         reason = manifest.get("formats", {}).get(format, {}).get("reason") or "it was not asked for"
@@ -231,10 +239,6 @@ def load(directory: str | os.PathLike[str], format: str = "weights") -> torch.nn
         )
     record = manifest["formats"][format]
     path = folder / record["file"]
-    if format == "weights":
-        module = lower(read_graph(folder))
-        fit_weights(module, read_weights(path, record))
-        return module.eval()
     fmt = STORED_FORMATS[format]
     missing = fmt.missing()
     if missing is not None:
