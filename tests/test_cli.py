@@ -15,7 +15,7 @@ import torchvision
 import nas
 import nas.cli.latency as cli_latency
 from nas.cli import main
-from nas.cli.app import COMMANDS
+from nas.cli.root import COMMANDS
 from nas.ir.errors import NASError
 
 RESNET18 = "examples/resnet18.yaml"

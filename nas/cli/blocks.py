@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 import nas
-from nas.cli.app import as_command
 from nas.cli.console import Json, table_console
+from nas.cli.root import as_command
 from nas.ir.registry import REQUIRED
 
 

@@ -8,7 +8,7 @@ import typer
 
 import nas
 import nas.passes.draw
-from nas.cli.app import as_command
+from nas.cli.root import as_command
 
 
 def draw(

@@ -21,8 +21,8 @@ import typer.core
 
 import nas
 import nas.latency
-from nas.cli.app import as_command
 from nas.cli.console import Json
+from nas.cli.root import as_command
 from nas.ir.errors import NASError
 from nas.predict import LatencyTable, Predictor
 from nas.predict import profile as profile_table

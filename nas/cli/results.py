@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 import nas.search
-from nas.cli.app import as_command
 from nas.cli.console import Json, si, table_console, text_console
+from nas.cli.root import as_command
 from nas.ir.errors import NASError
 from nas.search.results import dashboard as serve
 from nas.search.results import export_best, plot

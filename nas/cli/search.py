@@ -10,8 +10,8 @@ import typer
 from optuna.trial import FrozenTrial, TrialState
 
 import nas.search
-from nas.cli.app import as_command
 from nas.cli.progress import progress_bar
+from nas.cli.root import as_command
 from nas.search.results import tally
 
 

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 import nas.space
-from nas.cli.app import as_command
 from nas.cli.console import Json, power, si, table_console
+from nas.cli.root import as_command
 
 
 def space(

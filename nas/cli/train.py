@@ -10,10 +10,10 @@ import typer
 
 import nas
 import nas.export
-from nas.cli.app import as_command
 from nas.cli.console import Json
 from nas.cli.export import print_export
 from nas.cli.progress import progress_bar
+from nas.cli.root import as_command
 from nas.ir.errors import NASError
 from nas.search import Split, load_data
 from nas.search.train import EvaluationFailed, TrainResult

@@ -10,8 +10,8 @@ from rich.table import Table
 
 import nas
 import nas.passes.draw
-from nas.cli.app import as_command
 from nas.cli.console import Json, si, table_console, text_console
+from nas.cli.root import as_command
 
 
 def zoo(
