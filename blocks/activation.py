@@ -15,6 +15,7 @@ class Activation(Block):
     """An element-wise function: the output has the input's shape."""
 
     fn: Callable[..., Any]
+    fusion = "activation"
     examples = (Example({}, ((4, 6, 6),)), Example({}, ((7,),)))
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:

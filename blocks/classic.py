@@ -172,6 +172,7 @@ class PartialConv2d(Block):
     """
 
     name = "partial_conv2d"
+    fusion = "head"
     keeps_output = False
     rank = 3
     params = (

@@ -36,6 +36,7 @@ class Conv2d(Block):
     """
 
     name = "conv2d"
+    fusion = "head"
     keeps_output = False
     rank = 3
     params = (

@@ -44,6 +44,7 @@ class PReLU(Block):
     it instead of ReLU in its encoder."""
 
     name = "prelu"
+    fusion = "activation"
     keeps_output = False  # the backward reads the input and the slopes, and F.prelu returns a fresh tensor
     params = (
         Param("per_channel", bool, default=True, doc="one slope per channel (dim 0); false: one shared slope"),
@@ -90,6 +91,7 @@ class ConvTranspose2d(Block):
     """
 
     name = "conv_transpose2d"
+    fusion = "head"
     keeps_output = False
     rank = 3
     params = (

@@ -19,6 +19,7 @@ class Input(Block):
     name = "input"
     params = (Param("shape", shape, doc="shape without the batch dimension, e.g. [3, 224, 224]"),)
     arity = (0, 0)
+    placeholder = True
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
         return p.shape

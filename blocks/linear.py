@@ -14,6 +14,7 @@ class Linear(Block):
     """A fully connected layer on a flat input (``torch.nn.Linear``)."""
 
     name = "linear"
+    fusion = "head"
     keeps_output = False
     rank = 1
     params = (

@@ -15,6 +15,7 @@ class BatchNorm(Block):
     ``(C, L)`` inputs, ``BatchNorm2d`` for ``(C, H, W)``."""
 
     name = "batch_norm"
+    fusion = "norm"
     keeps_output = False
     params = (
         Param("eps", float, default=1e-5, low=0.0, high=1.0),

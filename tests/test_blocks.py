@@ -9,13 +9,22 @@ gradient, and the YAML round trip and flattening keep the hash.
 
 from __future__ import annotations
 
+import ast
+import inspect
+from typing import Any
+
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import nas
+import nas.passes.draw
+import nas.passes.fusion
+from nas.ir import registry
 from nas.ir.errors import ParamError, UnknownBlockError
-from nas.ir.registry import Block, Example
+from nas.ir.registry import Block, Call, Example, Params, Shape
 from tests.block_cases import block_examples, example_graph, random_inputs
 
 CASES = block_examples()
@@ -124,3 +133,92 @@ def test_equal_pairs_are_canonicalised() -> None:
         {"out_channels": 8, "kernel_size": 3}
     )
     assert block.check_params({"out_channels": 8, "kernel_size": [1, 7]})["kernel_size"] == (1, 7)
+
+
+# -- fusion roles: what torch says a lowering is, independently of the block ---
+
+_HEAD_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
+_HEAD_FUNCTIONS = {F.conv1d, F.conv2d, F.conv3d, F.conv_transpose2d, F.linear}
+_NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_ACTIVATION_MODULES = (
+    *(nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.PReLU, nn.GELU, nn.SiLU, nn.Mish),
+    *(nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus),
+)
+_ACTIVATION_FUNCTIONS = {
+    *(torch.relu, F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.prelu, F.gelu, F.silu, F.mish),
+    *(torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.hardswish, F.hardsigmoid, F.hardtanh, F.softplus),
+}
+
+
+def _torch_role(lowered: Any) -> str | None:
+    """The fusion role of a lowering by what torch calls it, or None when torch does not say."""
+    fn = lowered.fn if isinstance(lowered, Call) else None
+    if isinstance(lowered, _HEAD_MODULES) or fn in _HEAD_FUNCTIONS:
+        return "head"
+    if isinstance(lowered, _NORM_MODULES):
+        return "norm"
+    if isinstance(lowered, _ACTIVATION_MODULES) or fn in _ACTIVATION_FUNCTIONS:
+        return "activation"
+    return None
+
+
+def _primitives(graph: nas.Graph) -> list[tuple[Block, Params, list[Shape]]]:
+    """Each primitive node of ``graph`` with its parameters and input shapes."""
+    found = []
+    for node in graph:
+        if not node.block.composite and not node.block.placeholder:
+            ins = [graph.node(ref.node).meta["shapes"][ref.output] for ref in graph.inputs(node.name)]
+            found.append((node.block, node.params, ins))
+    return found
+
+
+@pytest.mark.parametrize(("block", "example"), CASES)
+def test_fusion_role_matches_the_lowering(block: Block, example: Example) -> None:
+    """A block lowered to a torch convolution, batch norm or activation declares
+    that role, so that latency prediction fuses it as a runtime would."""
+    for primitive, params, ins in _primitives(example_graph(block, example)):
+        expected = _torch_role(primitive.lower(params, ins))
+        if expected is not None:
+            assert primitive.fusion == expected, primitive.name
+
+
+@pytest.mark.parametrize(("block", "example"), [c for c in CASES if c.values[0].fusion in ("norm", "activation")])
+def test_fused_norms_and_activations_are_element_wise(block: Block, example: Example) -> None:
+    """What follows a head in a fused chain reads one tensor and keeps its shape."""
+    assert block.arity == (1, 1)
+    for primitive, params, ins in _primitives(example_graph(block, example)):
+        if primitive is block:
+            assert block.infer(params, ins) == ins[0]
+
+
+def test_fusion_roles_in_the_library() -> None:
+    roles = {name: nas.get_block(name).fusion for name in nas.list_blocks()}
+    assert {n for n, r in roles.items() if r == "head"} == {"conv2d", "partial_conv2d", "conv_transpose2d", "linear"}
+    assert {n for n, r in roles.items() if r == "norm"} == {"batch_norm"}
+    assert {"relu", "prelu", "scaled_tanh", "hardswish"} <= {n for n, r in roles.items() if r == "activation"}
+    assert [n for n in nas.list_blocks() if nas.get_block(n).placeholder] == ["input"]
+
+
+@pytest.mark.parametrize(("fusion", "base"), [("activaton", Block), ("activation", registry.Composite)])
+def test_register_refuses_a_misspelt_or_composite_fusion_role(
+    monkeypatch: pytest.MonkeyPatch, fusion: str, base: type[Block]
+) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        registry.register(type("Odd", (base,), {"name": "odd_role", "fusion": fusion}))
+    assert "odd_role" not in nas.list_blocks()
+
+
+@pytest.mark.parametrize("module", [nas.passes.fusion, nas.passes.draw])
+def test_passes_name_no_block_type(module: Any) -> None:
+    """Block roles come from block attributes: a pass that compared names would
+    miss a newly registered block (docstrings may still give examples)."""
+    tree = ast.parse(inspect.getsource(module))
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body and isinstance(n.body[0], ast.Expr)
+    }
+    docstrings |= {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in docstrings}
+    assert strings.isdisjoint(nas.list_blocks())

@@ -7,7 +7,8 @@ A block type is a subclass of :class:`Block` that declares, in one place,
 * its shape rule (:meth:`Block.infer`),
 * its cost rule (:meth:`Block.cost`: parameters and multiply-accumulates),
 * its spatial window, for receptive fields (:meth:`Block.window`),
-* its PyTorch lowering (:meth:`Block.lower`).
+* its PyTorch lowering (:meth:`Block.lower`),
+* its role when a runtime fuses layers (:attr:`Block.fusion`).
 
 A :class:`Composite` block instead declares :meth:`Composite.expand`, a graph of
 smaller blocks; its shapes, costs and lowering all follow from that graph.
@@ -31,7 +32,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from nas.ir.errors import ParamError, UnknownBlockError
 from nas.ir.values import FrozenMapping, freeze
@@ -308,6 +309,10 @@ class Example:
     source: str | None = None
 
 
+Fusion = Literal["head", "norm", "activation"]
+"""A block's role in a fused chain: see :attr:`Block.fusion`."""
+
+
 class Block:
     """A block type. Subclass it, set the class attributes, register it.
 
@@ -327,6 +332,19 @@ class Block:
         rank: the number of dimensions every input must have (3 for feature
             maps ``(C, H, W)``, 1 for flat vectors); ``None`` accepts any.
             Checked before :meth:`infer`, which may then unpack freely.
+        fusion: the block's part in the chains that inference runtimes fuse
+            into one kernel (ONNX Runtime, TensorRT): ``"head"`` starts one
+            (a convolution or linear layer), ``"norm"`` is folded into the
+            head's weights (batch norm: an affine map per channel at
+            inference; not LRN or layer norm, whose statistics come from the
+            data), ``"activation"`` is an element-wise function applied to
+            the result; ``None`` (the default) runs on its own. Latency
+            prediction times a head with the norm and activation that follow
+            it as one unit (:mod:`nas.passes.fusion`), so a new activation
+            block fuses by declaring ``fusion = "activation"``.
+        placeholder: the block is a graph input, lowered to an argument of
+            ``forward`` rather than a module (torch.fx's ``placeholder``);
+            only ``input`` sets it.
         examples: configurations exercised by the contract tests.
     """
 
@@ -339,6 +357,8 @@ class Block:
     keeps_output: ClassVar[bool] = True
     penalty: ClassVar[bool] = False
     rank: ClassVar[int | None] = None
+    fusion: ClassVar[Fusion | None] = None
+    placeholder: ClassVar[bool] = False
     examples: ClassVar[tuple[Example, ...]] = ()
 
     _by_name: ClassVar[dict[str, Param]]
@@ -431,6 +451,9 @@ def register(cls: type[Block]) -> type[Block]:
     clash = RESERVED_NAMES.intersection(names)
     if clash or len(set(names)) != len(names):
         raise ValueError(f"block {name!r}: reserved or repeated parameter names {sorted(clash)}")
+    if cls.fusion is not None and (cls.fusion not in get_args(Fusion) or cls.composite):
+        # A misspelt role would silently stop the block fusing; a composite is timed whole.
+        raise ValueError(f"block {name!r}: fusion must be one of {get_args(Fusion)} on a primitive block, or None")
     cls._by_name = {p.name: p for p in cls.params}
     _REGISTRY[name] = cls()
     return cls

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph, Ref
+from nas.ir.registry import Block, Params
 
 FORMATS = ("svg", "png", "pdf", "dot")
 
@@ -59,7 +61,7 @@ def _emit(
     for node in graph.summary.order:
         ident = prefix + node.name
         refs = graph.inputs(node.name)
-        if node.block.name == "input" and prefix:
+        if node.block.placeholder and prefix:
             continue  # an expansion's inputs are the enclosing node's inputs
         if node.block.composite and expand:
             expansion: Graph = node.meta["expansion"]
@@ -75,8 +77,8 @@ def _emit(
             # Edges into the cluster were drawn by its inner nodes.
             bindings[node.name] = [inner[ref.node][ref.output] for ref in expansion.outputs]
             continue
-        fill = "#dde8f5" if node.block.name == "input" else ("#fbe5c8" if node.block.composite else "#f2f2f2")
-        label = _quote(_label(node.name, node.block.name, node.params))
+        fill = "#dde8f5" if node.block.placeholder else ("#fbe5c8" if node.block.composite else "#f2f2f2")
+        label = _quote(_label(node.name, node.block, node.params))
         lines.append(f"{indent}{_quote(ident)} [label={label}, fillcolor={_quote(fill)}];")
         bindings[node.name] = [ident] * len(node.output_names)
         for ref in refs:
@@ -95,12 +97,10 @@ def _edge(src: str, dst: str, graph: Graph, ref: Ref) -> str:
     return f"  {_quote(src)} -> {_quote(dst)} [label={_quote(label)}];"
 
 
-def _label(name: str, block: str, params: Mapping[str, Any]) -> str:
-    from nas.ir.registry import get_block
-
-    explicit = get_block(block).explicit_params(params)  # type: ignore[arg-type]
+def _label(name: str, block: Block, params: Params) -> str:
+    explicit = block.explicit_params(params)
     shown = ", ".join(f"{k}={_short(v)}" for k, v in list(explicit.items())[:4])
-    return "\n".join(p for p in (name, block, shown) if p)
+    return "\n".join(p for p in (name, block.name, shown) if p)
 
 
 def _short(value: Any) -> str:
@@ -201,8 +201,6 @@ def plot_zoo(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) ->
     fig.tight_layout()
     target = Path(path)
     fmt = target.suffix.lstrip(".").lower() or "png"
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=150)
     plt.close(fig)

@@ -5,8 +5,9 @@ from the graph:
 
 * a *leaf composite* (a composite block whose expansion holds primitives
   only: ``basic_block``, ``bottleneck``, ``conv_bn_act``, ``fire`` ...);
-* a *fused chain* of primitives: a convolution or linear layer followed by
-  its batch norm and/or activation, each the only reader of the one before
+* a *fused chain* of primitives: a head (a convolution or linear layer)
+  followed by its norm and/or activation, each the only reader of the one
+  before, the roles each block declares as :attr:`~nas.ir.registry.Block.fusion`
   (ONNX Runtime folds the norm into the convolution and fuses the
   activation, so timing them apart would count work that never runs; see
   nn-Meter#83);
@@ -41,15 +42,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nas.ir.graph import Graph, Node, Ref
+from nas.ir.registry import get_block
 from nas.ir.values import plain
 from nas.passes.analysis import BYTES_PER_ELEMENT, order_shape
-
-HEADS = frozenset({"conv2d", "partial_conv2d", "conv_transpose2d", "linear"})
-"""Primitives that start a fused chain."""
-NORMS = frozenset({"batch_norm"})
-ACTIVATIONS = frozenset(
-    {"relu", "relu6", "leaky_relu", "elu", "prelu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "scaled_tanh"}
-)
 
 Shape = tuple[int, ...]
 
@@ -148,8 +143,6 @@ def unit_key(members: Sequence[tuple[str, Any]], inputs: Sequence[Sequence[int]]
 def identity_of(members: Sequence[Sequence[Any]], inputs: Sequence[Sequence[int]], wiring: Sequence[int]) -> Any:
     """The :attr:`Unit.identity` of a unit described in JSON (a table's
     entry): parameters are checked by their block, as a graph would."""
-    from nas.ir.registry import get_block
-
     pairs = tuple((str(b), _items(get_block(b).check_params(dict(p)))) for b, p in members)
     return (pairs, tuple(tuple(int(d) for d in s) for s in inputs), tuple(int(w) for w in wiring))
 
@@ -221,13 +214,13 @@ def parts(graph: Graph) -> list[Part]:
     pred, nodes = graph.nx._pred, graph.nx._node
     for node in summary.order:
         block = node.block
-        if block.name == "input" or node.name in taken:
+        if block.placeholder or node.name in taken:
             continue
         if block.composite and _opens(node):
             found.append(_expansion_units(node.meta["expansion"]))
             continue
         chain = [node]
-        if block.name in HEADS:
+        if block.fusion == "head":
             _extend_chain(graph, chain, outputs)
             taken.update(n.name for n in chain[1:])
             kind = "+".join(n.block.name for n in chain)
@@ -255,20 +248,17 @@ def parts(graph: Graph) -> list[Part]:
 
 def _extend_chain(graph: Graph, chain: list[Node], outputs: set[str]) -> None:
     """Append the norm and activation that fuse into ``chain[0]``."""
-    allowed: tuple[str, ...] = ("norm", "act")
+    allowed: tuple[str | None, ...] = ("norm", "activation")
     current = chain[0]
     while allowed and current.name not in outputs:
         users = graph.users(current.name)
         if len(users) != 1:
             return
         reader = graph.node(users[0][0])
-        name = reader.block.name
-        if "norm" in allowed and name in NORMS:
-            allowed = ("act",)
-        elif name in ACTIVATIONS:
-            allowed = ()
-        else:
+        role = reader.block.fusion
+        if role not in allowed:
             return
+        allowed = allowed[allowed.index(role) + 1 :]
         chain.append(reader)
         current = reader
 
@@ -296,4 +286,4 @@ def _flat(found: Sequence[Part]) -> list[Unit]:
     return result
 
 
-__all__ = ["ACTIVATIONS", "HEADS", "NORMS", "Part", "Unit", "identity_of", "parts", "unit_key", "units"]
+__all__ = ["Part", "Unit", "identity_of", "parts", "unit_key", "units"]
