@@ -45,7 +45,7 @@ def describe(
     """
     graph = model.graph
     summary = graph.summary
-    blocks = Counter(node.block.name for node in summary.order if node.block.name != "input")
+    blocks = Counter(node.block.name for node in summary.order if not node.block.placeholder)
     return {
         "nas_export": EXPORT_VERSION,
         "name": model.name,

@@ -140,7 +140,7 @@ def classifier(graph: Graph) -> str:
         if any(p in node.params for p in CLASS_PARAMS):
             return name
         inputs = graph.inputs(name)
-        if len(inputs) != 1 or graph.node(inputs[0].node).block.name == "input":
+        if len(inputs) != 1 or graph.node(inputs[0].node).block.placeholder:
             raise NASError(
                 f"no node with {' or '.join(CLASS_PARAMS)} feeds the output",
                 node=graph.outputs[0].node,

@@ -261,7 +261,7 @@ class Graph:
 
     @property
     def input_nodes(self) -> list[Node]:
-        return [n for n in self if n.block.name == "input"]
+        return [n for n in self if n.block.placeholder]
 
     def inputs(self, name: str) -> list[Ref]:
         """The tensors node ``name`` reads, in port order."""

@@ -108,7 +108,7 @@ def analyze(graph: Graph) -> Summary:
         params += cost.params
         macs += cost.macs
         sizes[node.name] = size = sum(math.prod(s) for s in node.meta["shapes"]) * BYTES_PER_ELEMENT
-        if node.block.name != "input":
+        if not node.block.placeholder:
             activation += node.meta.get("activation_bytes", size)
         live += size
         peak = max(peak, live, live - size + inner_peak)

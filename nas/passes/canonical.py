@@ -52,7 +52,7 @@ def _inline(graph: Graph, flat: Graph, prefix: str, bindings: dict[str, list[Ref
     """Copy ``graph``'s nodes into ``flat`` with names prefixed; ``bindings``
     maps this graph's input nodes to tensors of ``flat``."""
     for node in graph.summary.order:
-        if prefix and node.block.name == "input":
+        if prefix and node.block.placeholder:
             continue
         name = _fresh(flat, prefix + node.name)
         if node.block.composite:

@@ -62,7 +62,7 @@ def lower(graph: Graph, *, flatten: bool = False, inplace: bool = True) -> fx.Gr
         args = [values[ref] for ref in refs]
         ins = [graph.node(ref.node).meta["shapes"][ref.output] for ref in refs]
         block = node.block
-        if block.name == "input":
+        if block.placeholder:
             result = code.placeholder(node.name)
         elif block.composite:
             root.add_module(node.name, lower(node.meta["expansion"], inplace=inplace))
@@ -109,7 +109,7 @@ def _may_overwrite(graph: Graph, ref: Ref) -> bool:
     producers are not looked into; they are simply not overwritten.
     """
     producer = graph.node(ref.node).block
-    if producer.keeps_output or producer.composite or producer.name == "input" or ref in graph.outputs:
+    if producer.keeps_output or producer.composite or producer.placeholder or ref in graph.outputs:
         return False
     return sum(1 for _, output, _ in graph.users(ref.node) if output == ref.output) == 1
 
