@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 import nas.search
 from nas.cli.progress import progress_bar
 from nas.cli.root import as_command
+from nas.search.record import TrialRecord
 from nas.search.results import tally
 
 
@@ -118,18 +119,17 @@ class _Display:
 
 def _trial_line(trial: FrozenTrial) -> str:
     """One line per finished trial: origin, outcome, objective, latency."""
-    attrs = trial.user_attrs
-    head = f"trial {trial.number:>3} {attrs.get('origin', '')!s:<22}"
-    latency = "" if attrs.get("latency_ms") is None else f"{attrs['latency_ms']:.3f} ms"
-    same = "" if attrs.get("duplicate_of") is None else f" (same net as trial {attrs['duplicate_of']})"
+    r = TrialRecord.of(trial)
+    head = f"trial {trial.number:>3} {r.origin or ''!s:<22}"
+    latency = "" if r.latency_ms is None else f"{r.latency_ms:.3f} ms"
+    same = "" if r.duplicate_of is None else f" (same net as trial {r.duplicate_of})"
     if trial.state == TrialState.FAIL:
-        return f"{head} failed: {attrs.get('failure', 'error')}"
+        return f"{head} failed: {r.failure or 'error'}"
     if trial.state == TrialState.PRUNED:
-        return f"{head} pruned  {latency:>10}  {attrs.get('pruned', '')}{same}"
-    value = trial.values[0]
-    verdict = "feasible" if all(c <= 0 for c in attrs.get("constraint", [1])) else "over budget"
-    figure = f"{value:.4f}" if attrs.get("accuracy") is not None or "score" in attrs else "-"
-    return f"{head} {figure:>8}  {latency:>10}  {verdict}, {attrs.get('params', 0):,} params{same}"
+        return f"{head} pruned  {latency:>10}  {r.pruned or ''}{same}"
+    verdict = "feasible" if r.within_budget else "over budget"
+    figure = f"{trial.values[0]:.4f}" if r.accuracy is not None or "score" in r.stored else "-"
+    return f"{head} {figure:>8}  {latency:>10}  {verdict}, {r.params or 0:,} params{same}"
 
 
 def _print_result(result: nas.search.SearchResult, config: nas.search.SearchConfig, seconds: float) -> None:
@@ -140,11 +140,11 @@ def _print_result(result: nas.search.SearchResult, config: nas.search.SearchConf
         f"feasible {t.feasible}, infeasible {t.infeasible}, pruned {t.pruned}, failed {t.failed}"
     )
     if result.best is not None and result.best_dir is not None:
-        attrs = result.best.user_attrs
+        best = TrialRecord.of(result.best)
         label = "accuracy" if config.objective == "accuracy" else config.objective
         print(
-            f"best: trial {result.best.number}, {label} {result.best.values[0]:.4f} at {attrs['latency_ms']:.3f} ms, "
-            f"{attrs['params']:,} params, {attrs['macs']:,} MACs"
+            f"best: trial {result.best.number}, {label} {result.best.values[0]:.4f} at {best.latency_ms:.3f} ms, "
+            f"{best.params:,} params, {best.macs:,} MACs"
         )
         print(f"best model: {result.best_dir}/model.yaml and model.safetensors")
     else:

@@ -55,9 +55,10 @@ from nas.io import zoo
 from nas.io.build import build
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
-from nas.latency import TimingPolicy, measure
+from nas.latency import TimingPolicy, get_backend, measure
 from nas.latency.memory import check_fits
 from nas.passes.lower import lower
+from nas.predict import Predictor
 from nas.search.data import Split, load_data
 from nas.search.proxies import BATCH, DEGENERATE, PROXIES, score
 from nas.search.record import REUSED, TrialRecord
@@ -151,8 +152,6 @@ def latency_function(config: SearchConfig) -> LatencyFn:
             measured at another batch, precision or chosen backend.
     """
     if config.latency_table is not None:
-        from nas.predict.predictor import Predictor
-
         predictor = Predictor(config.latency_table)  # a bad table fails now, in one line
         chosen = config.backend not in ("auto", SearchConfig.backend)
         predictor.check(backend=config.backend if chosen else None, batch=config.batch, precision=config.precision)
@@ -166,8 +165,6 @@ def latency_function(config: SearchConfig) -> LatencyFn:
             return predictor.predict(graph), source
 
         return predicted
-
-    from nas.latency import get_backend
 
     get_backend(config.backend)  # a missing backend fails now, listing the available ones
 
