@@ -1,0 +1,201 @@
+"""The operations a searcher needs, as functions over a :class:`~nas.space.model.Space`.
+
+:func:`decode` turns an assignment into a validated network; :func:`sample`
+and :func:`mutate` draw assignments that decode (and stay within the space's
+``limits``); :func:`distance` and :func:`size` measure assignments and
+spaces; :func:`active` and :func:`complete` follow the conditions that make
+decisions exist.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
+from nas.ir.values import same
+from nas.space.model import Assignment, Const, Decision, Expr, MappingValue, Space, Use, evaluate
+
+MAX_TRIES = 200
+"""Draws of :func:`sample` and :func:`mutate` before they give up."""
+
+
+def active(space: Space, assignment: Mapping[str, Any]) -> list[Decision]:
+    """The decisions that exist under ``assignment`` (conditions hold), in order."""
+    result = []
+    for d in space.decisions:
+        if all(same(assignment.get(label), value) for label, value in d.when):
+            result.append(d)
+    return result
+
+
+def _resolve(value: Any, assignment: Mapping[str, Any]) -> Any:
+    if isinstance(value, Const):
+        return value.value
+    if isinstance(value, Use):
+        return assignment[value.label]
+    if isinstance(value, Expr):
+        return evaluate(value.tree, {n: assignment[n] for n in value.names})
+    if isinstance(value, MappingValue):
+        return {k: _resolve(v, assignment) for k, v in value.items}
+    raise TypeError(value)
+
+
+def decode(space: Space, assignment: Mapping[str, Any], *, check: bool = True) -> Graph:
+    """The network an assignment describes, validated and analysed.
+
+    Raises:
+        NASError: a missing or out-of-domain decision, or a network that does
+            not validate (a stride that shrinks a map below 1x1 ...): the
+            reason names the node.
+    """
+    for d in active(space, assignment):
+        if d.label not in assignment:
+            raise NASError(f"the assignment lacks decision '{d.label}'", file=space.file, field=d.label)
+        if check and not d.contains(assignment[d.label]):
+            raise NASError(
+                f"{assignment[d.label]!r} is outside the domain ({d.describe()})", file=space.file, field=d.label
+            )
+    graph = Graph(space.name, {"space": space.name})
+    for name, shape in space.inputs.items():
+        graph.add_input(name, _resolve(shape, assignment))
+    alias: dict[str, str] = {}
+    previous = next(iter(space.inputs))
+    for slot in space.slots:
+        refs = slot.inputs if slot.inputs is not None else [previous]
+        refs = [_alias(r, alias) for r in refs]
+        if slot.skippable and not slot.present(assignment):
+            alias[slot.name] = refs[0]
+            previous = alias[slot.name]
+            continue
+        block = _resolve(slot.block, assignment)
+        params = {k: _resolve(v, assignment) for k, v in slot.params[block].items()}
+        graph.add(slot.name, block, refs, **params)
+        previous = slot.name
+    graph.set_outputs(*(_alias(o, alias) for o in space.outputs))
+    _ = graph.summary
+    return graph
+
+
+def _alias(ref: str, alias: Mapping[str, str]) -> str:
+    name, dot, output = ref.partition(".")
+    while name in alias:
+        name, _, inner = alias[name].partition(".")
+        output = output or inner
+    return name + (dot or ("." if output else "")) + output
+
+
+def _invalid(space: Space, assignment: Mapping[str, Any]) -> str | None:
+    """Why ``assignment`` is not a network that sample and mutate may return
+    (it does not decode, or it exceeds the space's limits), or None."""
+    try:
+        graph = decode(space, assignment)
+    except NASError as e:
+        return str(e)
+    for key, bound in space.limits.items():
+        value = getattr(graph, key)
+        if value > bound:
+            return f"{key} {value:,} exceed the space's limit of {bound:,.0f}"
+    return None
+
+
+def sample(space: Space, rng: random.Random, *, tries: int = MAX_TRIES) -> Assignment:
+    """A random valid assignment: every active decision drawn uniformly;
+    draws that do not decode to a valid network, or exceed the space's
+    ``limits``, are redrawn.
+
+    Raises:
+        NASError: no valid network in ``tries`` draws (with the last reason).
+    """
+    reason: str | None = None
+    for _ in range(tries):
+        assignment = complete(space, {}, rng)
+        reason = _invalid(space, assignment)
+        if reason is None:
+            return assignment
+    raise NASError(f"no valid architecture in {tries} draws; last reason: {reason}", file=space.file)
+
+
+def complete(space: Space, assignment: Mapping[str, Any], rng: random.Random) -> Assignment:
+    """Keep the given values of active decisions, draw the missing ones,
+    and drop the ones that no longer exist."""
+    result: Assignment = {}
+    for d in space.decisions:
+        if all(same(result.get(label), value) for label, value in d.when):
+            result[d.label] = assignment[d.label] if d.label in assignment else d.sample(rng)
+    return result
+
+
+def mutate(
+    space: Space, assignment: Mapping[str, Any], rng: random.Random, k: int = 1, *, tries: int = MAX_TRIES
+) -> Assignment:
+    """Change ``k`` decisions of ``assignment`` to other values; decisions that
+    appear (a new block type's parameters) are drawn, those that disappear
+    are dropped. The result decodes to a valid network.
+
+    Raises:
+        NASError: no valid mutation in ``tries`` draws.
+    """
+    reason = "the space has no decision with more than one value"
+    for _ in range(tries):
+        candidates = [d for d in active(space, assignment) if d.size > 1]
+        if not candidates:
+            break
+        changed = dict(assignment)
+        for d in rng.sample(candidates, min(k, len(candidates))):
+            changed[d.label] = d.sample(rng, exclude=assignment.get(d.label))
+        result = complete(space, changed, rng)
+        problem = _invalid(space, result)
+        if problem is None:
+            return result
+        reason = problem
+    raise NASError(f"no valid mutation in {tries} draws; last reason: {reason}", file=space.file)
+
+
+def distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    """The number of decisions on which two assignments differ (a decision
+    active in one and not in the other counts)."""
+    return sum(1 for label in set(a) | set(b) if label not in a or label not in b or not same(a[label], b[label]))
+
+
+def size(space: Space) -> int:
+    """The number of distinct assignments the space holds (exact).
+
+    Decisions linked by conditions form components (typically one node:
+    present -> block -> that block's parameters); each component is counted
+    by enumerating the decisions that conditions read, and components
+    multiply.
+    """
+    parent = {d.label: d.label for d in space.decisions}
+
+    def root(label: str) -> str:
+        while parent[label] != label:
+            parent[label] = parent[parent[label]]
+            label = parent[label]
+        return label
+
+    for d in space.decisions:
+        for label, _ in d.when:
+            parent[root(d.label)] = root(label)
+    components: dict[str, list[Decision]] = {}
+    for d in space.decisions:  # keeps the condition order inside each component
+        components.setdefault(root(d.label), []).append(d)
+    read = {label for d in space.decisions for label, _ in d.when}
+    return math.prod(_count(members, read) for members in components.values())
+
+
+def _count(decisions: Sequence[Decision], read: set[str]) -> int:
+    def rec(i: int, fixed: dict[str, Any]) -> int:
+        if i == len(decisions):
+            return 1
+        d = decisions[i]
+        if not all(same(fixed.get(label), value) for label, value in d.when):
+            return rec(i + 1, fixed)
+        if d.label not in read:
+            return d.size * rec(i + 1, fixed)
+        return sum(rec(i + 1, {**fixed, d.label: d.value(j)}) for j in range(d.size))
+
+    return rec(0, {})
