@@ -9,10 +9,12 @@ A new file without an entry fails ``test_every_bad_file_has_an_expectation``.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ import nas
 import nas.cli
 from nas.io.parse import _Loader, dump_yaml, load_yaml, read_yaml
 from nas.ir.graph import Graph
+from nas.passes.analysis import node_table
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_yaml"
@@ -332,3 +335,37 @@ def test_loader_only_builds_plain_data() -> None:
                 walk(v)
 
     walk(read_yaml((ROOT / "examples" / "resnet18.yaml").read_bytes()))
+
+
+def _chain(length: int) -> str:
+    """IR text of ``length`` relus in a row, every other one naming its input
+    and the rest reading the node before implicitly."""
+    nodes = "".join(
+        f"  n{i}: {{block: relu, in: n{i - 1}}}\n" if i % 2 else f"  n{i}: {{block: relu}}\n" for i in range(length)
+    )
+    return "inputs: {x: [8]}\nnodes:\n" + nodes
+
+
+def _show_seconds(length: int) -> float:
+    """CPU seconds (of this process only, so that other work on the machine
+    does not count) for what ``nas show`` computes of a chain: read, build,
+    validate, analyse, the node table and the hash."""
+    text = _chain(length)
+    gc.collect()
+    start = time.process_time()
+    graph = nas.build(text)
+    assert len(node_table(graph)) == length + 1
+    assert graph.hash
+    seconds = time.process_time() - start
+    del graph
+    gc.collect()
+    return seconds
+
+
+@pytest.mark.slow
+def test_build_time_grows_linearly_with_the_number_of_nodes() -> None:
+    """A 200,000-node file must not take minutes: twice the nodes take about
+    twice the time (3x allows for noise; a quadratic step would give 4x)."""
+    small = _show_seconds(25_000)
+    large = _show_seconds(50_000)
+    assert large / small < 3, f"25,000 nodes: {small:.2f}s, 50,000 nodes: {large:.2f}s"

@@ -232,6 +232,42 @@ def graph_from_mapping(data: Mapping[str, Any], file: str | None = None, name: s
     """
     if not isinstance(data, _Located):
         raise SourceError("expected a mapping with 'inputs:', 'nodes:' and 'outputs:'", file=file)
+    graph = _empty_graph(data, file, name)
+    inputs = _section(data, "inputs", file)
+    nodes = _section(data, "nodes", file)
+    for input_name, shape in inputs.items():
+        try:
+            graph.add_input(input_name, shape, line=inputs.lines[input_name])
+        except NASError as e:
+            raise e.located(field="shape" if e.node else None) from None
+    # Two passes: create every node, then connect, so that a file may name
+    # its nodes in any order.
+    wiring = _add_nodes(graph, nodes, next(iter(inputs), None), file)
+    for node_name, refs, line in wiring:
+        if refs is None:
+            continue
+        if not isinstance(refs, list):
+            refs = [refs]
+        if not all(isinstance(r, str) for r in refs):
+            raise SourceError(
+                "'in' must be a node name or a list of names", file=file, line=line, node=node_name, field="in"
+            )
+        graph.set_inputs(node_name, refs)
+
+    outputs = data.get("outputs", wiring[-1][0])
+    if not isinstance(outputs, list):
+        outputs = [outputs]
+    if not outputs or not all(isinstance(r, str) for r in outputs):
+        raise SourceError("'outputs' must be a node name or a list of names", file=file, line=data.lines.get("outputs"))
+    try:
+        graph.set_outputs(*outputs)
+    except NASError as e:
+        raise e.located(line=data.lines.get("outputs")) from None
+    return graph
+
+
+def _empty_graph(data: _Located, file: str | None, name: str | None) -> Graph:
+    """The graph of the file's top level (name and meta), refusing unknown keys."""
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
@@ -247,21 +283,13 @@ def graph_from_mapping(data: Mapping[str, Any], file: str | None = None, name: s
     meta = data.get("meta", {})
     if not isinstance(meta, Mapping):
         raise SourceError("'meta' must be a mapping", file=file, line=data.lines["meta"])
-    graph = Graph(name, plain(meta), source=file)
+    return Graph(name, plain(meta), source=file)
 
-    inputs = _section(data, "inputs", file)
-    nodes = _section(data, "nodes", file)
-    for input_name, shape in inputs.items():
-        line = inputs.lines[input_name]
-        try:
-            graph.add_input(input_name, shape, line=line)
-        except NASError as e:
-            raise e.located(field="shape" if e.node else None) from None
 
-    # Two passes: create every node, then connect, so that a file may name
-    # its nodes in any order.
+def _add_nodes(graph: Graph, nodes: _Located, previous: str | None, file: str | None) -> list[tuple[str, Any, int]]:
+    """Add every node of ``nodes:`` to ``graph`` unconnected; return
+    ``(node, its 'in', line)`` for each, ``in`` defaulting to the node before."""
     wiring: list[tuple[str, Any, int]] = []
-    previous = next(iter(inputs), None)
     for node_name, spec in nodes.items():
         line = nodes.lines[node_name]
         if not isinstance(spec, _Located):
@@ -287,28 +315,7 @@ def graph_from_mapping(data: Mapping[str, Any], file: str | None = None, name: s
             raise
         wiring.append((node_name, spec.get("in", previous), spec.lines.get("in", line)))
         previous = node_name
-
-    for node_name, refs, line in wiring:
-        if refs is None:
-            continue
-        if not isinstance(refs, list):
-            refs = [refs]
-        if not all(isinstance(r, str) for r in refs):
-            raise SourceError(
-                "'in' must be a node name or a list of names", file=file, line=line, node=node_name, field="in"
-            )
-        graph.set_inputs(node_name, refs)
-
-    outputs = data.get("outputs", previous)
-    if not isinstance(outputs, list):
-        outputs = [outputs]
-    if not outputs or not all(isinstance(r, str) for r in outputs):
-        raise SourceError("'outputs' must be a node name or a list of names", file=file, line=data.lines.get("outputs"))
-    try:
-        graph.set_outputs(*outputs)
-    except NASError as e:
-        raise e.located(line=data.lines.get("outputs")) from None
-    return graph
+    return wiring
 
 
 def _section(data: _Located, key: str, file: str | None) -> _Located:
