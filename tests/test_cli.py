@@ -14,6 +14,7 @@ import torchvision
 
 import nas
 import nas.cli.latency as cli_latency
+import nas.cli.show as cli_show
 from nas.cli import main
 from nas.cli.root import COMMANDS
 from nas.ir.errors import NASError
@@ -47,6 +48,26 @@ def test_show_prints_a_table_with_totals(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "layer3_1" in out and "basic_block" in out and "256x14x14" in out
     assert "11,689,512" in out
+
+
+def test_show_prints_a_long_network_as_plain_aligned_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rich lays a table out at about a millisecond a row: a 200,000-node
+    # network took minutes. Past PLAIN_ROWS the same rows come as plain text.
+    monkeypatch.setattr(cli_show, "PLAIN_ROWS", 50)
+    path = tmp_path / "chain.yaml"
+    path.write_text("inputs: {x: [4, 8, 8]}\nnodes:\n" + "".join(f"  n{i}: {{block: relu}}\n" for i in range(120)))
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(out) if line.startswith("node "))
+    rows = out[header + 2 : header + 2 + 121]
+    assert [r.split()[0] for r in rows] == ["x", *(f"n{i}" for i in range(120))]
+    assert all(r.split()[1:3] == ["relu", "4x8x8"] for r in rows[1:])
+    column = out[header].index("block")
+    assert all(r[column:].startswith(r.split()[1]) for r in rows)  # aligned under their heading
+    assert out[header + 2 + 121].startswith("-----") and out[header + 3 + 121].startswith("total")
+    assert "params 0" in out[-1]
 
 
 def test_show_reads_a_yaml_string(capsys: pytest.CaptureFixture[str]) -> None:
