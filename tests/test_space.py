@@ -183,6 +183,7 @@ def test_a_net_outside_the_space_is_refused_with_a_reason(tiny: S.Space) -> None
         ("empty_range.yaml", 5, "conv.out_channels", "empty range"),
         ("malformed.yaml", 5, None, "malformed YAML"),
         ("not_a_mapping.yaml", 1, None, "a space is a mapping"),
+        ("decisions_not_a_mapping.yaml", 2, None, "'decisions' must be a mapping"),
     ],
 )
 def test_bad_space_files(
@@ -209,6 +210,7 @@ def test_bad_space_files(
             "empty_range.yaml",
             "malformed.yaml",
             "not_a_mapping.yaml",
+            "decisions_not_a_mapping.yaml",
         ]
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nas.io.parse import read_yaml
+from nas.io.parse import read_file, read_yaml
 from nas.ir.errors import NASError, SourceError
 from nas.ir.registry import Block, get_block
 from nas.ir.values import freeze
@@ -118,7 +118,14 @@ class _Parser:
                 raise self.error(
                     f"unknown key '{key}'", lines.get(key), hint=f"did you mean '{close[0]}'?" if close else None
                 )
-        self.declare(data.get("decisions") or {})
+        declared = data.get("decisions") or {}
+        if not isinstance(declared, Mapping):
+            raise self.error(
+                "'decisions' must be a mapping of names to decisions",
+                lines.get("decisions"),
+                hint="e.g. decisions: {width: {choice: [16, 32]}}",
+            )
+        self.declare(declared)
         inputs_raw = data.get("inputs")
         if not isinstance(inputs_raw, Mapping) or not inputs_raw:
             raise self.error("'inputs' must be a non-empty mapping", lines.get("inputs"))
@@ -354,7 +361,7 @@ def load_space(source: str | Path) -> Space:
     """A shipped space by name (``"residual"``) or a space file."""
     path = Path(source)
     if path.is_file():
-        return parse_space(path.read_bytes(), str(path), path.stem)
+        return parse_space(read_file(path), str(path), path.stem)
     if str(source) in space_names():
         resource = importlib.resources.files("nas.search_spaces").joinpath(f"{source}.yaml")
         return parse_space(resource.read_bytes(), str(resource), str(source))
