@@ -12,6 +12,7 @@ from rich.table import Table
 import nas
 from nas.cli.console import Json, shapes_text, si, table_console
 from nas.cli.root import as_command
+from nas.io.build import collector_paused
 from nas.passes.analysis import node_table
 
 
@@ -21,25 +22,26 @@ def show(
     flat: Annotated[bool, typer.Option("--flat", help="Expand composite blocks into primitives.")] = False,
 ) -> None:
     """Shapes, parameters, MACs and receptive fields of a network, node by node."""
-    graph = nas.build(source)
-    if flat:
-        graph = nas.flatten(graph)
-    rows = node_table(graph)
-    if as_json:
-        print(json.dumps(_report(graph, rows), indent=2))
-        return
-    summary = graph.summary
-    console = table_console()
-    cells = _cells(graph, rows)
-    if len(cells) > PLAIN_ROWS:
-        sys.stdout.write(_plain(graph, cells))
-    else:
-        console.print(_table(graph, cells))
-    console.print(
-        f"params {summary.params:,}  MACs {summary.macs:,}  activations {si(summary.activation_bytes)}B "
-        f"(peak {si(summary.peak_activation_bytes)}B)  hash {graph.hash}",
-        highlight=False,
-    )
+    with collector_paused():  # a short-lived process over many long-lived objects
+        graph = nas.build(source)
+        if flat:
+            graph = nas.flatten(graph)
+        rows = node_table(graph)
+        if as_json:
+            print(json.dumps(_report(graph, rows), indent=2))
+            return
+        summary = graph.summary
+        console = table_console()
+        cells = _cells(graph, rows)
+        if len(cells) > PLAIN_ROWS:
+            sys.stdout.write(_plain(graph, cells))
+        else:
+            console.print(_table(graph, cells))
+        console.print(
+            f"params {summary.params:,}  MACs {summary.macs:,}  activations {si(summary.activation_bytes)}B "
+            f"(peak {si(summary.peak_activation_bytes)}B)  hash {graph.hash}",
+            highlight=False,
+        )
 
 
 def _report(graph: nas.Graph, rows: list[dict[str, Any]]) -> dict[str, Any]:
