@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.io import zoo
+import nas.io.zoo as zoo
 from nas.io.exported import MANIFEST, read_graph
 from nas.io.parse import load_yaml, read_file
 from nas.ir.errors import NASError, SourceError
