@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import keyword
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -221,8 +222,6 @@ class Graph:
                 )
         else:
             raise self._error(GraphError, f"an input must be a node name, got {value!r}", reader)
-        import difflib
-
         close = difflib.get_close_matches(name, list(self._nx), n=1)
         hint = f"did you mean '{close[0]}'?" if close else "define that node or fix the name"
         raise self._error(GraphError, f"input '{name}' does not exist", reader, hint=hint)
