@@ -716,6 +716,29 @@ def test_a_search_predicts_latency_from_a_table(tmp_path: Path, monkeypatch: pyt
         assert t.user_attrs["latency_ms"] == pytest.approx(predictor.predict(nas.build(t.user_attrs["yaml"])))
 
 
+def test_the_card_of_a_model_found_with_a_table_names_the_tables_conditions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without --backend a search takes an onnxruntime table as it is; the card
+    # must then say onnxruntime (and the table's device), not the search's default, torch.
+    from nas.search import SearchConfig, run_search
+
+    space = nas.space.load_space("early")
+    rng = random.Random(0)
+    table = _synthetic_table([nas.space.decode(space, nas.space.sample(space, rng)) for _ in range(8)])
+    table.conditions["backend"] = "onnxruntime"
+    path = table.save(tmp_path / "ort.json")
+    monkeypatch.chdir(tmp_path)
+    config = SearchConfig(
+        trials=2, objective="proxy:naswot", storage=f"sqlite:///{tmp_path}/nas.db", study="t", latency_table=str(path)
+    )
+    result = run_search(dataclasses.replace(config, latency_budget_ms=1e6))
+    assert result.best_dir is not None
+    (record,) = json.loads((result.best_dir / "model.json").read_text())["latency"]
+    assert record["backend"] == "onnxruntime" and record["device"] == table.conditions["device"]
+    assert (record["batch"], record["precision"]) == (table.conditions["batch"], table.conditions["precision"])
+
+
 def test_the_predictor_refuses_conditions_its_table_was_not_measured_in(
     tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]]
 ) -> None:

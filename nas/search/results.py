@@ -11,7 +11,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from nas.io.exported import fit_weights, read_weights
 from nas.io.parse import load_yaml
 from nas.ir.errors import NASError
 from nas.passes.lower import lower
+from nas.predict import load_table
 from nas.search.record import TrialRecord
 from nas.search.sampler import nondominated_ranks
 from nas.search.storage import load_study, open_storage
@@ -224,11 +227,8 @@ def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None
     if record.latency_ms is not None:
         latency.append(
             {
-                "backend": settings.get("backend"),
+                **_latency_conditions(settings, record),
                 "median_ms": record.latency_ms,
-                "batch": settings.get("batch", 1),
-                "precision": settings.get("precision", "fp32"),
-                "threads": record.threads,
                 "source": f"search ({record.latency_source})",
             }
         )
@@ -252,6 +252,23 @@ def _safe_url(url: str) -> str:
         user, _, rest = tail.partition("@")
         return f"{head}://{user.split(':', 1)[0]}:***@{rest}" if ":" in user else url
     return url
+
+
+def _latency_conditions(settings: Mapping[str, Any], record: TrialRecord) -> dict[str, Any]:
+    """The conditions a search's latencies hold for: a latency table's own
+    (its backend, device, batch, precision, threads), where the search
+    predicted from one and it is still there, else the search's settings."""
+    table = settings.get("latency_table")
+    if table:
+        with contextlib.suppress(NASError):
+            c = load_table(table).conditions
+            return {k: c.get(k) for k in ("backend", "device", "batch", "precision", "threads")}
+    return {
+        "backend": settings.get("backend"),
+        "batch": settings.get("batch", 1),
+        "precision": settings.get("precision", "fp32"),
+        "threads": record.threads,
+    }
 
 
 def export_best(
