@@ -20,8 +20,8 @@ Example:
 # library that registers into it, the passes that register the graph's facts,
 # and reading networks. Nothing here imports the search, so that loading an
 # exported model needs torch, pyyaml, networkx and safetensors alone.
-from nas.ir import Graph, GraphError, NASError, Node, ParamError, Ref, ShapeError, SourceError, UnknownBlockError  # isort: skip
-from nas.ir import get_block, list_blocks  # isort: skip
+from nas.ir import GraphError, NASError, ParamError, ShapeError, SourceError, UnknownBlockError, WriteError  # isort: skip
+from nas.ir import Graph, Node, Ref, get_block, list_blocks  # isort: skip
 import nas.blocks  # isort: skip  # noqa: F401 (registers the block library)
 from nas.passes import flatten, lower  # isort: skip
 from nas.io import build, load, zoo  # isort: skip
@@ -38,6 +38,7 @@ __all__ = [
     "ShapeError",
     "SourceError",
     "UnknownBlockError",
+    "WriteError",
     "build",
     "flatten",
     "get_block",

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 import nas
 import nas.space as S
 from nas.cli import main
-from nas.ir.errors import NASError
+from nas.ir.errors import NASError, WriteError
 from nas.latency import TimingPolicy, memory
 from nas.search import SearchConfig, Split, load_data, load_study, open_storage, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
@@ -29,7 +29,7 @@ from nas.search.results import dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
 from nas.search.storage import storage_errors
 from nas.search.study import _Search, stop_reason
-from nas.search.train import WriteError, train
+from nas.search.train import train
 
 TINY_SPACE = """
 name: tiny

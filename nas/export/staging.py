@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.io.exported import MANIFEST, one_line
-from nas.ir.errors import NASError
+from nas.io.exported import MANIFEST
+from nas.ir.errors import NASError, WriteError
 
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 """The ``errno`` values of a disk that cannot take the export: these fail the
@@ -70,18 +70,6 @@ def disk_error(error: BaseException) -> OSError | None:
     return None
 
 
-def cannot_write(path: Path, error: OSError) -> NASError:
-    """``error``, met in writing ``path``, as one line naming the path and the system's reason."""
-    reason = error.strerror or one_line(error)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        hint = "free space on that disk, or write the export elsewhere with -o"
-    elif error.errno == errno.EROFS:
-        hint = "write the export elsewhere with -o"
-    else:
-        hint = "check that the directory can be written, or choose another -o"
-    return NASError(f"cannot write: {reason}", file=str(path), hint=hint)
-
-
 @dataclass(frozen=True)
 class Staging:
     """The hidden folder an export is written in, and the target it becomes."""
@@ -107,7 +95,7 @@ class Staging:
         try:
             (self.folder / name).write_text(text)
         except OSError as e:
-            raise cannot_write(self.target / name, e) from None
+            raise WriteError.of(self.target / name, e) from None
 
 
 @contextlib.contextmanager
@@ -124,7 +112,7 @@ def staging(target: Path, overwrite: bool) -> Iterator[Staging]:
         target.parent.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     except OSError as e:
-        raise cannot_write(Path(e.filename) if e.filename else target, e) from None
+        raise WriteError.of(Path(e.filename) if e.filename else target, e) from None
     stage = Staging(folder, target)
     try:
         yield stage
@@ -134,7 +122,7 @@ def staging(target: Path, overwrite: bool) -> Iterator[Staging]:
         shutil.rmtree(folder, ignore_errors=True)
         disk = None if isinstance(e, NASError) else disk_error(e)
         if disk is not None:
-            raise cannot_write(stage.shown(disk.filename), disk) from None
+            raise WriteError.of(stage.shown(disk.filename), disk) from None
         raise
 
 
@@ -153,7 +141,7 @@ def _replace(folder: Path, target: Path, overwrite: bool) -> None:
     except OSError as e:
         if old is not None:
             os.rename(old, target)
-        raise cannot_write(target, e) from None
+        raise WriteError.of(target, e) from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -168,4 +156,4 @@ def _permissions(folder: Path) -> None:
         path.chmod(0o666 & ~umask)
 
 
-__all__ = ["DISK_ERRORS", "Staging", "cannot_write", "check_target", "disk_error", "staging"]
+__all__ = ["DISK_ERRORS", "Staging", "check_target", "disk_error", "staging"]

@@ -45,8 +45,9 @@ import torch
 from nas.export.card import describe, model_card
 from nas.export.formats import DEFAULT_FORMATS, FORMATS, Format, Subject, parse_formats
 from nas.export.model import Model
-from nas.export.staging import Staging, cannot_write, check_target, disk_error, staging
+from nas.export.staging import Staging, check_target, disk_error, staging
 from nas.io.exported import CARD, MANIFEST, Outputs, Runner, fit_weights, one_line, sha256
+from nas.ir.errors import WriteError
 from nas.passes.lower import lower
 
 TOLERANCE = 1e-4
@@ -173,7 +174,7 @@ def _write_one(fmt: Format, subject: Subject, cases: Sequence[tuple[Outputs, Out
         path.unlink(missing_ok=True)
         disk = disk_error(e)
         if disk is not None:  # but a full disk fails the export, whichever file met it
-            raise cannot_write(stage.target / fmt.file, disk) from None
+            raise WriteError.of(stage.target / fmt.file, disk) from None
         return Written(fmt.name, False, reason=f"{fmt.name} export failed: {one_line(e)}")
     if runner is None:
         return Written(fmt.name, True, fmt.file, details=details)

@@ -5,7 +5,7 @@ The bottom layer: it imports no other part of ``nas``. Passes
 hash) and register themselves with :func:`nas.ir.graph.computes`.
 """
 
-from nas.ir.errors import GraphError, NASError, ParamError, ShapeError, SourceError, UnknownBlockError
+from nas.ir.errors import GraphError, NASError, ParamError, ShapeError, SourceError, UnknownBlockError, WriteError
 from nas.ir.graph import Graph, Node, Ref, computes
 from nas.ir.registry import Block, Composite, get_block, list_blocks, register
 
@@ -21,6 +21,7 @@ __all__ = [
     "ShapeError",
     "SourceError",
     "UnknownBlockError",
+    "WriteError",
     "computes",
     "get_block",
     "list_blocks",

@@ -7,6 +7,8 @@ a single line, and exits with code 2.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 
@@ -110,6 +112,28 @@ class ShapeError(NASError):
     """Tensor shapes that a block cannot accept."""
 
 
+class WriteError(NASError):
+    """A file could not be written: a full disk, a quota, a read-only file
+    system, no permission. ``file`` names it; nothing stored before is lost."""
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str], error: OSError, *, what: str | None = None) -> WriteError:
+        """``error``, met in writing ``path`` (``what`` it is, for the message), as one line with the system's reason.
+
+        Example:
+            >>> str(WriteError.of("out/model.onnx", OSError(errno.ENOSPC, "No space left on device")))
+            'out/model.onnx: cannot write: No space left on device (fix: free space on that disk, or write elsewhere)'
+        """
+        reason = error.strerror or " ".join(str(error).split()) or type(error).__name__
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            hint = "free space on that disk, or write elsewhere"
+        elif error.errno == errno.EROFS:
+            hint = "write elsewhere"
+        else:
+            hint = "check that the directory can be written, or write elsewhere"
+        return cls(f"cannot write{f' {what}' if what else ''}: {reason}", file=os.fspath(path), hint=hint)
+
+
 __all__ = [
     "GraphError",
     "NASError",
@@ -117,4 +141,5 @@ __all__ = [
     "ShapeError",
     "SourceError",
     "UnknownBlockError",
+    "WriteError",
 ]

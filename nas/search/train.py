@@ -37,7 +37,7 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-from nas.ir.errors import NASError
+from nas.ir.errors import NASError, WriteError
 from nas.ir.graph import Graph
 from nas.latency.memory import check_fits
 from nas.passes.lower import lower
@@ -46,10 +46,6 @@ from nas.search.data import Images, Split
 
 class EvaluationFailed(Exception):
     """A candidate that could not be evaluated; ``str(e)`` is the one-line reason."""
-
-
-class WriteError(NASError):
-    """A file could not be written (a full disk, no permission); ``file`` names it."""
 
 
 def save_tensors(
@@ -71,10 +67,7 @@ def save_tensors(
     except OSError as e:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)  # frees what the failed write took
-        cause = e.strerror or str(e) or type(e).__name__
-        raise WriteError(
-            f"cannot write {what}: {cause}", file=str(path), hint="free some disk space, or write elsewhere"
-        ) from None
+        raise WriteError.of(path, e, what=what) from None
 
 
 @dataclass
