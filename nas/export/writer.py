@@ -46,8 +46,8 @@ from nas.export.card import describe, model_card
 from nas.export.formats import DEFAULT_FORMATS, FORMATS, Format, Subject, parse_formats
 from nas.export.model import Model
 from nas.export.staging import Staging, check_target, disk_error, staging
-from nas.io.exported import CARD, MANIFEST, Outputs, Runner, fit_weights, one_line, sha256
-from nas.ir.errors import WriteError
+from nas.io.exported import CARD, MANIFEST, Outputs, Runner, fit_weights, sha256
+from nas.ir.errors import WriteError, one_line
 from nas.passes.lower import lower
 
 TOLERANCE = 1e-4

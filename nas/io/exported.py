@@ -32,7 +32,7 @@ import safetensors.torch
 import torch
 
 from nas.io.parse import load_yaml, read_file
-from nas.ir.errors import NASError, SourceError
+from nas.ir.errors import NASError, SourceError, one_line
 from nas.ir.graph import Graph
 from nas.passes.lower import lower
 from nas.passes.onnx import feeds
@@ -155,11 +155,6 @@ def sha256(path: Path) -> str:
 
 def written_formats(manifest: Mapping[str, Any]) -> set[str]:
     return {name for name, record in manifest.get("formats", {}).items() if record.get("ok")}
-
-
-def one_line(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_weights(path: Path, record: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:

@@ -92,6 +92,19 @@ def _rebuild(cls: type[NASError], message: str, fields: dict[str, Any]) -> NASEr
     return cls(message, **fields)
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """What ``error`` says, on one line of at most ``limit`` characters (its
+    type's name where it says nothing): for the reason of a library's error
+    inside one of ours.
+
+    Example:
+        >>> one_line(ValueError("two\\nlines"))
+        'two lines'
+    """
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class SourceError(NASError):
     """The input could not be read: missing file, malformed YAML, wrong layout."""
 
@@ -124,7 +137,7 @@ class WriteError(NASError):
             >>> str(WriteError.of("out/model.onnx", OSError(errno.ENOSPC, "No space left on device")))
             'out/model.onnx: cannot write: No space left on device (fix: free space on that disk, or write elsewhere)'
         """
-        reason = error.strerror or " ".join(str(error).split()) or type(error).__name__
+        reason = error.strerror or one_line(error)
         if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             hint = "free space on that disk, or write elsewhere"
         elif error.errno == errno.EROFS:
@@ -142,4 +155,5 @@ __all__ = [
     "SourceError",
     "UnknownBlockError",
     "WriteError",
+    "one_line",
 ]

@@ -17,7 +17,7 @@ import optuna
 from optuna.exceptions import StorageInternalError
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from nas.ir.errors import NASError
+from nas.ir.errors import NASError, one_line
 
 
 def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
@@ -72,7 +72,7 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     except NASError:
         raise
     except Exception as e:  # SQLAlchemy and drivers raise many kinds
-        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        reason = one_line(e, 200)
         raise NASError(f"cannot open storage '{url}': {reason}", field="storage", hint=hint) from None
 
 
@@ -113,8 +113,9 @@ def _cause(error: BaseException) -> str:
     cause: BaseException = error
     while cause.__cause__ is not None:
         cause = cause.__cause__
-    reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else getattr(cause, "orig", None) or cause
-    return " ".join(str(reason).split())[:200] or type(cause).__name__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return one_line(getattr(cause, "orig", None) or cause, 200)  # orig: SQLAlchemy's driver error
 
 
 @contextlib.contextmanager

@@ -53,7 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 import nas.space as S
 from nas.io import zoo
 from nas.io.build import build
-from nas.ir.errors import NASError
+from nas.ir.errors import NASError, one_line
 from nas.ir.graph import Graph
 from nas.latency import TimingPolicy, get_backend, measure
 from nas.latency.memory import check_fits
@@ -339,7 +339,7 @@ class _Search:
         try:
             value = score(proxy, graph, images.x[:BATCH], images.y[:BATCH], model=model)
         except (RuntimeError, ValueError) as e:
-            raise EvaluationFailed(f"proxy:{proxy} failed: {' '.join(str(e).split())[:200]}") from e
+            raise EvaluationFailed(f"proxy:{proxy} failed: {one_line(e, 200)}") from e
         if not math.isfinite(value):
             meaning = DEGENERATE.get(proxy) if value < 0 else None
             raise EvaluationFailed(f"proxy:{proxy} score is {value}" + (f": {meaning}" if meaning else ""))

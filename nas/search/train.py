@@ -37,7 +37,7 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-from nas.ir.errors import NASError, WriteError
+from nas.ir.errors import NASError, WriteError, one_line
 from nas.ir.graph import Graph
 from nas.latency.memory import check_fits
 from nas.passes.lower import lower
@@ -182,8 +182,7 @@ def train(
     except EvaluationFailed:
         raise
     except (RuntimeError, ValueError, MemoryError) as e:
-        reason = " ".join(str(e).split())[:300]
-        raise EvaluationFailed(f"training failed: {type(e).__name__}: {reason}") from e
+        raise EvaluationFailed(f"training failed: {type(e).__name__}: {one_line(e)}") from e
     return TrainResult(curve[-1] if curve else 0.0, curve, time.perf_counter() - started, state_of(model))
 
 
