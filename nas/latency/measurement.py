@@ -323,9 +323,7 @@ def measure(
     """
     chosen = _resolve(backend)
     mode = check_request(chosen, precision, mode, batch, threads)
-    graph = build(graph)
-    if input_shape is not None:
-        graph = build(graph, input_shape=input_shape)
+    graph = build(graph, input_shape=input_shape)
     shapes = list(graph.summary.inputs.values())
     conditions = conditions_for(chosen, precision=precision, mode=mode, batch=batch, shapes=shapes, threads=threads)
     graph_hash = graph.hash
