@@ -739,6 +739,19 @@ def test_the_card_of_a_model_found_with_a_table_names_the_tables_conditions(
     assert (record["batch"], record["precision"]) == (table.conditions["batch"], table.conditions["precision"])
 
 
+def test_refit_refuses_other_conditions_before_measuring(synthetic: tuple[LatencyTable, list[nas.Graph]]) -> None:
+    # The check the CLI held: a refit measures in the table's own conditions.
+    table = copy.deepcopy(synthetic[0])
+    table.path = "t.json"
+    held = table.conditions["threads"]
+    with pytest.raises(NASError) as info:
+        refit(table, threads=held + 1)
+    assert info.value.field == "threads" and info.value.file == "t.json"
+    assert f"t.json was profiled with --threads {held}, not {held + 1}" in str(info.value)
+    with pytest.raises(NASError, match="--backend torch, not onnxruntime"):
+        refit(table, backend="onnxruntime")
+
+
 def test_the_predictor_refuses_conditions_its_table_was_not_measured_in(
     tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]]
 ) -> None:

@@ -289,18 +289,14 @@ def refit_command(
     if output is None:
         raise NASError("refit needs -o, the file to write (it may be the table itself)", field="output")
     table = LatencyTable.load(table_path)
-    asked = {"backend": None if backend == "auto" else backend, "threads": threads}
-    for option, given in asked.items():
-        held = table.conditions.get(option)
-        if given is not None and given != held:
-            raise NASError(
-                f"{table_path} was profiled with --{option} {held}, not {given}",
-                file=table_path,
-                field=option,
-                hint=f"leave --{option} out: a refit measures in the table's conditions",
-            )
     progress = None if as_json else lambda line: print(line, file=sys.stderr)
-    fresh = refit_table(table, cache=not no_cache, progress=progress)
+    fresh = refit_table(
+        table,
+        backend=None if backend == "auto" else backend,
+        threads=threads,
+        cache=not no_cache,
+        progress=progress,
+    )
     saved = fresh.save(output)
     last = fresh.profile["refits"][-1]
     if as_json:

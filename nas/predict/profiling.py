@@ -463,6 +463,8 @@ def table_networks(table: LatencyTable) -> list[Graph]:
 def refit(
     table: LatencyTable,
     *,
+    backend: str | None = None,
+    threads: int | None = None,
     cache: LatencyCache | str | bool | None = True,
     network_policy: TimingPolicy | None = None,
     progress: Progress | None = None,
@@ -479,17 +481,21 @@ def refit(
 
     Args:
         table: a table made by :func:`profile` (it records how).
+        backend, threads: what the caller asked for, if anything: a refit
+            measures in the table's own conditions, so others are refused.
         cache: the latency store the fresh measurements are added to.
         network_policy: how to time the networks (default: the table's).
         progress: called with a line of text now and then.
 
     Raises:
-        NASError: the table has no networks, they cannot be drawn again
+        NASError: a backend or thread count other than the table's, the
+            table has no networks, they cannot be drawn again
             (:func:`table_networks`), this machine is not the table's, or a
             network cannot be measured.
     """
     say = progress or (lambda line: None)
     started = time.perf_counter()
+    _check_asked(table, backend=backend, threads=threads)
     if not table.networks:
         raise NASError(f"{table.path or 'the table'} has no whole networks to refit on", field="networks")
     graphs = table_networks(table)
@@ -508,6 +514,20 @@ def refit(
     )
     say(f"refitted on {len(graphs)} networks: they take {statistics.median(moved):.3f}x what the table held (median)")
     return fresh
+
+
+def _check_asked(table: LatencyTable, **asked: Any) -> None:
+    """Refuse conditions asked of a refit (``None``: not asked) that are not the table's."""
+    where = table.path or "the table"
+    for option, given in asked.items():
+        held = table.conditions.get(option)
+        if given is not None and given != held:
+            raise NASError(
+                f"{where} was profiled with --{option} {held}, not {given}",
+                file=str(where),
+                field=option,
+                hint=f"leave --{option} out: a refit measures in the table's conditions",
+            )
 
 
 def _check_machine(table: LatencyTable) -> None:
