@@ -49,6 +49,7 @@ _TABLE: list[tuple[str, Callable[..., Any], tuple[Param, ...], str, str | None]]
     ("gelu", F.gelu, (), "Gaussian error linear unit", None),
     ("silu", F.silu, (), "x * sigmoid(x), a.k.a. swish", None),
     ("hardswish", F.hardswish, (), "piecewise-linear swish (MobileNet v3)", None),
+    ("hardsigmoid", F.hardsigmoid, (), "relu6(x + 3) / 6, piecewise-linear sigmoid (MobileNet v3's gate)", None),
 ]
 
 for _name, _fn, _params, _doc, _inplace in _TABLE:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from nas.ir.registry import Block, Cost, Example, Param, Params, Shape, register
@@ -33,3 +34,64 @@ class BatchNorm(Block):
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         kind = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
         return kind(ins[0][0], eps=p.eps, momentum=p.momentum, affine=p.affine)
+
+
+class ChannelsFirstLayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` over the channels of an ``(N, C, H, W)`` tensor: the
+    channels are moved last, normalised and moved back, as ConvNeXt's
+    ``LayerNorm2d`` (torchvision and timm) does. A subclass, so that its
+    ``weight`` and ``bias`` are named and shaped as theirs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+_LAYER_NORM_PARAMS = (
+    Param("eps", float, default=1e-5, low=0.0, high=1.0, doc="added to the variance (ViT: 1e-6)"),
+    Param("affine", bool, default=True, doc="learn a scale and a shift per channel (elementwise_affine)"),
+)
+
+
+@register
+class LayerNorm(Block):
+    """Layer normalisation over the last dimension (``nn.LayerNorm(shape[-1])``):
+    the channels-last form of transformers, where a ``(N, D)`` input is ``N``
+    tokens of ``D`` features and each token is normalised on its own (ViT).
+
+    Not a fusion ``norm``: its statistics come from the data at inference, so
+    no runtime folds it into the preceding convolution's weights."""
+
+    name = "layer_norm"
+    keeps_output = False
+    params = _LAYER_NORM_PARAMS
+    examples = (
+        Example({}, ((5, 8),)),
+        Example({"eps": 1e-6, "affine": False}, ((7,),)),
+        Example({"eps": 1e-6}, ((4, 3, 6),)),
+    )
+
+    def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
+        return ins[0]
+
+    def cost(self, p: Params, ins: Sequence[Shape], outs: Sequence[Shape]) -> Cost:
+        return Cost(params=2 * ins[0][-1] if p.affine else 0)
+
+    def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
+        return nn.LayerNorm(ins[0][-1], eps=p.eps, elementwise_affine=p.affine)
+
+
+@register
+class LayerNorm2d(LayerNorm):
+    """Layer normalisation over the channels of a ``(C, H, W)`` map, each
+    position on its own: the channels-first form of ConvNeXt's ``LayerNorm2d``
+    (not ``nn.GroupNorm(1, C)``, which also averages over positions)."""
+
+    name = "layer_norm2d"
+    rank = 3
+    examples = (Example({}, ((6, 4, 5),)), Example({"eps": 1e-6, "affine": False}, ((3, 2, 2),)))
+
+    def cost(self, p: Params, ins: Sequence[Shape], outs: Sequence[Shape]) -> Cost:
+        return Cost(params=2 * ins[0][0] if p.affine else 0)
+
+    def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
+        return ChannelsFirstLayerNorm(ins[0][0], eps=p.eps, elementwise_affine=p.affine)
