@@ -3,6 +3,8 @@ path, concatenated along channels.
 
 * ``inception_v1``: GoogLeNet's module with 1x1 bottlenecks (Szegedy et al.,
   "Going Deeper with Convolutions", 2014, Figure 2b).
+* ``inception_aux``: GoogLeNet's auxiliary classifier, a training-only
+  head (section 5 of the same paper).
 * ``inception_bn``: BN-Inception's module, the 5x5 branch replaced by two
   3x3 convolutions, average or max pooling, and a stride-2 variant whose
   pooling path passes the input through (Ioffe & Szegedy, "Batch
@@ -107,6 +109,45 @@ class InceptionV1(Composite):
         pool = g.add("pool", "max_pool2d", x, kernel_size=3, stride=1, padding=1)
         branches.append(g.add("branch_pool", "conv_bn_act", pool, out_channels=p.pool_proj, kernel_size=1, **conv))
         g.set_outputs(g.add("concat", "concat", branches))
+        return g
+
+
+@register
+class InceptionAux(Composite):
+    """GoogLeNet's auxiliary classifier (Szegedy et al. 2014, section 5), a
+    training-only head on modules 4a and 4d whose loss is added with weight
+    0.3 and which is removed at inference.
+
+    5x5 average pooling with stride 3, a 1x1 convolution (128 filters) with
+    ReLU, a fully connected layer (1024 units) with ReLU, dropout (70%) and
+    a linear classifier. ``norm: none`` (the default) is the paper's; with
+    ``batch_norm`` the convolution is torchvision's ``BasicConv2d``.
+    """
+
+    name = "inception_aux"
+    rank = 3
+    params = (
+        _width("conv_channels", 128, "1x1 convolution after the pooling"),
+        _width("hidden", 1024, "units of the fully connected layer"),
+        _width("classes", 1000),
+        Param("dropout", float, default=0.7, low=0.0, high=0.99),
+        Param("norm", str, default="none", choices=("batch_norm", "none")),
+    )
+    examples = (
+        Example({"conv_channels": 4, "hidden": 8, "classes": 3}, ((6, 8, 8),)),
+        Example({"conv_channels": 3, "hidden": 5, "classes": 2, "norm": "batch_norm"}, ((4, 14, 14),)),
+    )
+
+    def expand(self, p: Params, ins: Sequence[Shape]) -> Graph:
+        conv: dict[str, Any] = {"norm": "none", "bias": True} if p.norm == "none" else {"eps": 1e-3}
+        g = Graph(self.name)
+        x = g.add_input("x", ins[0])
+        y = g.add("pool", "avg_pool2d", x, kernel_size=5, stride=3)
+        y = g.add("conv", "conv_bn_act", y, out_channels=p.conv_channels, kernel_size=1, **conv)
+        y = g.add("flatten", "flatten", y)
+        y = g.add("relu", "relu", g.add("fc1", "linear", y, out_features=p.hidden))
+        y = g.add("dropout", "dropout", y, p=p.dropout)
+        g.set_outputs(g.add("fc2", "linear", y, out_features=p.classes))
         return g
 
 

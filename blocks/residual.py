@@ -74,7 +74,12 @@ class BasicBlock(Composite):
     ResNet-18/34 and the CIFAR ResNets. When the block changes the width or
     the resolution, the shortcut is a 1x1 convolution with batch norm
     (``projection``, option B) or a zero-padded identity (``zero_pad``,
-    option A). Node names follow torchvision's ``BasicBlock``."""
+    option A). Node names follow torchvision's ``BasicBlock``.
+
+    ``stride_at`` has one value, ``"3x3"``: a basic block subsamples on its
+    first 3x3 in the paper and in torchvision alike. It is declared so that
+    one stage template (the ``residual`` space) can state the stride
+    position for either unit; ``bottleneck`` has the second value."""
 
     name = "basic_block"
     rank = 3
@@ -82,6 +87,7 @@ class BasicBlock(Composite):
         Param("out_channels", int, low=1, high=MAX_CHANNELS),
         Param("stride", int, default=1, low=1, high=MAX_EXTENT),
         Param("shortcut", str, default="projection", choices=("projection", "zero_pad")),
+        Param("stride_at", str, default="3x3", choices=("3x3",), doc="where the stride is: the first 3x3"),
     )
     examples = (
         Example({"out_channels": 4}, ((4, 6, 6),)),
@@ -101,9 +107,14 @@ class BasicBlock(Composite):
 @register
 class Bottleneck(Composite):
     """1x1 reduce, 3x3, 1x1 expand, with batch norm and a shortcut: ResNet-50
-    and deeper (torchvision's ``Bottleneck``, stride on the 3x3 as in
-    "ResNet v1.5"). ``width`` is the bottleneck width, ``out_channels / 4`` by
-    default; ``groups`` > 1 gives ResNeXt's grouped 3x3."""
+    and deeper. ``width`` is the bottleneck width, ``out_channels / 4`` by
+    default; ``groups`` > 1 gives ResNeXt's grouped 3x3.
+
+    ``stride_at`` is where a stride-2 block subsamples: on the 3x3
+    (``"3x3"``, torchvision's ``Bottleneck``, known as "ResNet v1.5") or on
+    the first 1x1 (``"1x1"``, the paper's own nets and its Caffe models), which
+    runs the 3x3 on the smaller grid and so costs fewer MACs for the same
+    parameters."""
 
     name = "bottleneck"
     rank = 3
@@ -113,24 +124,27 @@ class Bottleneck(Composite):
         Param("width", int, default=None, low=1, high=MAX_CHANNELS, doc="default: out_channels // 4"),
         Param("groups", int, default=1, low=1, high=MAX_CHANNELS),
         Param("shortcut", str, default="projection", choices=("projection", "zero_pad")),
+        Param("stride_at", str, default="3x3", choices=("3x3", "1x1"), doc="3x3: ResNet v1.5; 1x1: the paper's"),
     )
     examples = (
         Example({"out_channels": 16}, ((16, 6, 6),)),
         Example({"out_channels": 16, "stride": 2, "width": 8, "groups": 2}, ((8, 7, 7),)),
+        Example({"out_channels": 16, "stride": 2, "stride_at": "1x1"}, ((8, 7, 7),)),
     )
 
     def expand(self, p: Params, ins: Sequence[Shape]) -> Graph:
         width = p.width or max(1, p.out_channels // 4)
         g = Graph(self.name)
         x = g.add_input("x", ins[0])
-        y = g.add("relu1", "relu", _conv_bn(g, "1", x, width, 1, 1))
+        first, second = (p.stride, 1) if p.stride_at == "1x1" else (1, p.stride)
+        y = g.add("relu1", "relu", _conv_bn(g, "1", x, width, 1, first))
         conv2 = g.add(
             "conv2",
             "conv2d",
             y,
             out_channels=width,
             kernel_size=3,
-            stride=p.stride,
+            stride=second,
             padding=1,
             groups=p.groups,
             bias=False,

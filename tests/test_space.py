@@ -118,6 +118,9 @@ ZOO_SPACES = {
         "resnet50",
         "resnet101",
         "resnet152",
+        "resnet50_v1",
+        "resnet101_v1",
+        "resnet152_v1",
         "resnet20",
         "resnet32",
         "resnet44",
@@ -152,6 +155,8 @@ def test_zoo_nets_are_fixed_points_of_their_space(space: str, net: str) -> None:
 
 @pytest.mark.parametrize("net", nas.zoo.names())
 def test_every_zoo_net_is_a_fixed_point_of_some_space(net: str) -> None:
+    """Or is marked ``no_space`` in its metadata, with the reason no space can
+    hold it; the mark is checked too, so it goes when a space learns the net."""
     graph = nas.build(net)
     homes = []
     for name in SPACES:
@@ -160,10 +165,11 @@ def test_every_zoo_net_is_a_fixed_point_of_some_space(net: str) -> None:
             homes.append(name)
         except NASError:
             pass
-    if not homes:
-        pytest.xfail(f"{net}: its space is not shipped yet") if len(SPACES) < 6 else pytest.fail(
-            f"{net} is in no space"
-        )
+    reason = graph.meta.get("no_space")
+    if reason:
+        assert not homes, f"{net} is a fixed point of {homes}: remove its no_space mark"
+    else:
+        assert homes, f"{net} is in no space (if no space can hold it, say why under no_space in its metadata)"
 
 
 def test_a_net_outside_the_space_is_refused_with_a_reason(tiny: S.Space) -> None:

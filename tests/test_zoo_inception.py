@@ -154,3 +154,97 @@ def test_inception_v1_module_with_the_papers_5x5_matches_torchvision_with_5x5() 
     copy_weights(reference, ours)
     assert g.params == sum(p.numel() for p in reference.parameters())
     assert_same_function(ours, reference, (192, 28, 28))
+
+
+# GoogLeNet as the paper builds it: Szegedy et al., "Going Deeper with
+# Convolutions", arXiv:1409.4842, Table 1. Each row: output size, the widths
+# (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj), parameters in
+# units of 1024 ("K") and operations (multiply-adds) in millions.
+GOOGLENET_TABLE_1 = {
+    "conv1": ((64, 112, 112), None, 2.7, 34),
+    "conv3": ((192, 56, 56), None, 112, 360),  # with conv2, its 1x1 reduce
+    "inception3a": ((256, 28, 28), (64, 96, 128, 16, 32, 32), 159, 128),
+    "inception3b": ((480, 28, 28), (128, 128, 192, 32, 96, 64), 380, 304),
+    "inception4a": ((512, 14, 14), (192, 96, 208, 16, 48, 64), 364, 73),
+    "inception4b": ((512, 14, 14), (160, 112, 224, 24, 64, 64), 437, 88),
+    "inception4c": ((512, 14, 14), (128, 128, 256, 24, 64, 64), 463, 100),
+    "inception4d": ((528, 14, 14), (112, 144, 288, 32, 64, 64), 580, 119),
+    "inception4e": ((832, 14, 14), (256, 160, 320, 32, 128, 128), 840, 170),
+    "inception5a": ((832, 7, 7), (256, 160, 320, 32, 128, 128), 1072, 54),
+    "inception5b": ((1024, 7, 7), (384, 192, 384, 48, 128, 128), 1388, 71),
+    "fc": ((1000,), None, 1000, 1),
+}
+OPS_INCONSISTENT = {"conv1", "inception5a"}
+"""Rows whose operations do not follow from their own layer (the net's notes say why)."""
+PARAMS_INCONSISTENT = {"conv1", "inception4c", "inception5a"}
+WIDTHS = ("ch1x1", "ch3x3red", "ch3x3", "ch5x5red", "ch5x5", "pool_proj")
+
+
+@pytest.fixture(scope="module")
+def googlenet_paper() -> nas.Graph:
+    return nas.build("googlenet_paper")
+
+
+def _row_cost(g: nas.Graph, row: str) -> tuple[int, int]:
+    """Weights (biases left out: the table counts filters) and MACs of a row's layers."""
+    prefixes = ("conv2", "conv3") if row == "conv3" else (row,)
+    weights = macs = 0
+    for node in nas.build(nas.flatten(g)):
+        if node.name in prefixes or node.name.startswith(tuple(f"{p}_" for p in prefixes)):
+            biases = node.params.get("out_channels", node.params.get("out_features")) if node.params.get("bias") else 0
+            weights += node.meta["cost"].params - biases
+            macs += node.meta["cost"].macs
+    return weights, macs
+
+
+@pytest.mark.parametrize("row", list(GOOGLENET_TABLE_1))
+def test_googlenet_paper_matches_table_1(googlenet_paper: nas.Graph, row: str) -> None:
+    shape, widths, kparams, mops = GOOGLENET_TABLE_1[row]
+    node = googlenet_paper.node(row)
+    assert node.meta["shapes"][0] == shape
+    if widths is not None:
+        assert tuple(node.params[w] for w in WIDTHS) == widths and node.params["kernel_5x5"] == 5
+    weights, macs = _row_cost(googlenet_paper, row)
+    ops_agree = abs(macs / 1e6 - mops) <= 0.01 * mops + 0.5
+    params_agree = abs(weights / 1024 - kparams) <= 0.02 * kparams + 0.5
+    assert ops_agree != (row in OPS_INCONSISTENT), (row, macs / 1e6, mops)
+    assert params_agree != (row in PARAMS_INCONSISTENT), (row, weights / 1024, kparams)
+
+
+def test_googlenet_paper_conv1_row_is_not_a_7x7_convolution_from_rgb() -> None:
+    """Table 1's conv1 row (2.7K, 34M) against the layer it names: 7x7x3x64 weights, on 112x112."""
+    weights = 7 * 7 * 3 * 64
+    assert (round(weights / 1024, 1), weights * 112 * 112 // 10**6) == (9.2, 118)
+
+
+def test_googlenet_paper_is_the_papers_net_not_torchvisions(googlenet_paper: nas.Graph) -> None:
+    flat = nas.flatten(googlenet_paper)
+    blocks = {n.block.name for n in flat}
+    assert "batch_norm" not in blocks and "lrn" in blocks
+    assert {n.params["kernel_size"] for n in flat if n.name.endswith("branch5x5_2_conv")} == {5}
+    # Section 5: "a computational budget of 1.5 billion multiply-adds at inference time"; the conv1 row's
+    # 84M shortfall (see the notes) is what separates the rows' 1.50G from the net's.
+    assert 1.5e9 < googlenet_paper.macs < 1.6e9
+    assert googlenet_paper.summary.outputs == [(1000,)]
+
+
+def test_googlenet_auxiliary_classifiers_for_training() -> None:
+    """Section 5: on 4a (4x4x512 after 5x5/3 average pooling) and 4d (4x4x528),
+    a 1x1 convolution with 128 filters, 1024 units, 70% dropout, 1000 classes."""
+    spec = nas.build("googlenet_paper").to_yaml()
+    spec = spec.replace("outputs: [fc]\n", "")
+    training = nas.build(
+        spec
+        + "  aux1: {block: inception_aux, in: inception4a}\n  aux2: {block: inception_aux, in: inception4d}\n"
+        + "outputs: [fc, aux1, aux2]\n"
+    )
+    assert training.summary.outputs == [(1000,), (1000,), (1000,)]
+    flat = nas.build(nas.flatten(training))
+    for name, channels in (("aux1", 512), ("aux2", 528)):
+        assert flat.node(f"{name}_pool").meta["shapes"][0] == (channels, 4, 4)
+        assert flat.node(f"{name}_conv_conv").params["out_channels"] == 128
+        assert flat.node(f"{name}_fc1").params["out_features"] == 1024
+        assert flat.node(f"{name}_dropout").params["p"] == 0.7
+    extra = training.params - nas.build("googlenet_paper").params
+    expected = sum(c * 128 + 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000 for c in (512, 528))
+    assert extra == expected
