@@ -37,12 +37,12 @@ def _deepest_conv_path(graph: nas.Graph) -> int:
     return depth[flat.outputs[0].node]
 
 
-def _paper_params(columns: int, classes: int = 10) -> int:
+def _paper_params(columns: int, classes: int = 10, widths: tuple[int, ...] = WIDTHS) -> int:
     """Section 3-4 counted by hand: per block, ``columns`` 3x3 convolutions
     read the block's input and the other 2^C - 1 - C read its width; batch
     norm adds 2 per channel; a linear classifier on the 512x1x1 map."""
     total, channels = 0, 3
-    for width in WIDTHS:
+    for width in widths:
         convs = 2**columns - 1
         total += columns * 9 * channels * width + (convs - columns) * 9 * width * width + convs * 2 * width
         channels = width
@@ -201,3 +201,17 @@ outputs: [block]
         nas.build(source % (2, ""))
     with pytest.raises(nas.ParamError, match="from the sampler"):
         nas.build(source % (3, ", global_drop: 0.5"))
+
+
+def test_forty_layer_net_cannot_reach_table_1s_count_and_says_so() -> None:
+    """Table 1 lists "FractalNet (40 layers, 22.9M params)"; section 4's
+    widths with C = 4 give 3.3 times that, and no whole base width of the
+    paper's pattern (b, 2b, 4b, 8b, 8b) gives 22.9M, so the notes must say
+    the row cannot be rebuilt, quoting the count the rule gives."""
+    g = nas.build("fractalnet40")
+    assert g.params == _paper_params(4)
+    assert round(g.params / 1e6, 1) == 76.1 and g.params / 22.9e6 > 3
+    pattern = [(b, 2 * b, 4 * b, 8 * b, 8 * b) for b in range(8, 129)]
+    assert 22.9 not in {round(_paper_params(4, widths=w) / 1e6, 1) for w in pattern}
+    notes = " ".join(g.meta["notes"].split())
+    assert "22.9M" in notes and "76.1M" in notes and "cannot be rebuilt" in notes
