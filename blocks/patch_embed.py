@@ -41,7 +41,6 @@ class Tokens(Block):
 
     name = "tokens"
     rank = 3
-    keeps_output = False
     examples = (Example({}, ((6, 3, 4),)),)
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:

@@ -28,7 +28,6 @@ class ChannelShuffle(Block):
     ``nn.ChannelShuffle``). A permutation: no parameters, no MACs."""
 
     name = "channel_shuffle"
-    keeps_output = False
     rank = 3
     params = (Param("groups", int, low=1, high=MAX_CHANNELS, doc="number of groups; must divide the channels"),)
     examples = (Example({"groups": 2}, ((6, 4, 4),)), Example({"groups": 3}, ((12, 3, 5),)))

@@ -50,7 +50,6 @@ class StochasticDepth(Block):
     network without it computes."""
 
     name = "stochastic_depth"
-    keeps_output = False
     params = (
         Param("p", float, default=0.1, low=0.0, high=0.99, doc="probability of dropping the branch"),
         Param("mode", str, default="row", choices=("row", "batch"), doc="drop per sample or per batch"),

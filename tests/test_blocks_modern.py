@@ -29,6 +29,8 @@ from torchvision.ops import SqueezeExcitation, StochasticDepth
 
 import nas
 from nas.blocks.mobile import make_divisible
+from nas.ir.registry import Block, Example
+from tests.block_cases import block_examples, example_graph, random_inputs
 from tests.reference import assert_same_function, copy_weights, randomize_batch_norm, reference_macs
 
 
@@ -379,3 +381,39 @@ def test_patch_embed_is_torchvisions_vit_input() -> None:
         tokens = vit._process_input(x)
         expected = torch.cat([vit.class_token.expand(2, -1, -1), tokens], dim=1) + vit.encoder.pos_embedding
         torch.testing.assert_close(ours(x), expected)
+
+
+# -- aliasing ------------------------------------------------------------------------
+
+PRIMITIVE_CASES = [c for c in block_examples() if not c.values[0].composite and c.values[1].source is None]
+
+
+@pytest.mark.parametrize(("block", "example"), PRIMITIVE_CASES)
+def test_a_block_that_returns_its_input_keeps_it_from_in_place_readers(block: Block, example: Example) -> None:
+    """A lowering whose output is its input, or a view of it (identity in eval,
+    reshapes), must declare ``keeps_output``: else a reader computes into it
+    in place (``add_``) and overwrites the input that other readers still see."""
+    graph = example_graph(block, example)
+    inputs = random_inputs(graph)
+    with torch.no_grad():
+        result = nas.lower(graph).eval()(*inputs)
+    outputs = result if isinstance(result, tuple) else (result,)
+    storages = {x.untyped_storage().data_ptr() for x in inputs}
+    if any(t.untyped_storage().data_ptr() in storages for t in outputs):
+        assert block.keeps_output
+
+
+@pytest.mark.parametrize(("block", "params"), [("stochastic_depth", {}), ("channel_shuffle", {"groups": 1})])
+def test_an_identity_block_is_not_overwritten_in_place(block: str, params: dict[str, Any]) -> None:
+    # d and e are both the conv's output in eval; summing into d in place would change e.
+    g = nas.Graph("alias")
+    a = g.add("a", "conv2d", g.add_input("x", (4, 3, 3)), out_channels=4, kernel_size=1)
+    d, e = (g.add(name, block, a, **params) for name in ("d", "e"))
+    s = g.add("s", "add", [d, g.add_input("y", (4, 3, 3))])
+    g.set_outputs(g.add("t", "add", [s, e]))
+    graph = nas.build(g)
+    fast, plain = nas.lower(graph).eval(), nas.lower(graph, inplace=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    x, y = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x, y), plain(x, y))
