@@ -13,14 +13,16 @@ from nas.export.card import closest_zoo, model_card
 from nas.export.formats import DEFAULT_FORMATS, FORMATS, Format, Subject, parse_formats
 from nas.export.model import Model, from_source
 from nas.export.staging import check_target
-from nas.export.writer import TOLERANCE, Exported, Written, export
+from nas.export.writer import CHECK_SEEDS, TIE_SHARE, TOLERANCE, Exported, Written, export
 from nas.io.exported import CARD, MANIFEST, OnnxModule, load, read_manifest
 
 __all__ = [
     "CARD",
+    "CHECK_SEEDS",
     "DEFAULT_FORMATS",
     "FORMATS",
     "MANIFEST",
+    "TIE_SHARE",
     "TOLERANCE",
     "Exported",
     "Format",

@@ -35,12 +35,14 @@ def describe(
     batch: int,
     tolerance: float,
     latency: Sequence[str],
+    seeds: Sequence[int] = (),
 ) -> dict[str, Any]:
     """The manifest of ``model`` exported in ``formats`` (name -> record).
 
     Args:
         trained: whether the weights are trained (else seeded with ``seed``).
-        seed, batch, tolerance: how the formats were checked.
+        seed, batch, tolerance, seeds: how the formats were checked (on the
+            inputs of ``seeds``, at ``batch`` and at batch 1).
         latency: backends to measure the model on, at batch 1.
     """
     graph = model.graph
@@ -69,7 +71,7 @@ def describe(
         "latency": [*model.latency, *_measure(graph, latency)],
         "search": model.search,
         "closest_zoo": closest_zoo(graph, model.search),
-        "check": {"batch": batch, "seed": seed, "tolerance": tolerance},
+        "check": {"batch": batch, "seed": seed, "tolerance": tolerance, "input_seeds": list(seeds or [seed])},
         "formats": dict(formats),
     }
 
@@ -220,10 +222,31 @@ def _files(formats: Mapping[str, Mapping[str, Any]]) -> list[str]:
             lines.append(f"| {name} | not written | {record.get('reason')} |")
     return [
         *lines,
+        *_tie_breaks(formats),
         "",
         "Load it with `nas.load(DIR)` (architecture and safetensors weights; nothing is unpickled), or with plain",
         "torch (`torch.export.load`, `torch.jit.load`) and onnxruntime for the other files.",
         "",
+    ]
+
+
+def _tie_breaks(formats: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The differences a format shows where it breaks a tie the other way: kept, and said."""
+    lines = []
+    for name, record in formats.items():
+        for tie in record.get("tie_breaks") or ():
+            lines.append(
+                f"- {name}, input seed {tie['seed']} at batch {tie['batch']}: {tie['outputs']} of {tie['of']} "
+                f"outputs differ, by up to {tie['max_abs_error']:.2g}"
+            )
+    if not lines:
+        return []
+    return [
+        "",
+        "Ties broken the other way (a max-pooling window with equal maxima, or maxima equal up to the rounding",
+        "of a fused operator, picked differently; measured, not a disagreement):",
+        "",
+        *lines,
     ]
 
 
