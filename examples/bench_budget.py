@@ -10,7 +10,7 @@ For each seed, in one process and in this order:
    timing policy), into a fresh latency store for this seed; its median is
    the latency budget. The search later reads LeNet-5's latency back from
    that store, so LeNet-5 sits exactly on the budget (feasible).
-2. **The baseline.** LeNet-5 is trained with ``nas.search.train.train``,
+2. **The baseline.** LeNet-5 is trained with ``nas.train.train``,
    the function and settings the search trains every candidate with (same
    epochs, seed, data split, optimiser). LeNet-5 is also one of the zoo nets
    the study enqueues as a starting point, so the study trains it too: both
@@ -64,12 +64,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 import nas
 import nas.space as S
+from nas.data import load_data
 from nas.ir.graph import Graph
 from nas.latency import measure
-from nas.search import SearchConfig, load_data, load_study, run_search
+from nas.search import SearchConfig, load_study, run_search
 from nas.search.record import TrialRecord
 from nas.search.results import is_feasible
-from nas.search.train import default_device, train
+from nas.train import default_device, train
 
 BASELINE = "lenet5"
 

@@ -7,7 +7,7 @@ with ``nas.build(..., classes=)`` as the search fits its candidates (duplicates 
 canonical hash are drawn again). Each one is then
 
 * **trained** the way the search trains a candidate:
-  ``nas.search.train.train`` with the search's defaults (``--epochs``
+  ``nas.train.train`` with the search's defaults (``--epochs``
   epochs of Adam, batch 32, the fixed training/validation split, seed
   ``--seed``), giving its validation accuracy;
 * **scored** by every proxy of ``nas.search.proxies`` (naswot, synflow,
@@ -51,12 +51,12 @@ import torch
 
 import nas
 import nas.space as S
+from nas.data import load_data, loader
 from nas.ir.errors import NASError
 from nas.passes.lower import lower
 from nas.predict.predictor import kendall_tau
-from nas.search import load_data
 from nas.search.proxies import BATCH, PROXIES, score
-from nas.search.train import EvaluationFailed, default_device, train
+from nas.train import EvaluationFailed, default_device, input_shape, train
 
 BASELINES = ("params", "macs")
 WORST = -1e300
@@ -88,8 +88,8 @@ def draw(space: S.Space, classes: int, count: int, seed: int) -> list[tuple[dict
 
 def evaluate(graph: Any, data: Any, args: argparse.Namespace) -> dict[str, Any]:
     record: dict[str, Any] = {"params": graph.params, "macs": graph.macs, "hash": graph.hash}
-    images, _ = data.fit(next(iter(graph.summary.inputs.values())))
-    x, y = images.x[:BATCH], images.y[:BATCH]
+    first = loader(data, "train", input_shape(graph), batch_size=BATCH, augment=False, shuffle=False)
+    x, y = next(iter(first.epoch()))  # the images a search's proxy scores on
     for name in PROXIES:
         torch.manual_seed(args.seed)
         started = time.perf_counter()

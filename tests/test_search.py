@@ -10,7 +10,6 @@ import random
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 import safetensors.torch
@@ -21,15 +20,16 @@ from optuna.trial import TrialState
 import nas
 import nas.space as S
 from nas.cli import main
+from nas.data import DataSet, load_data, loader
 from nas.ir.errors import NASError, WriteError
 from nas.latency import TimingPolicy, memory
-from nas.search import SearchConfig, Split, load_data, load_study, open_storage, pareto_front, run_search
+from nas.search import SearchConfig, load_study, open_storage, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
 from nas.search.results import dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
 from nas.search.storage import storage_errors
 from nas.search.study import _Search, stop_reason
-from nas.search.train import train
+from nas.train import input_shape, train
 
 TINY_SPACE = """
 name: tiny
@@ -83,48 +83,10 @@ def config(tmp_path: Path, **changes: object) -> SearchConfig:
     return SearchConfig(**settings)  # type: ignore[arg-type]
 
 
-# -- data ------------------------------------------------------------------------
-
-
-def test_digits_are_split_the_same_way_every_time(digits) -> None:  # type: ignore[no-untyped-def]
-    assert digits.classes == 10 and digits.shape == (1, 8, 8)
-    assert len(digits.train) + len(digits.val) == 1797  # scikit-learn's digits
-    assert len(digits.val) == round(0.2 * 1797)
-    assert set(digits.train.y.tolist()) == set(range(10))
-    again = load_data("digits")
-    assert torch.equal(again.train.y, digits.train.y) and torch.equal(again.val.x, digits.val.x)
-    assert abs(float(digits.train.x.mean())) < 1e-4
-
-
-def test_fit_resizes_and_repeats_channels(digits) -> None:  # type: ignore[no-untyped-def]
-    train, val = digits.fit((3, 32, 32))
-    assert train.x.shape == (len(digits.train), 3, 32, 32) and val.x.shape == (len(digits.val), 3, 32, 32)
-    assert torch.equal(train.x[:, 0], train.x[:, 2])
-    assert digits.fit((3, 32, 32))[0] is train  # cached per shape
-
-
-def test_npz_data(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.integers(0, 255, (50, 12, 12), dtype=np.uint8), y=np.arange(50) % 3)
-    data = load_data(tmp_path / "d.npz")
-    assert data.classes == 3 and data.shape == (1, 12, 12) and len(data.train) == 40
-
-
-def test_image_folder_data(tmp_path: Path) -> None:
-    from PIL import Image
-
-    for label in ("cat", "dog"):
-        (tmp_path / "img" / label).mkdir(parents=True)
-        for i in range(5):
-            Image.new("L", (10, 10), color=40 * i).save(tmp_path / "img" / label / f"{i}.png")
-    data = load_data(tmp_path / "img")
-    assert data.class_names == ["cat", "dog"] and data.shape == (1, 10, 10) and len(data.train) == 8
-
-
-def test_missing_data_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(NASError, match="no such data file") as e:
-        load_data(tmp_path / "nope.npz")
-    assert "\n" not in str(e.value)
+def first_images(data: DataSet, shape: tuple[int, ...], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` training images at ``shape``, as a search's proxy sees them."""
+    feed = loader(data, "train", shape, batch_size=n, augment=False, shuffle=False)
+    return next(iter(feed.epoch()))
 
 
 # -- adapt -----------------------------------------------------------------------
@@ -136,8 +98,8 @@ def test_adapt_a_zoo_net_to_the_digits(name: str, digits) -> None:  # type: igno
     shape = (3, 32, 32) if name == "resnet18" else None
     graph = nas.build(original, input_shape=shape, classes=digits.classes)
     assert graph.summary.outputs == [(10,)]
-    x, _ = digits.fit(next(iter(graph.summary.inputs.values())))
-    assert nas.lower(graph).eval()(x.x[:2]).shape == (2, 10)
+    x, _ = first_images(digits, input_shape(graph), 2)
+    assert nas.lower(graph).eval()(x).shape == (2, 10)
     assert nas.build(name).hash == original.hash  # the argument is left alone
 
 
@@ -153,8 +115,7 @@ def test_adapt_needs_a_classifier() -> None:
 @pytest.mark.parametrize("proxy", sorted(PROXIES))
 def test_proxy_ranks_a_net_that_ignores_its_input_lower(proxy: str, digits) -> None:  # type: ignore[no-untyped-def]
     graph = nas.build(GOOD_NET)
-    train, _ = digits.fit((1, 16, 16))
-    x, y = train.x[:64], train.y[:64]
+    x, y = first_images(digits, (1, 16, 16), 64)
     torch.manual_seed(0)
     good = score(proxy, graph, x, y, model=nas.lower(graph))
     torch.manual_seed(0)
@@ -168,9 +129,9 @@ def test_proxy_ranks_a_net_that_ignores_its_input_lower(proxy: str, digits) -> N
 
 def test_naswot_counts_activations_inside_composite_blocks(digits) -> None:  # type: ignore[no-untyped-def]
     graph = nas.build(nas.build("resnet20"), input_shape=(3, 16, 16), classes=10)
-    train, _ = digits.fit((3, 16, 16))
+    x, y = first_images(digits, (3, 16, 16), 32)
     torch.manual_seed(0)
-    assert math.isfinite(score("naswot", graph, train.x[:32], train.y[:32]))
+    assert math.isfinite(score("naswot", graph, x, y))
 
 
 # -- the evolutionary sampler ----------------------------------------------------
@@ -526,7 +487,7 @@ def test_a_full_disk_under_one_trials_weights_fails_that_trial_only(
     assert sorted(p.name for p in trials.iterdir()) == sorted(f"{t.number}.safetensors" for t in complete)
 
 
-def test_a_network_whose_weights_a_full_disk_lost_is_evaluated_again(tmp_path: Path, digits: Split) -> None:
+def test_a_network_whose_weights_a_full_disk_lost_is_evaluated_again(tmp_path: Path, digits: DataSet) -> None:
     storage = f"sqlite:///{tmp_path}/nas.db"
     study = optuna.create_study(storage=storage, study_name="s", directions=["maximize", "minimize"])
     lost = {"hash": "h", "latency_ms": 1.0, "score": 3.0, "failure": "full disk"}
@@ -576,7 +537,7 @@ def test_a_full_journal_file_is_a_storage_error(tmp_path: Path, monkeypatch: pyt
 
 
 def test_a_full_disk_under_a_training_checkpoint_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], digits: Split
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], digits: DataSet
 ) -> None:
     graph, real = nas.build(GOOD_NET, classes=10), safetensors.torch.save_file
     checkpoint = tmp_path / "run.ckpt"
@@ -598,7 +559,7 @@ def test_a_full_disk_under_a_training_checkpoint_is_one_line(
 
 
 def test_training_that_cannot_fit_in_memory_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, digits: Split
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, digits: DataSet
 ) -> None:
     real = memory.needed_bytes
 

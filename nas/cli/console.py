@@ -15,6 +15,38 @@ from rich.console import Console
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
+# The options of the commands that train (nas train, nas search).
+DataOption = Annotated[
+    str,
+    typer.Option(
+        "--data", help="digits (built in), a .npz file (x, y), an image folder, or torchvision:NAME:ROOT (on disk)."
+    ),
+]
+RecipeOption = Annotated[
+    str | None,
+    typer.Option("--recipe", help="adam, digits, cifar, imagenet or a recipe .yaml (default: suits the data)."),
+]
+AugmentOption = Annotated[
+    str | None,
+    typer.Option("--augment", help="auto, none, crop, crop-flip or resized-crop-flip (default: the recipe's)."),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu, cuda, cuda:N or auto: a GPU no other worker took (default: the first GPU)."),
+]
+AmpOption = Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (default: on a GPU).")]
+ChannelsLastOption = Annotated[
+    bool | None, typer.Option("--channels-last/--no-channels-last", help="Channels-last batches (default: on a GPU).")
+]
+DataWorkersOption = Annotated[
+    int | None, typer.Option("--data-workers", help="Image decoding processes (default: one per CPU, up to 8).")
+]
+
+
+def augment_choice(text: str | None) -> bool | str | None:
+    """``--augment``'s value as the training functions take it (``none``: no augmentation)."""
+    return False if text == "none" else text
+
 
 def text_console(*, stderr: bool = False, width: int | None = None) -> Console:
     """A console that prints text as it is: no Rich markup, so that

@@ -10,6 +10,16 @@ import typer
 from optuna.trial import FrozenTrial, TrialState
 
 import nas.search
+from nas.cli.console import (
+    AmpOption,
+    AugmentOption,
+    ChannelsLastOption,
+    DataOption,
+    DataWorkersOption,
+    DeviceOption,
+    RecipeOption,
+    augment_choice,
+)
 from nas.cli.progress import progress_bar
 from nas.cli.root import as_command
 from nas.search.record import TrialRecord
@@ -18,9 +28,7 @@ from nas.search.results import tally
 
 def search(
     space_name: Annotated[str, typer.Option("--space", help="A shipped space name or a space file.")] = "early",
-    data: Annotated[
-        str, typer.Option("--data", help="digits (built in), a .npz file (x, y) or a class folder.")
-    ] = "digits",
+    data: DataOption = "digits",
     trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should have in all.")] = 16,
     budget: Annotated[float, typer.Option("--latency-budget-ms", help="Hard latency limit per network, ms.")] = 1.0,
     backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime, cuda, tensorrt or auto.")] = "torch",
@@ -43,6 +51,12 @@ def search(
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per trial.")] = 2,
     runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best model.")] = "runs",
     prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Median stopping rule between epochs.")] = True,
+    recipe: RecipeOption = None,
+    augment: AugmentOption = None,
+    device: DeviceOption = None,
+    amp: AmpOption = None,
+    channels_last: ChannelsLastOption = None,
+    data_workers: DataWorkersOption = None,
 ) -> None:
     """Search a space for accurate networks within a latency budget (an Optuna study).
 
@@ -68,6 +82,12 @@ def search(
         epochs=epochs,
         runs=runs,
         prune=prune,
+        recipe=recipe,
+        augment=augment_choice(augment),
+        device=device,
+        amp=amp,
+        channels_last=channels_last,
+        data_workers=data_workers,
     )
     display = _Display(budget)
     started = time.perf_counter()

@@ -4,32 +4,48 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 import nas
 import nas.export
-from nas.cli.console import Json
+from nas.cli.console import (
+    AmpOption,
+    AugmentOption,
+    ChannelsLastOption,
+    DataOption,
+    DataWorkersOption,
+    DeviceOption,
+    Json,
+    RecipeOption,
+    augment_choice,
+)
 from nas.cli.export import print_export
 from nas.cli.progress import progress_bar
 from nas.cli.root import as_command
+from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
-from nas.search import Split, load_data
-from nas.search.train import EvaluationFailed, TrainResult
-from nas.search.train import train as train_graph
+from nas.train import EvaluationFailed, Recipe, TrainResult, choose_recipe
+from nas.train import train as train_graph
 
 
 def train(
     source: Annotated[str, typer.Argument(help="Zoo name, IR YAML file or export directory.")],
     output: Annotated[str, typer.Option("-o", "--output", help="The directory to export the trained model to.")] = "",
-    data: Annotated[
-        str, typer.Option("--data", help="digits (built in), a .npz file (x, y) or a class folder.")
-    ] = "digits",
+    data: DataOption = "digits",
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 5,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and the batch order.")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step.")] = 32,
-    lr: Annotated[float, typer.Option("--lr", help="Adam's learning rate.")] = 2e-3,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights, the batch order and the augmentation.")] = 0,
+    recipe: RecipeOption = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Images per step (the recipe's lr scales with it).")
+    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default: the recipe's).")] = None,
+    augment: AugmentOption = None,
+    device: DeviceOption = None,
+    amp: AmpOption = None,
+    channels_last: ChannelsLastOption = None,
+    workers: DataWorkersOption = None,
     input_shape: Annotated[
         str | None, typer.Option("--input", help="Input shape to train at (the data is resized), e.g. 1x32x32.")
     ] = None,
@@ -51,20 +67,28 @@ def train(
     """
     if not output:
         raise NASError("no output directory", field="output", hint="give -o DIR")
-    if epochs < 1 or batch_size < 1 or not lr > 0:
+    if epochs < 1 or (batch_size is not None and batch_size < 1) or (lr is not None and not lr > 0):
         raise NASError("epochs and batch size must be at least 1, lr above 0", field="epochs")
     target = Path(output)
     nas.export.check_target(target, force)  # fail before training, not after
     split = load_data(data)
+    chosen = choose_recipe(split, recipe, batch_size=batch_size, lr=lr)
     origin = nas.export.from_source(source, input_shape=input_shape)
     graph = nas.build(origin.graph, classes=split.classes)
     ckpt = Path(checkpoint) if checkpoint else target.with_name(f".{target.name}.checkpoint.safetensors")
     print(
         f"training {origin.name} ({graph.params:,} params) on {split.name}: {len(split.train)} images, "
-        f"{epochs} epochs" + (f", resuming from {ckpt}" if ckpt.is_file() else ""),
+        f"{epochs} epochs, recipe {chosen.name}" + (f", resuming from {ckpt}" if ckpt.is_file() else ""),
         file=sys.stderr,
     )
-    result = _train_with_progress(graph, split, ckpt, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr)
+    options = {
+        "augment": augment_choice(augment),
+        "device": device,
+        "amp": amp,
+        "channels_last": channels_last,
+        "workers": workers,
+    }
+    result = _train_with_progress(graph, split, ckpt, recipe=chosen, epochs=epochs, seed=seed, **options)
     model = nas.export.Model(
         graph,
         result.state,
@@ -77,6 +101,7 @@ def train(
             "epochs": epochs,
             "seed": seed,
             "curve": result.curve,
+            "recipe": result.recipe,
         },
     )
     exported = nas.export.export(model, target, formats, overwrite=force)
@@ -86,11 +111,11 @@ def train(
 
 
 def _train_with_progress(
-    graph: nas.Graph, split: Split, checkpoint: Path, *, epochs: int, seed: int, batch_size: int, lr: float
+    graph: nas.Graph, split: DataSet, checkpoint: Path, *, recipe: Recipe, epochs: int, seed: int, **options: Any
 ) -> TrainResult:
     """Train with a progress bar of steps and one line per epoch; a run that
     diverges is a one-line error."""
-    steps = -(-len(split.train) // batch_size)
+    steps = -(-len(split.train) // recipe.batch_size)
     progress = progress_bar("status")
     task = progress.add_task("epoch 1", total=epochs * steps, status="", completed=0)
 
@@ -110,13 +135,13 @@ def _train_with_progress(
         return train_graph(
             graph,
             split,
+            recipe=recipe,
             epochs=epochs,
             seed=seed,
-            batch_size=batch_size,
-            lr=lr,
             on_step=on_step,
             on_epoch=on_epoch,
             checkpoint=checkpoint,
+            **options,
         )
     except EvaluationFailed as e:
         raise NASError(f"training failed: {e}", hint="try a lower --lr, or check the data") from None

@@ -1,9 +1,7 @@
 """The searcher: Optuna studies over a search space under a latency budget.
 
-* :mod:`nas.search.data`: the images a search trains on (built-in digits,
-  ``.npz`` arrays, image folders), split once and resized per network;
-* :mod:`nas.search.train` and :mod:`nas.search.proxies`: the accuracy
-  objective, by a short training run or a zero-cost proxy;
+* :mod:`nas.search.proxies`: zero-cost proxies, the cheap accuracy objective
+  (a short training run, :mod:`nas.train`, on :mod:`nas.data`, is the other);
 * :mod:`nas.search.sampler`: decisions as Optuna parameters, and an
   evolutionary sampler that mutates the space's assignments;
 * :mod:`nas.search.study`: the search itself (:func:`run_search`);
@@ -16,7 +14,6 @@ Example:
     PosixPath('runs/early-digits/best')
 """
 
-from nas.search.data import Split, load_data
 from nas.search.results import export_best, pareto_front, report
 from nas.search.storage import load_study, open_storage
 from nas.search.study import OBJECTIVES, SAMPLERS, SearchConfig, SearchResult, run_search
@@ -26,9 +23,7 @@ __all__ = [
     "SAMPLERS",
     "SearchConfig",
     "SearchResult",
-    "Split",
     "export_best",
-    "load_data",
     "load_study",
     "open_storage",
     "pareto_front",

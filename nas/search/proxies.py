@@ -42,7 +42,7 @@ from torch import fx
 from nas.blocks.activation import Activation
 from nas.ir.graph import Graph
 from nas.passes.lower import lower
-from nas.search.train import logits
+from nas.train import logits
 
 BATCH = 64
 """Images per proxy evaluation (the NASWOT paper uses 128; 64 keeps the

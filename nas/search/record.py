@@ -82,6 +82,8 @@ class TrialRecord:
     curve: list[float] | None = None
     """Validation accuracy after each epoch."""
     train_s: float | None = None
+    recipe: dict[str, Any] | None = None
+    """How it was trained: the recipe's fields, the epochs, augmentation and precision."""
     weights: str | None = None
     """The absolute path of its ``.safetensors`` weights."""
     skipped: str | None = None

@@ -222,6 +222,7 @@ def trial_model(study: optuna.Study, chosen: FrozenTrial, *, storage: str | None
             "split": "validation",
             "epochs": record.epochs,
             "seed": record.seed,
+            "recipe": record.recipe,
         }
     latency = []
     if record.latency_ms is not None:

@@ -51,6 +51,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 import nas.space as S
+from nas.data import DataSet, augmentation_of, load_data, loader
 from nas.io import zoo
 from nas.io.build import build
 from nas.ir.errors import NASError, one_line
@@ -59,14 +60,13 @@ from nas.latency import TimingPolicy, get_backend, measure
 from nas.latency.memory import check_fits
 from nas.passes.lower import lower
 from nas.predict import Predictor
-from nas.search.data import Split, load_data
 from nas.search.proxies import BATCH, DEGENERATE, PROXIES, score
 from nas.search.record import REUSED, TrialRecord
 from nas.search.results import Tally, export_best, run_dir, tally
 from nas.search.sampler import EvolutionSampler, params_of, plain, suggest
 from nas.search.storage import open_storage, quiet_optuna, storage_errors
-from nas.search.train import EvaluationFailed, default_device, save_tensors, state_of, train
 from nas.search.workers import StudyLock, fail_dead, held, mark, retried
+from nas.train import EvaluationFailed, choose_recipe, input_shape, resolve_device, save_tensors, state_of, train
 
 SAMPLERS = ("evolution", "tpe", "nsga2", "random")
 OBJECTIVES = ("accuracy", *(f"proxy:{name}" for name in PROXIES))
@@ -77,8 +77,22 @@ SCREEN_SAMPLES = 8
 """Random architectures tried when no zoo net meets the budget, before giving up."""
 NATIVE_CONSTRAINTS = hasattr(optuna.Trial, "set_constraint")
 """Optuna 5 records constraints on the trial; older versions take a ``constraints_func``."""
-SETTINGS = ("space", "data", "objective", "latency_budget_ms", "backend", "batch", "precision", "latency_table")
-"""What a resumed study must agree on with the run that made it."""
+SETTINGS = (
+    "space",
+    "data",
+    "objective",
+    "latency_budget_ms",
+    "backend",
+    "batch",
+    "precision",
+    "latency_table",
+    "recipe",
+    "augment",
+)
+"""What a resumed study must agree on with the run that made it (``recipe``
+and ``augment`` as resolved: the recipe's name and the augmentation)."""
+LEGACY_TRAINING = {"recipe": "adam", "augment": "none"}
+"""How studies made before recipes trained their trials."""
 PER_WORKER = ("sampler", "epochs", "seed", "threads")
 """Settings the workers of one study may each choose: recorded on each trial."""
 
@@ -106,12 +120,22 @@ class SearchConfig:
     epochs: int = 2
     runs: str = "runs"
     prune: bool = True
+    recipe: str | None = None
+    """A recipe's name or file (default: the one that suits the data)."""
+    augment: bool | str | None = None
+    """The data's own augmentation (``True``), none (``False``), one by name,
+    or as the recipe says (``None``)."""
+    device: str | None = None
+    """Where trials train: ``cpu``, ``cuda:N``, ``auto`` (a GPU no other worker claimed); default: the first GPU."""
+    amp: bool | None = None
+    channels_last: bool | None = None
+    data_workers: int | None = None
+    """Decoding processes for images on disk (default: one per CPU, at most 8)."""
     timing: TimingPolicy | None = field(default=None, repr=False)
     """How latencies are timed (``None``: the backend's default policy)."""
 
-    def study_name(self, data: Split) -> str:
-        stem = "digits" if data.name == "digits" else Path(data.name).stem
-        return self.study or f"{Path(self.space).stem}-{stem}"
+    def study_name(self, data: DataSet) -> str:
+        return self.study or f"{Path(self.space).stem}-{data.stem}"
 
 
 @dataclass
@@ -219,13 +243,15 @@ def stop_reason(
 class _Search:
     """The objective and its context: space, data, budget, latency, storage of weights."""
 
-    def __init__(self, config: SearchConfig, space: S.Space, data: Split, latency: LatencyFn, folder: Path) -> None:
+    def __init__(self, config: SearchConfig, space: S.Space, data: DataSet, latency: LatencyFn, folder: Path) -> None:
         self.config = config
         self.space = space
         self.data = data
         self.latency = latency
         self.folder = folder
-        self.device = default_device()
+        self.device = resolve_device(config.device, claims=folder.parent / ".gpus")
+        self.recipe = choose_recipe(data, config.recipe)
+        self.augmentation = augmentation_of(data, self.recipe.augment if config.augment is None else config.augment)
 
     def network(self, assignment: S.Assignment) -> Graph:
         """The assignment's network, fitted to the data's classes."""
@@ -316,16 +342,22 @@ class _Search:
                 TrialRecord.store(trial, pruned=reason)
                 raise optuna.TrialPruned(reason)
 
+        config = self.config
         result = train(
             graph,
             self.data,
-            epochs=self.config.epochs,
-            timeout_s=self.config.trial_timeout,
-            seed=self.config.seed,
+            recipe=self.recipe,
+            epochs=config.epochs,
+            augment=self.augmentation,
+            timeout_s=config.trial_timeout,
+            seed=config.seed,
             device=self.device,
+            amp=config.amp,
+            channels_last=config.channels_last,
+            workers=config.data_workers,
             on_epoch=on_epoch,
         )
-        TrialRecord.store(trial, accuracy=result.accuracy, train_s=round(result.seconds, 3))
+        TrialRecord.store(trial, accuracy=result.accuracy, train_s=round(result.seconds, 3), recipe=result.recipe)
         self.save(trial, result.state)
         return result.accuracy
 
@@ -335,9 +367,10 @@ class _Search:
         check_fits(graph, batch=BATCH, device="cpu", training=True, what=f"scoring ({proxy})")
         torch.manual_seed(self.config.seed)
         model = lower(graph)
-        images, _ = self.data.fit(next(iter(graph.summary.inputs.values())))
+        first = loader(self.data, "train", input_shape(graph), batch_size=BATCH, augment=False, shuffle=False)
+        x, y = next(iter(first.epoch()))  # the first training images, as every trial sees them
         try:
-            value = score(proxy, graph, images.x[:BATCH], images.y[:BATCH], model=model)
+            value = score(proxy, graph, x, y, model=model)
         except (RuntimeError, ValueError) as e:
             raise EvaluationFailed(f"proxy:{proxy} failed: {one_line(e, 200)}") from e
         if not math.isfinite(value):
@@ -569,6 +602,8 @@ def _open_study(config: SearchConfig, search: _Search, storage: optuna.storages.
     settings = {key: value for key, value in asdict(config).items() if key in SETTINGS}
     settings["space"] = search.space.name if Path(config.space).name == config.space else str(config.space)
     settings["data"] = search.data.name
+    settings["recipe"] = search.recipe.name
+    settings["augment"] = search.augmentation
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -577,6 +612,8 @@ def _open_study(config: SearchConfig, search: _Search, storage: optuna.storages.
         load_if_exists=True,
     )
     stored = study.user_attrs
+    if study.trials and "recipe" not in stored:
+        stored = {**stored, **LEGACY_TRAINING}
     clash = [k for k in SETTINGS if k in stored and stored[k] != settings[k]]
     if clash:
         key = clash[0]
