@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
-from nas.data.sources import AUGMENTATIONS, SMALL, Arrays, DataSet, Files
+from nas.data.sources import AUGMENTATIONS, SMALL, Arrays, DataSet, Files, open_image
 from nas.data.transforms import DecodedImages, flip, pad_crop, resize, resized_crop
-from nas.ir.errors import NASError
+from nas.ir.errors import NASError, SourceError
 
 MAX_WORKERS = 8
 
@@ -128,6 +128,10 @@ class Loader:
             pin_memory=self.device.type == "cuda",
         )
         for x, y in feed:
+            if bool((y < 0).any()):
+                unreadable = str(images.paths[-1 - int(y[y < 0][0])])
+                open_image(unreadable)  # raises the reason, in one line
+                raise SourceError("cannot read image", file=unreadable)
             yield x.to(self.device, non_blocking=True).float().div_(255.0), y
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from nas.data.sources import Files, open_image
+from nas.ir.errors import SourceError
 
 CROP_SCALE = (0.08, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
@@ -110,9 +111,16 @@ class DecodedImages(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        """The image at ``index`` and its label; an image that cannot be read
+        comes back blank with the label ``-1 - index``, for the main process
+        to report in one line (an exception raised in a worker reaches it as
+        a multi-line traceback)."""
         from PIL import Image  # optional: only folders of images need Pillow, and open_image checked it
 
-        image = open_image(str(self.paths[index])).convert(self.mode)
+        try:
+            image = open_image(str(self.paths[index])).convert(self.mode)
+        except SourceError:
+            return torch.zeros((1 if self.mode == "L" else 3, *self.size), dtype=torch.uint8), -1 - index
         generator = torch.Generator().manual_seed(self.seed * len(self.labels) + index)
         h, w = self.size
         if self.augmentation == "resized-crop-flip":
