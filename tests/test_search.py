@@ -298,6 +298,22 @@ def test_accuracy_search_trains_and_records_failures(tmp_path: Path) -> None:
     assert timed.tally.failed == 2 and all("timed out" in t.user_attrs["failure"] for t in study.trials)
 
 
+def test_each_trial_and_the_best_models_card_say_how_it_was_trained(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    space = str(tmp_path / "tiny.yaml")
+    result = run_search(config(tmp_path, space=space, trials=2, objective="accuracy", epochs=1))
+    study = load_study(f"sqlite:///{tmp_path}/nas.db", "test")
+    assert study.user_attrs["recipe"] == "digits" and study.user_attrs["augment"] == "none"
+    trained = [t for t in study.trials if "recipe" in t.user_attrs]
+    assert trained and all(t.user_attrs["recipe"]["optimizer"] == "adamw" for t in trained)
+    assert all(t.user_attrs["recipe"]["epochs"] == 1 for t in trained)
+    assert result.best_dir is not None
+    card = (result.best_dir / "MODEL.md").read_text()
+    assert "Trained with the `digits` recipe: adamw at a peak rate of 0.004 for batches of 32" in card
+    with pytest.raises(NASError, match=r"made with recipe 'digits', not 'adam'"):
+        run_search(config(tmp_path, space=space, trials=3, objective="accuracy", epochs=1, recipe="adam"))
+
+
 def test_a_budget_nothing_meets_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(NASError, match="meets the latency budget"):
         run_search(config(tmp_path, latency_budget_ms=1e-6))

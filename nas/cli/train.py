@@ -24,9 +24,9 @@ from nas.cli.console import (
 from nas.cli.export import print_export
 from nas.cli.progress import progress_bar
 from nas.cli.root import as_command
-from nas.data import DataSet, load_data
+from nas.data import DataSet, augmentation_of, load_data
 from nas.ir.errors import NASError
-from nas.train import EvaluationFailed, Recipe, TrainResult, choose_recipe
+from nas.train import EvaluationFailed, Recipe, TrainResult, choose_recipe, resolve_device
 from nas.train import train as train_graph
 
 
@@ -73,6 +73,8 @@ def train(
     nas.export.check_target(target, force)  # fail before training, not after
     split = load_data(data)
     chosen = choose_recipe(split, recipe, batch_size=batch_size, lr=lr)
+    where = resolve_device(device)  # once: 'auto' claims a GPU
+    augmentation = augmentation_of(split, chosen.augment if augment is None else augment_choice(augment))
     origin = nas.export.from_source(source, input_shape=input_shape)
     graph = nas.build(origin.graph, classes=split.classes)
     ckpt = Path(checkpoint) if checkpoint else target.with_name(f".{target.name}.checkpoint.safetensors")
@@ -82,8 +84,8 @@ def train(
         file=sys.stderr,
     )
     options = {
-        "augment": augment_choice(augment),
-        "device": device,
+        "augment": augmentation,
+        "device": where,
         "amp": amp,
         "channels_last": channels_last,
         "workers": workers,

@@ -169,15 +169,38 @@ def _architecture(arch: Mapping[str, Any], closest: Mapping[str, Any] | None) ->
 def _accuracy(acc: Mapping[str, Any] | None) -> list[str]:
     if not acc:
         return ["## Accuracy", "", "Not measured.", ""]
-    shown = ("value", "data", "split", "curve")
+    shown = ("value", "data", "split", "curve", "recipe")
     extra = ", ".join(f"{k} {v}" for k, v in acc.items() if k not in shown and v is not None)
-    return [
+    lines = [
         "## Accuracy",
         "",
         f"{acc['value']:.4f} on the {acc.get('split', 'validation')} split of `{acc.get('data')}`"
         f"{f' ({extra})' if extra else ''}.",
         "",
     ]
+    recipe = acc.get("recipe")
+    if recipe:
+        lines += [f"Trained with {_recipe_text(recipe)}.", ""]
+    return lines
+
+
+def _recipe_text(r: Mapping[str, Any]) -> str:
+    """A training recipe in one sentence (the fields of ``nas.train.Recipe``, its epochs and precision)."""
+    optimizer = str(r.get("optimizer"))
+    if optimizer == "sgd":
+        optimizer = f"SGD (momentum {r.get('momentum')}{', Nesterov' if r.get('nesterov') else ''})"
+    parts = [
+        f"{optimizer} at a peak rate of {r.get('lr')} for batches of {r.get('batch_size')}",
+        f"a {r.get('schedule')} schedule"
+        + (f" after a {r.get('warmup', 0):.0%} linear warm-up" if r.get("warmup") else ""),
+        f"weight decay {r.get('weight_decay')}"
+        + ("" if r.get("decay_norms_and_biases") else " (not on norms and biases)"),
+        f"label smoothing {r.get('label_smoothing')}",
+        f"augmentation {r.get('augmentation', 'none')}",
+        f"{r.get('epochs')} epochs",
+        f"{r.get('amp') or 'float32'} arithmetic" + (", channels-last" if r.get("channels_last") else ""),
+    ]
+    return f"the `{r.get('name')}` recipe: " + ", ".join(parts)
 
 
 def _latency(latency: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1,0 +1,212 @@
+"""The training layer: recipes as data, the loop, resumable checkpoints, devices.
+
+Schedules are checked against PyTorch's own schedulers, the learning-rate
+scaling against Goyal et al. 2017 ("Accurate, Large Minibatch SGD": the rate
+is linear in the batch), and resumed runs against uninterrupted ones.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nas
+from nas.cli import main
+from nas.data import load_data
+from nas.ir.errors import NASError, SourceError
+from nas.train import RECIPES, choose_recipe, recipe, resolve_device, train
+from nas.train.device import claim_gpu, precision_for
+
+NET = """
+name: small
+inputs: {x: [3, 16, 16]}
+nodes:
+  conv: {block: conv2d, out_channels: 8, kernel_size: 3, padding: 1, bias: false}
+  bn: {block: batch_norm}
+  relu: {block: relu}
+  pool: {block: adaptive_avg_pool2d, output_size: 1}
+  flat: {block: flatten}
+  fc: {block: linear, out_features: 4}
+"""
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def colour(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Small colour images of four classes, which the ``cifar`` recipe suits."""
+    x = np.random.default_rng(0).integers(0, 256, (64, 3, 16, 16), np.uint8)
+    np.savez(tmp_path / "colour.npz", x=x, y=np.arange(64) % 4)
+    return load_data(tmp_path / "colour.npz")
+
+
+# -- recipes ----------------------------------------------------------------------------
+
+
+def test_each_data_set_gets_the_recipe_that_suits_it(colour, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert choose_recipe(load_data("digits")).name == "digits"
+    assert choose_recipe(colour).name == "cifar"
+    big = np.zeros((10, 3, 96, 96), np.uint8)
+    np.savez(tmp_path / "big.npz", x=big, y=np.arange(10) % 2)
+    assert choose_recipe(load_data(tmp_path / "big.npz")).name == "imagenet"
+    assert RECIPES["cifar"].optimizer == "sgd" and RECIPES["cifar"].nesterov and RECIPES["adam"].optimizer == "adam"
+
+
+def test_the_rate_scales_linearly_with_the_batch() -> None:
+    # Goyal et al. 2017: 0.1 for 256 images, so 0.4 for 1024 and 0.025 for 64.
+    assert math.isclose(recipe("imagenet", batch_size=1024).lr, 0.4)
+    assert math.isclose(recipe("imagenet", batch_size=64).lr, 0.025)
+    assert recipe("imagenet", batch_size=64, lr=0.3).lr == 0.3  # a rate given is kept
+
+
+def test_the_cosine_schedule_is_pytorchs_after_the_warm_up() -> None:
+    total, warm = 50, 5
+    r = recipe("cifar", warmup=warm / total, warmup_epochs=100)
+    ours = [r.factor(step, total, steps_per_epoch=10) for step in range(total)]
+    assert ours[:warm] == pytest.approx([(s + 1) / (warm + 1) for s in range(warm)])
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warm)
+    reference = []
+    for _ in range(total - warm):
+        reference.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        theirs.step()
+    assert ours[warm:] == pytest.approx(reference, abs=1e-9)
+    # 10% of 1,000 steps, capped at 5 epochs of 10 steps: 50 steps of warm-up.
+    assert recipe("cifar").factor(0, 1000, steps_per_epoch=10) == pytest.approx(1 / 51)
+
+
+def test_norms_and_biases_are_not_decayed() -> None:
+    model = nas.lower(nas.build(NET))
+    optimizer = recipe("cifar").optimizer_for(model)
+    assert optimizer is not None
+    decayed, exempt = optimizer.param_groups
+    assert decayed["weight_decay"] == 5e-4 and exempt["weight_decay"] == 0.0
+    assert {p.ndim for p in decayed["params"]} == {2, 4} and {p.ndim for p in exempt["params"]} == {1}
+    assert len(decayed["params"]) + len(exempt["params"]) == len(list(model.parameters()))
+
+
+def test_a_recipe_file_is_read_safely_and_checked(tmp_path: Path) -> None:
+    good = tmp_path / "mine.yaml"
+    good.write_text("optimizer: adamw\nlr: 0.001\nbatch_size: 16\nlabel_smoothing: 0.0\n")
+    mine = recipe(str(good))
+    assert (mine.name, mine.optimizer, mine.lr, mine.batch_size, mine.schedule) == (
+        "mine",
+        "adamw",
+        0.001,
+        16,
+        "cosine",
+    )
+    cases = {
+        "momentom: 0.9\n": (r"unknown recipe field 'momentom'", "momentom"),
+        "lr: fast\n": (r"recipe field 'lr' is 'fast'", "lr"),
+        "optimizer: lion\n": (r"unknown optimizer 'lion'", "optimizer"),
+        "lr: [0.1\n": (r"malformed YAML", None),
+        "!!python/object:os.system {}\n": (r"malformed YAML", None),  # the safe loader refuses it
+    }
+    for text, (message, field) in cases.items():
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(SourceError, match=message) as raised:
+            recipe(str(bad))
+        assert raised.value.file == str(bad) and raised.value.field == field and "\n" not in str(raised.value)
+    with pytest.raises(NASError, match="unknown recipe 'fast'"):
+        recipe("fast")
+
+
+# -- the loop -------------------------------------------------------------------------------
+
+
+def test_an_interrupted_sgd_run_with_augmentation_resumes_to_the_same_weights(colour, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    graph = nas.build(NET)
+    settings = {"recipe": "cifar", "batch_size": 16, "epochs": 3, "seed": 2}
+    straight = train(graph, colour, **settings)
+    assert straight.recipe["name"] == "cifar" and straight.recipe["augmentation"] == "crop-flip"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_second(epoch: int, accuracy: float) -> None:
+        if epoch == 1:
+            raise Stop
+
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(Stop):
+        train(graph, colour, **settings, checkpoint=checkpoint, on_epoch=stop_after_second)
+    resumed = train(graph, colour, **settings, checkpoint=checkpoint)
+    assert resumed.curve == straight.curve
+    for key, value in straight.state.items():
+        torch.testing.assert_close(resumed.state[key], value, rtol=0, atol=0, msg=key)
+    with pytest.raises(NASError, match=r"another run .*recipe"):
+        train(graph, colour, **{**settings, "recipe": "imagenet"}, checkpoint=checkpoint)
+
+
+def test_the_recipe_changes_the_training(colour) -> None:  # type: ignore[no-untyped-def]
+    graph = nas.build(NET)
+    a = train(graph, colour, recipe="adam", epochs=1)
+    b = train(graph, colour, recipe="cifar", epochs=1)
+    assert a.recipe["optimizer"] == "adam" and b.recipe["optimizer"] == "sgd"
+    assert not torch.equal(a.state["conv.weight"], b.state["conv.weight"])
+
+
+# -- devices -------------------------------------------------------------------------------
+
+
+def test_devices_that_are_not_here_are_one_line() -> None:
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(NASError, match=f"'cuda:{count}' is not here: this machine has {count} GPU"):
+        resolve_device(f"cuda:{count}")
+    with pytest.raises(NASError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machines without a GPU")
+def test_without_a_gpu_auto_trains_on_the_cpu_and_amp_is_refused(tmp_path: Path) -> None:
+    assert claim_gpu(tmp_path) is None and resolve_device("auto", claims=tmp_path) == torch.device("cpu")
+    assert precision_for(torch.device("cpu")).dtype is None and not precision_for(torch.device("cpu")).channels_last
+    with pytest.raises(NASError, match=r"mixed precision .* on a GPU only"):
+        precision_for(torch.device("cpu"), amp=True)
+
+
+def test_cli_training_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "net.yaml").write_text(NET)
+    base = ["train", str(tmp_path / "net.yaml"), "-o", str(tmp_path / "out"), "--epochs", "1"]
+    for extra, message in (
+        (["--recipe", "fast"], "unknown recipe 'fast'"),
+        (["--data", f"torchvision:CIFAR10:{tmp_path}"], "CIFAR10 is missing or damaged"),
+        (["--device", "cuda:9"], "'cuda:9' is not here"),
+        (["--augment", "twirl"], "unknown augmentation 'twirl'"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@gpu
+def test_mixed_precision_and_channels_last_train_on_a_gpu(colour) -> None:  # type: ignore[no-untyped-def]
+    graph = nas.build(NET)
+    result = train(graph, colour, recipe="cifar", epochs=1, device="cuda")
+    assert result.recipe["amp"] in ("bfloat16", "float16") and result.recipe["channels_last"] is True
+    plain = train(graph, colour, recipe="cifar", epochs=1, device="cuda", amp=False, channels_last=False)
+    assert plain.recipe["amp"] is None and math.isfinite(plain.accuracy)
+
+
+@gpu
+def test_auto_claims_a_different_gpu_per_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    code = (
+        "import pathlib, time; from nas.train import resolve_device; "
+        f"print(resolve_device('auto', claims=pathlib.Path('{tmp_path}'))); time.sleep(3)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    assert len({p.communicate()[0].strip() for p in procs}) == 2
