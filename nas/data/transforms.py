@@ -126,15 +126,19 @@ class DecodedImages(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
         if self.augmentation == "resized-crop-flip":
             box = _crop_box(image.width, image.height, generator)
             image = image.resize((w, h), Image.Resampling.BILINEAR, box=box)
+            # Mirrored by Pillow, before the one copy into a tensor: the same
+            # pixels as flipping the tensor, without two more copies of it.
+            if torch.rand((), generator=generator) < 0.5:
+                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         elif self.small or self.augmentation != "none":
             image = image.resize((w, h), Image.Resampling.BILINEAR)
         else:
             image = _centre_crop(image, h, w)
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8))  # a copy of its own, writable
         pixels = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
         if self.augmentation in ("crop", "crop-flip"):
             pixels = pad_crop(pixels[None], generator)[0]
-        if self.augmentation in ("crop-flip", "resized-crop-flip") and torch.rand((), generator=generator) < 0.5:
+        if self.augmentation == "crop-flip" and torch.rand((), generator=generator) < 0.5:
             pixels = pixels.flip(2)
         return pixels.contiguous(), int(self.labels[index])
 
