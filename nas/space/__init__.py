@@ -33,9 +33,11 @@ zoo net is a fixed point of a shipped space), :func:`sample`, :func:`mutate`,
 The modules, each importing only those before it: ``model`` (what a space is
 made of), ``parser`` (the YAML reader), ``operations`` (decode, sample,
 mutate, ...), ``encode`` (networks and stored JSON back into assignments),
-``reports`` (what ``nas space`` shows).
+``reports`` (what ``nas space`` shows), ``around`` (a space written
+around a given network, its fixed point).
 """
 
+from nas.space.around import around, around_summary
 from nas.space.encode import assignment_from_plain, encode, from_plain
 from nas.space.model import Assignment, Const, Decision, Expr, MappingValue, Slot, Space, Use
 from nas.space.operations import MAX_TRIES, active, complete, decode, distance, mutate, sample, size
@@ -53,6 +55,8 @@ __all__ = [
     "Space",
     "Use",
     "active",
+    "around",
+    "around_summary",
     "assignment_from_plain",
     "complete",
     "decode",
