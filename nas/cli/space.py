@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +14,7 @@ from rich.table import Table
 import nas.space
 from nas.cli.console import Json, power, si, table_console
 from nas.cli.root import as_command
+from nas.ir.errors import NASError
 
 
 def space(
@@ -20,11 +24,25 @@ def space(
         int, typer.Option("--sample", help="Draw N architectures (with -o: write them as IR YAML).")
     ] = 0,
     output: Annotated[
-        str | None, typer.Option("-o", "--output", help="Directory for the sampled architectures.")
+        str | None,
+        typer.Option("-o", "--output", help="Directory for the sampled architectures (with --around: the space file)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
+    around: Annotated[
+        str | None,
+        typer.Option(
+            "--around",
+            help="Write a space whose fixed point is this network (a zoo name, an IR file or an export directory).",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --around: overwrite the -o file.")] = False,
 ) -> None:
     """Describe a search space: decisions, size, fixed points, cost range."""
+    if around is not None:
+        if source is not None:
+            raise NASError("give a space to describe or --around NETWORK, not both", field="--around")
+        _around(around, output, force)
+        return
     if source is None:
         _overview(as_json)
         return
@@ -53,6 +71,23 @@ def space(
         f"MACs {si(cost['macs'][0])} .. {si(cost['macs'][1])}",
         highlight=False,
     )
+
+
+def _around(source: str, output: str | None, force: bool) -> None:
+    """``nas space --around NET``: the space's summary on stderr, its YAML
+    to ``-o`` (written whole, then renamed into place) or to stdout."""
+    target = None if output is None else Path(output)
+    if target is not None and target.exists() and not force:
+        raise NASError("would overwrite an existing file", file=output, hint="pass --force or choose another -o")
+    text = nas.space.around(nas.build(source))
+    print(nas.space.around_summary(nas.space.parse_space(text)), file=sys.stderr)
+    if target is None:
+        print(text, end="")
+        return
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+    print(f"wrote {output}", file=sys.stderr)
 
 
 def _overview(as_json: bool) -> None:
