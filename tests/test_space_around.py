@@ -140,6 +140,29 @@ def test_the_classifier_and_values_that_break_the_net_are_kept() -> None:
     assert 7 not in space.by_label["c5.kernel_size"].choices
 
 
+MBV2_START = """
+inputs: {x: [3, 32, 32]}
+nodes:
+  stem: {block: conv_bn_act, in: x, out_channels: 32, kernel_size: 3, stride: 2, act: relu6}
+  ir1: {block: inverted_residual, out_channels: 16, expansion: 1}
+  s2: {block: stage, unit: inverted_residual, depth: 2, stride: 2, args: {out_channels: 24}}
+  pool: {block: adaptive_avg_pool2d}
+  flat: {block: flatten}
+  fc: {block: linear, out_features: 10}
+"""
+"""The first rows of MobileNetV2's Table 2 (Sandler et al. 2018): t=1, c=16, n=1; t=6, c=24, n=2, s=2."""
+
+
+def test_expansions_and_kernels_of_inverted_residuals_are_decided() -> None:
+    graph = nas.build(MBV2_START)
+    space = _fixed_point(graph)
+    assert space.by_label["ir1.expansion"].choices[0] == 1.0
+    assert space.by_label["s2.args.expansion"].choices[0] == 6.0  # the unit's default, left out of the net
+    assert set(space.by_label["s2.args.kernel_size"].choices) == {3, 5, 7}  # MnasNet's 3x3 and 5x5, and 7x7
+    assert S.around_summary(space).startswith("around_net: 9 decisions (3 width, 1 depth, 3 kernel, 2 expansion)")
+    _samples_build(space, 3, seed=2)
+
+
 def test_a_net_with_nothing_to_decide_is_refused_in_one_line() -> None:
     graph = nas.build("inputs: {x: [4]}\nnodes:\n  fc: {block: linear, in: x, out_features: 3}\n")
     with pytest.raises(NASError, match="has no width, depth, kernel size or expansion") as info:
