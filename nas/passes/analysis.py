@@ -143,7 +143,7 @@ def _expand(block: Block, p: Params, ins: tuple[Shape, ...]) -> Graph:
     return cast("Composite", block).expand(p, ins)
 
 
-_RANK_NAMES = {1: "a flat (F,)", 2: "a (C, L)", 3: "a (C, H, W)"}
+_RANK_NAMES = {1: "a flat (F,)", 2: "a (C, L) or (N, D)", 3: "a (C, H, W)"}
 
 
 def _check_rank(block: Block, ins: Sequence[Shape], refs: Sequence[tuple[str, int]]) -> None:
