@@ -7,6 +7,7 @@ The public API is small and stable:
   ``graph.to_yaml()``;
 * :func:`lower` a graph to a ``torch.fx.GraphModule``;
 * :func:`load` a model that ``nas export`` wrote (see :mod:`nas.export`);
+* :func:`from_module` imports a PyTorch module, with its weights;
 * :func:`list_blocks` and :func:`get_block` to explore the block registry.
 
 Example:
@@ -25,6 +26,7 @@ from nas.ir import Graph, Node, Ref, get_block, list_blocks  # isort: skip
 import nas.blocks  # isort: skip  # noqa: F401 (registers the block library)
 from nas.passes import flatten, lower  # isort: skip
 from nas.io import build, load, zoo  # isort: skip
+from nas.io.importing import from_module  # isort: skip
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,7 @@ __all__ = [
     "WriteError",
     "build",
     "flatten",
+    "from_module",
     "get_block",
     "list_blocks",
     "load",

@@ -1,0 +1,544 @@
+"""The table from PyTorch operations to blocks, which :mod:`nas.io.trace` reads.
+
+Three tables, one per kind of ``torch.fx`` call: :data:`MODULES` by module
+type (``nn.Conv2d``), :data:`FUNCTIONS` by function (``torch.flatten``,
+``operator.add``) and :data:`METHODS` by tensor method name (``"mean"``).
+Each entry is a converter: it reads the call's arguments and the module's
+attributes, adds the blocks that compute the same thing to the graph, with
+the module's weights under the lowered module's names, and returns the
+result. A call that the block cannot express exactly (a reflect-padded
+convolution, a GELU with the tanh approximation) raises :class:`Unsupported`
+with the reason: an import is exact or it fails, never approximate.
+
+Values carry a layout besides the tensor, so that the channels-last detours
+of transformers and ConvNeXt map onto channels-first blocks: a ``(C, H, W)``
+map permuted to ``(H, W, C)`` stays the same tensor of the graph, seen
+channels-last, and a ``Linear`` on it is the 1x1 convolution with the same
+weights; the permutation back is free. Model libraries' own modules
+(torchvision's) join the tables where the library is installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from nas.ir.graph import Ref
+from nas.ir.registry import Shape
+
+if TYPE_CHECKING:
+    from nas.io.trace import Importer
+
+CHANNELS_LAST = "channels_last"
+"""Layout of a ``(C, H, W)`` tensor that the module sees permuted to ``(H, W, C)``."""
+
+SPATIAL_FLAT = "spatial_flat"
+"""Layout of a ``(C, H, W)`` tensor that the module sees reshaped to ``(C, H * W)``."""
+
+
+class Unsupported(Exception):
+    """A call that no block computes exactly; the message says why."""
+
+
+@dataclass(frozen=True)
+class Value:
+    """What an ``fx`` node computes, seen from the graph being built.
+
+    ``ref`` is a tensor of the graph of shape ``shape`` (without batch), seen
+    by the module in ``layout`` (empty: as it is). ``param`` is a module
+    parameter read directly (ViT's class token); ``parts`` a tuple of values
+    (a ``chunk``, attention's output and weights)."""
+
+    ref: Ref | None = None
+    shape: Shape = ()
+    layout: str = ""
+    param: torch.Tensor | None = None
+    parts: tuple[Value | None, ...] | None = None
+
+
+Converter = Callable[["Importer", fx.Node, Any], Value]
+
+
+def argument(node: fx.Node, index: int, name: str, default: Any = None) -> Any:
+    """Argument ``index`` of the call, or keyword ``name``, or ``default``."""
+    return node.args[index] if len(node.args) > index else node.kwargs.get(name, default)
+
+
+def _single(value: Any) -> int:
+    """``3`` from ``3`` or ``(3, 3)``; a pair of unequal ints is kept."""
+    if isinstance(value, (tuple, list)):
+        return value[0] if len(set(value)) == 1 else tuple(value)  # type: ignore[return-value]
+    return value
+
+
+# -- modules --------------------------------------------------------------------
+
+
+def conv2d(imp: Importer, node: fx.Node, m: nn.Conv2d) -> Value:
+    if m.padding_mode != "zeros":
+        raise Unsupported(f"padding_mode='{m.padding_mode}' (conv2d pads with zeros)")
+    if isinstance(m.padding, str):
+        raise Unsupported(f"padding='{m.padding}' (give the padding as numbers)")
+    x = imp.tensor(node.args[0])
+    params = {
+        "out_channels": m.out_channels,
+        "kernel_size": m.kernel_size,
+        "stride": m.stride,
+        "padding": m.padding,
+        "dilation": m.dilation,
+        "groups": m.groups,
+        "bias": m.bias is not None,
+    }
+    return imp.emit("conv2d", [x], weights=m.state_dict(), **params)
+
+
+def linear(imp: Importer, node: fx.Node, m: nn.Linear) -> Value:
+    value = imp.value(node.args[0])
+    state = m.state_dict()
+    if value.layout == CHANNELS_LAST:
+        # A linear layer on each position of a channels-last map is a 1x1 convolution.
+        state["weight"] = state["weight"].reshape(m.out_features, m.in_features, 1, 1)
+        out = imp.emit(
+            "conv2d",
+            [imp.ref(value)],
+            weights=state,
+            out_channels=m.out_features,
+            kernel_size=1,
+            bias=m.bias is not None,
+        )
+        return Value(out.ref, out.shape, CHANNELS_LAST)
+    return imp.emit(
+        "linear", [imp.tensor(node.args[0])], weights=state, out_features=m.out_features, bias=m.bias is not None
+    )
+
+
+def batch_norm(imp: Importer, node: fx.Node, m: nn.modules.batchnorm._BatchNorm) -> Value:
+    if not m.track_running_stats or m.momentum is None:
+        raise Unsupported("batch norm without running statistics or with a cumulative average (momentum=None)")
+    x = imp.tensor(node.args[0])
+    return imp.emit("batch_norm", [x], weights=m.state_dict(), eps=m.eps, momentum=m.momentum, affine=m.affine)
+
+
+def layer_norm(imp: Importer, node: fx.Node, m: nn.LayerNorm) -> Value:
+    value = imp.value(node.args[0])
+    if len(m.normalized_shape) != 1:
+        raise Unsupported(f"normalized_shape={tuple(m.normalized_shape)} (layer_norm normalises the last dimension)")
+    if m.elementwise_affine and m.bias is None:
+        raise Unsupported("a layer norm with a scale but no shift (bias=False)")
+    params = {"eps": m.eps, "affine": m.elementwise_affine}
+    if value.layout == CHANNELS_LAST:  # over the channels of each position: ConvNeXt's channels-first norm
+        out = imp.emit("layer_norm2d", [imp.ref(value)], weights=m.state_dict(), **params)
+        return Value(out.ref, out.shape, CHANNELS_LAST)
+    return imp.emit("layer_norm", [imp.tensor(node.args[0])], weights=m.state_dict(), **params)
+
+
+def layer_norm2d(imp: Importer, node: fx.Node, m: nn.LayerNorm) -> Value:
+    x = imp.tensor(node.args[0])
+    return imp.emit("layer_norm2d", [x], weights=m.state_dict(), eps=m.eps, affine=m.elementwise_affine)
+
+
+def _activation_module(block: str, **read: str) -> Converter:
+    """A converter for an activation module; ``read`` maps block parameters to module attributes."""
+
+    def convert(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
+        if block == "gelu" and getattr(m, "approximate", "none") != "none":
+            raise Unsupported("GELU with approximate='tanh' (gelu is the exact one)")
+        return _pointwise(imp, node.args[0], block, **{k: getattr(m, attr) for k, attr in read.items()})
+
+    return convert
+
+
+def _pointwise(imp: Importer, arg: Any, block: str, **params: Any) -> Value:
+    """An element-wise block, in whatever layout its input is seen."""
+    value = imp.value(arg)
+    out = imp.emit(block, [imp.ref(value)], **params)
+    return Value(out.ref, out.shape, value.layout)
+
+
+def max_pool2d(imp: Importer, node: fx.Node, m: nn.MaxPool2d) -> Value:
+    if m.return_indices:
+        raise Unsupported("max pooling that returns its indices to the module")
+    return _sliding_pool(imp, node, "max_pool2d", m.kernel_size, m.stride, m.padding, m.ceil_mode, dilation=m.dilation)
+
+
+def avg_pool2d(imp: Importer, node: fx.Node, m: nn.AvgPool2d) -> Value:
+    if m.divisor_override is not None:
+        raise Unsupported("average pooling with a divisor_override")
+    return _sliding_pool(
+        imp, node, "avg_pool2d", m.kernel_size, m.stride, m.padding, m.ceil_mode, count_include_pad=m.count_include_pad
+    )
+
+
+def _sliding_pool(
+    imp: Importer, node: fx.Node, block: str, kernel: Any, stride: Any, padding: Any, ceil: bool, **extra: Any
+) -> Value:
+    kernel, stride = _single(kernel), _single(stride)
+    params = {"kernel_size": kernel, "stride": None if stride in (None, kernel) else stride, "padding": padding}
+    return imp.emit(block, [imp.tensor(node.args[0])], ceil_mode=ceil, **params, **extra)
+
+
+def _adaptive(block: str) -> Converter:
+    def convert(imp: Importer, node: fx.Node, m: nn.Module | None) -> Value:
+        size = m.output_size if m is not None else argument(node, 1, "output_size")
+        if size is None or (isinstance(size, (tuple, list)) and None in size):
+            raise Unsupported("an adaptive pooling that keeps a dimension (output_size None)")
+        if m is not None and getattr(m, "return_indices", False):
+            raise Unsupported("adaptive max pooling that returns its indices")
+        return imp.emit(block, [imp.tensor(node.args[0])], output_size=size)
+
+    return convert
+
+
+def dropout(imp: Importer, node: fx.Node, m: nn.Dropout | None) -> Value:
+    p = m.p if m is not None else argument(node, 1, "p", 0.5)
+    return imp.emit("dropout", [imp.tensor(node.args[0])], p=p)
+
+
+def flatten_module(imp: Importer, node: fx.Node, m: nn.Flatten) -> Value:
+    return _flatten(imp, node.args[0], m.start_dim, m.end_dim)
+
+
+def identity(imp: Importer, node: fx.Node, m: Any) -> Value:
+    return imp.value(node.args[0])
+
+
+def self_attention(imp: Importer, node: fx.Node, m: nn.MultiheadAttention) -> Value:
+    query, key, value = (argument(node, i, n) for i, n in enumerate(("query", "key", "value")))
+    if not (query is key is value):
+        raise Unsupported(
+            "attention whose queries, keys and values differ (self_attention attends a sequence to itself)"
+        )
+    masks = [argument(node, i, n) for i, n in ((3, "key_padding_mask"), (5, "attn_mask"))]
+    if any(mask is not None for mask in masks) or argument(node, 7, "is_causal", False):
+        raise Unsupported("attention with a mask")
+    if not m.batch_first or not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn or m.dropout:
+        raise Unsupported("attention other than batch_first with one embedding width, no added keys and no dropout")
+    if (m.in_proj_bias is None) != (m.out_proj.bias is None):
+        raise Unsupported("attention with a bias on one projection only")
+    weights = {"qkv.weight": m.in_proj_weight, "proj.weight": m.out_proj.weight}
+    if m.in_proj_bias is not None:
+        weights |= {"qkv.bias": m.in_proj_bias, "proj.bias": m.out_proj.bias}
+    bias = m.in_proj_bias is not None
+    out = imp.emit(
+        "self_attention", [imp.tensor(query)], weights=weights, heads=m.num_heads, qkv_bias=bias, proj_bias=bias
+    )
+    # nn.MultiheadAttention returns (output, attention weights); reading the weights is refused in getitem.
+    return Value(parts=(out, None))
+
+
+def stochastic_depth(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
+    return imp.emit("stochastic_depth", [imp.tensor(node.args[0])], p=m.p, mode=m.mode)
+
+
+# -- functions and methods -------------------------------------------------------
+
+
+def _activation_function(block: str, **read: tuple[int, str, Any]) -> Converter:
+    """A converter for an activation function; ``read`` maps block parameters
+    to (position, keyword, default) of the function's arguments."""
+
+    def convert(imp: Importer, node: fx.Node, _: Any) -> Value:
+        if block == "gelu" and argument(node, 1, "approximate", "none") != "none":
+            raise Unsupported("GELU with approximate='tanh' (gelu is the exact one)")
+        params = {k: argument(node, i, name, default) for k, (i, name, default) in read.items()}
+        return _pointwise(imp, node.args[0], block, **params)
+
+    return convert
+
+
+def flatten(imp: Importer, node: fx.Node, _: Any) -> Value:
+    return _flatten(imp, node.args[0], argument(node, 1, "start_dim", 0), argument(node, 2, "end_dim", -1))
+
+
+def _flatten(imp: Importer, arg: fx.Node, start: int, end: int) -> Value:
+    value = imp.value(arg)
+    rank = len(value.shape) + 1
+    start, end = start % rank, end % rank
+    if value.layout == "" and start == 1 and end == rank - 1:
+        return value if rank == 2 else imp.emit("flatten", [imp.tensor(arg)])
+    if value.layout == "" and rank == 4 and (start, end) == (2, 3):
+        return Value(value.ref, value.shape, SPATIAL_FLAT)
+    raise Unsupported(f"flattening dimensions {start} to {end} of a {rank}-d tensor")
+
+
+def reshape(imp: Importer, node: fx.Node, _: Any) -> Value:
+    value = imp.value(node.args[0])
+    target = imp.out_shape(node)
+    if value.layout == "" and target == value.shape:
+        return value
+    if value.layout == "" and target == (math.prod(value.shape),):
+        return imp.emit("flatten", [imp.tensor(node.args[0])])
+    if value.layout == "" and len(value.shape) == 3 and target == (value.shape[0], value.shape[1] * value.shape[2]):
+        return Value(value.ref, value.shape, SPATIAL_FLAT)
+    raise Unsupported(f"reshaping {imp.seen_shape(value)} to {target}")
+
+
+def permute(imp: Importer, node: fx.Node, _: Any) -> Value:
+    value = imp.value(node.args[0])
+    dims = node.args[1:] if node.op == "call_method" else (argument(node, 1, "dims"),)
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    return _reordered(imp, value, tuple(d % (len(dims)) for d in dims))
+
+
+def transpose(imp: Importer, node: fx.Node, _: Any) -> Value:
+    value = imp.value(node.args[0])
+    rank = len(imp.seen_shape(value)) + 1
+    a, b = (argument(node, 1, "dim0") % rank, argument(node, 2, "dim1") % rank)
+    dims = list(range(rank))
+    dims[a], dims[b] = dims[b], dims[a]
+    return _reordered(imp, value, tuple(dims))
+
+
+def _reordered(imp: Importer, value: Value, dims: tuple[int, ...]) -> Value:
+    """A permutation of the dimensions that a block or a layout expresses."""
+    if value.layout == "" and len(value.shape) == 3 and dims == (0, 2, 3, 1):
+        return Value(value.ref, value.shape, CHANNELS_LAST)
+    if value.layout == CHANNELS_LAST and dims == (0, 3, 1, 2):
+        return Value(value.ref, value.shape)
+    if value.layout == SPATIAL_FLAT and dims == (0, 2, 1):
+        return imp.emit("tokens", [imp.ref(value)])
+    raise Unsupported(f"permuting a tensor seen as {imp.seen_shape(value)} to dimensions {dims}")
+
+
+def contiguous(imp: Importer, node: fx.Node, _: Any) -> Value:
+    return imp.value(node.args[0])
+
+
+def mean(imp: Importer, node: fx.Node, _: Any) -> Value:
+    value = imp.value(node.args[0])
+    dims = argument(node, 1, "dim")
+    dims = {d % 4 for d in (dims if isinstance(dims, (tuple, list)) else (dims,))} if dims is not None else None
+    if value.layout != "" or len(value.shape) != 3 or dims != {2, 3}:
+        raise Unsupported(f"a mean over dimensions {dims} (global average pooling is a mean over 2 and 3)")
+    pooled = imp.emit("adaptive_avg_pool2d", [imp.tensor(node.args[0])])
+    if argument(node, 2, "keepdim", False):
+        return pooled
+    return imp.emit("flatten", [pooled.ref], suffix="flat")
+
+
+def add(imp: Importer, node: fx.Node, _: Any) -> Value:
+    if argument(node, 2, "alpha", 1) != 1:
+        raise Unsupported("a sum with alpha")
+    a, b = (imp.value(x) if isinstance(x, fx.Node) else None for x in node.args[:2])
+    if a is None or b is None:
+        raise Unsupported("a tensor plus a number (add sums tensors)")
+    if a.param is not None or b.param is not None:
+        tokens, embedding = (b, a) if a.param is not None else (a, b)
+        expected = (1, *tokens.shape)
+        if tokens.layout or len(tokens.shape) != 2 or tuple(embedding.param.shape) != expected:  # type: ignore[union-attr]
+            raise Unsupported("a parameter added to a tensor, other than a position embedding (1, N, D) on tokens")
+        return imp.emit("position_embedding", [imp.ref(tokens)], weights={"embedding": embedding.param})
+    if a.layout != b.layout or a.shape != b.shape:
+        raise Unsupported(f"a sum of {imp.seen_shape(a)} and {imp.seen_shape(b)} (add sums tensors of one shape)")
+    out = imp.emit("add", [imp.ref(a), imp.ref(b)])
+    return Value(out.ref, out.shape, a.layout)
+
+
+def mul(imp: Importer, node: fx.Node, _: Any) -> Value:
+    a, b = (imp.value(x) if isinstance(x, fx.Node) else None for x in node.args[:2])
+    if a is None or b is None:
+        raise Unsupported("a tensor times a number")
+    if a.param is not None or b.param is not None:
+        x, scale = (b, a) if a.param is not None else (a, b)
+        channels = x.shape[0] if len(x.shape) == 3 else x.shape[-1]
+        assert scale.param is not None
+        if scale.param.numel() != channels or x.param is not None:
+            raise Unsupported("a parameter times a tensor, other than a scale per channel (layer scale)")
+        shape = (channels, 1, 1) if len(x.shape) == 3 else (channels,)
+        out = imp.emit("layer_scale", [imp.ref(x)], weights={"scale": scale.param.reshape(shape)})
+        return Value(out.ref, out.shape, x.layout)
+    if a.layout or b.layout:
+        raise Unsupported("a product of tensors seen in another layout")
+    return imp.emit("mul", [imp.ref(a), imp.ref(b)])
+
+
+def cat(imp: Importer, node: fx.Node, _: Any) -> Value:
+    tensors = list(argument(node, 0, "tensors"))
+    values = [imp.value(t) for t in tensors]
+    dim = argument(node, 1, "dim", 0)
+    if len(values) == 2 and values[0].param is not None and values[1].param is None:
+        token, x = values
+        if x.layout or len(x.shape) != 2 or dim % 3 != 1 or tuple(token.param.shape) != (1, 1, x.shape[1]):  # type: ignore[union-attr]
+            raise Unsupported("a parameter concatenated to a tensor, other than a class token (1, 1, D) before tokens")
+        return imp.emit("class_token", [imp.ref(x)], weights={"token": token.param})
+    rank = len(values[0].shape) + 1
+    if any(v.layout or v.param is not None for v in values) or dim % rank != 1:
+        raise Unsupported(f"a concatenation along dimension {dim} (concat joins channels, dimension 1)")
+    return imp.emit("concat", [imp.ref(v) for v in values])
+
+
+def expand(imp: Importer, node: fx.Node, _: Any) -> Value:
+    value = imp.value(node.args[0])
+    if value.param is None or value.param.shape[0] != 1:
+        raise Unsupported("an expand of anything but a parameter along the batch")
+    return value
+
+
+def getitem(imp: Importer, node: fx.Node, _: Any) -> Value:
+    value = imp.value(node.args[0])
+    index = node.args[1]
+    if value.parts is not None and isinstance(index, int):
+        part = value.parts[index]
+        if part is None:
+            raise Unsupported(f"reading output {index} (attention weights are not computed by the block)")
+        return part
+    plain = value.ref is not None and not value.layout
+    token = index[1] if isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) else None
+    if plain and isinstance(token, int) and token >= 0:
+        return imp.emit("select", [imp.ref(value)], index=token)
+    raise Unsupported(f"indexing with {index!r}")
+
+
+def chunk(imp: Importer, node: fx.Node, _: Any) -> Value:
+    value = imp.value(node.args[0])
+    chunks, dim = argument(node, 1, "chunks"), argument(node, 2, "dim", 0)
+    rank = len(value.shape) + 1
+    if value.layout or dim % rank != 1:
+        raise Unsupported(f"a chunk along dimension {dim} (chunk splits channels, dimension 1)")
+    out = imp.emit("chunk", [imp.ref(value)], chunks=chunks)
+    assert out.ref is not None
+    return Value(parts=tuple(imp.output(out.ref.node, i) for i in range(chunks)))
+
+
+def channel_shuffle(imp: Importer, node: fx.Node, _: Any) -> Value:
+    return imp.emit("channel_shuffle", [imp.tensor(node.args[0])], groups=argument(node, 1, "groups"))
+
+
+# -- the tables ---------------------------------------------------------------------
+
+
+ACTIVATIONS: dict[type, str] = {
+    nn.ReLU: "relu",
+    nn.ReLU6: "relu6",
+    nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid",
+    nn.GELU: "gelu",
+    nn.SiLU: "silu",
+    nn.Hardswish: "hardswish",
+    nn.Hardsigmoid: "hardsigmoid",
+}
+"""Activation modules without parameters -> their block."""
+
+MODULES: dict[type, Converter] = {
+    **{module: _activation_module(block) for module, block in ACTIVATIONS.items()},
+    nn.Conv2d: conv2d,
+    nn.Linear: linear,
+    nn.BatchNorm1d: batch_norm,
+    nn.BatchNorm2d: batch_norm,
+    nn.LayerNorm: layer_norm,
+    nn.LeakyReLU: _activation_module("leaky_relu", negative_slope="negative_slope"),
+    nn.ELU: _activation_module("elu", alpha="alpha"),
+    nn.MaxPool2d: max_pool2d,
+    nn.AvgPool2d: avg_pool2d,
+    nn.AdaptiveAvgPool2d: _adaptive("adaptive_avg_pool2d"),
+    nn.AdaptiveMaxPool2d: _adaptive("adaptive_max_pool2d"),
+    nn.Dropout: dropout,
+    nn.Flatten: flatten_module,
+    nn.Identity: identity,
+    nn.MultiheadAttention: self_attention,
+}
+"""Module type -> converter. Every type here is a leaf of the trace."""
+
+FUNCTIONS: dict[Callable[..., Any], Converter] = {
+    torch.relu: _activation_function("relu"),
+    F.relu: _activation_function("relu"),
+    F.relu6: _activation_function("relu6"),
+    F.leaky_relu: _activation_function("leaky_relu", negative_slope=(1, "negative_slope", 0.01)),
+    F.elu: _activation_function("elu", alpha=(1, "alpha", 1.0)),
+    torch.tanh: _activation_function("tanh"),
+    torch.sigmoid: _activation_function("sigmoid"),
+    F.gelu: _activation_function("gelu"),
+    F.silu: _activation_function("silu"),
+    F.hardswish: _activation_function("hardswish"),
+    F.hardsigmoid: _activation_function("hardsigmoid"),
+    F.adaptive_avg_pool2d: _adaptive("adaptive_avg_pool2d"),
+    F.adaptive_max_pool2d: _adaptive("adaptive_max_pool2d"),
+    F.dropout: dropout,
+    torch.flatten: flatten,
+    torch.reshape: reshape,
+    torch.permute: permute,
+    torch.transpose: transpose,
+    torch.mean: mean,
+    operator.add: add,
+    operator.iadd: add,
+    torch.add: add,
+    operator.mul: mul,
+    operator.imul: mul,
+    torch.mul: mul,
+    torch.cat: cat,
+    torch.concat: cat,
+    torch.chunk: chunk,
+    operator.getitem: getitem,
+}
+"""Function -> converter."""
+
+METHODS: dict[str, Converter] = {
+    "relu": _activation_function("relu"),
+    "relu_": _activation_function("relu"),
+    "sigmoid": _activation_function("sigmoid"),
+    "tanh": _activation_function("tanh"),
+    "flatten": flatten,
+    "view": reshape,
+    "reshape": reshape,
+    "permute": permute,
+    "transpose": transpose,
+    "contiguous": contiguous,
+    "mean": mean,
+    "add": add,
+    "add_": add,
+    "mul": mul,
+    "mul_": mul,
+    "chunk": chunk,
+    "expand": expand,
+}
+"""Tensor method name -> converter."""
+
+
+@functools.cache
+def library_tables() -> tuple[Mapping[type, Converter], Mapping[Callable[..., Any], Converter]]:
+    """The tables with the modules and functions of installed model libraries
+    (torchvision): each is a leaf of the trace or a wrapped function, so the
+    import sees ``StochasticDepth`` rather than the random mask it draws."""
+    modules: dict[type, Converter] = dict(MODULES)
+    functions: dict[Callable[..., Any], Converter] = dict(FUNCTIONS)
+    try:
+        import torchvision.models.convnext
+        import torchvision.models.shufflenetv2
+        import torchvision.ops
+    except ImportError:
+        return modules, functions
+    modules[torchvision.ops.StochasticDepth] = stochastic_depth
+    modules[torchvision.models.convnext.LayerNorm2d] = layer_norm2d
+    functions[torchvision.models.shufflenetv2.channel_shuffle] = channel_shuffle
+    return modules, functions
+
+
+def wrapped_functions() -> Sequence[Callable[..., Any]]:
+    """Functions of model libraries that the trace keeps as one call (not torch's own)."""
+    _, functions = library_tables()
+    return [f for f in functions if f not in FUNCTIONS]
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "CHANNELS_LAST",
+    "FUNCTIONS",
+    "METHODS",
+    "MODULES",
+    "SPATIAL_FLAT",
+    "Converter",
+    "Unsupported",
+    "Value",
+    "argument",
+    "library_tables",
+    "wrapped_functions",
+]
