@@ -24,7 +24,10 @@ import nas
 from nas.ir.errors import NASError
 
 # In the order ``nas --help`` lists them; each is the module nas.cli.<name>.
-COMMANDS = ("show", "blocks", "space", "zoo", "draw", "search", "results", "export", "train", "latency")
+COMMANDS = ("show", "blocks", "space", "zoo", "draw", "search", "results", "export", "import", "train", "latency")
+
+MODULES = {"import": "importer"}
+"""Commands whose module is named otherwise (``import`` is a Python keyword)."""
 
 _SETTINGS: dict[str, Any] = {"add_completion": False, "pretty_exceptions_enable": False, "rich_markup_mode": None}
 
@@ -54,7 +57,7 @@ class LazyGroup(typer.core.TyperGroup):
         if cmd_name not in COMMANDS:
             return None
         if cmd_name not in self.commands:
-            self.commands[cmd_name] = importlib.import_module(f"nas.cli.{cmd_name}").command
+            self.commands[cmd_name] = importlib.import_module(f"nas.cli.{MODULES.get(cmd_name, cmd_name)}").command
         return self.commands[cmd_name]  # type: ignore[return-value]
 
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:  # type: ignore[override]
