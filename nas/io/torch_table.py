@@ -234,6 +234,25 @@ def self_attention(imp: Importer, node: fx.Node, m: nn.MultiheadAttention) -> Va
     return Value(parts=(out, None))
 
 
+def batch_norm_act(imp: Importer, node: fx.Node, m: nn.modules.batchnorm._BatchNorm) -> Value:
+    """timm's ``BatchNormAct2d``: batch norm, then its activation (``drop`` is the identity in eval and in its nets)."""
+    if not isinstance(m.drop, nn.Identity) or not (isinstance(m.act, nn.Identity) or type(m.act) in ACTIVATIONS):
+        raise Unsupported("a BatchNormAct2d with dropout or an activation that has no block")
+    out = batch_norm(imp, node, m)
+    return out if isinstance(m.act, nn.Identity) else imp.emit(ACTIVATIONS[type(m.act)], [imp.ref(out)], suffix="act")
+
+
+def timm_attention(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
+    """timm's ViT ``Attention``, whose ``qkv`` and ``proj`` layout ``self_attention`` lowers to."""
+    plain = all(isinstance(getattr(m, name, nn.Identity()), nn.Identity) for name in ("q_norm", "k_norm", "norm"))
+    if not plain or m.attn_drop.p or m.proj_drop.p or m.qkv.out_features != 3 * m.proj.in_features:
+        raise Unsupported("an attention with query/key norms, dropout or another head width")
+    if getattr(m, "gate", None) is not None or m.proj.in_features != m.proj.out_features:
+        raise Unsupported("a gated attention or one that changes the width")
+    params = {"heads": m.num_heads, "qkv_bias": m.qkv.bias is not None, "proj_bias": m.proj.bias is not None}
+    return imp.emit("self_attention", [imp.tensor(node.args[0])], weights=m.state_dict(), **params)
+
+
 def stochastic_depth(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
     return imp.emit("stochastic_depth", [imp.tensor(node.args[0])], p=m.p, mode=m.mode)
 
@@ -271,6 +290,8 @@ def _flatten(imp: Importer, arg: fx.Node, start: int, end: int) -> Value:
 
 def reshape(imp: Importer, node: fx.Node, _: Any) -> Value:
     value = imp.value(node.args[0])
+    if value.param is not None:  # a parameter shaped for broadcasting (timm's ConvNeXt gamma)
+        return Value(param=value.param.reshape(node.meta["tensor_meta"].shape))
     target = imp.out_shape(node)
     if value.layout == "" and target == value.shape:
         return value
@@ -506,7 +527,7 @@ METHODS: dict[str, Converter] = {
 @functools.cache
 def library_tables() -> tuple[Mapping[type, Converter], Mapping[Callable[..., Any], Converter]]:
     """The tables with the modules and functions of installed model libraries
-    (torchvision): each is a leaf of the trace or a wrapped function, so the
+    (torchvision, timm): each is a leaf of the trace or a wrapped function, so the
     import sees ``StochasticDepth`` rather than the random mask it draws."""
     modules: dict[type, Converter] = dict(MODULES)
     functions: dict[Callable[..., Any], Converter] = dict(FUNCTIONS)
@@ -516,10 +537,26 @@ def library_tables() -> tuple[Mapping[type, Converter], Mapping[Callable[..., An
         import torchvision.ops
     except ImportError:
         return modules, functions
+    modules.update(_timm_modules())
     modules[torchvision.ops.StochasticDepth] = stochastic_depth
     modules[torchvision.models.convnext.LayerNorm2d] = layer_norm2d
     functions[torchvision.models.shufflenetv2.channel_shuffle] = channel_shuffle
     return modules, functions
+
+
+def _timm_modules() -> dict[type, Converter]:
+    try:
+        import timm.layers
+        import timm.models.vision_transformer
+    except ImportError:
+        return {}
+    return {
+        timm.layers.Linear: linear,
+        timm.layers.LayerNorm: layer_norm,
+        timm.layers.LayerNorm2d: layer_norm2d,
+        timm.layers.BatchNormAct2d: batch_norm_act,
+        timm.models.vision_transformer.Attention: timm_attention,
+    }
 
 
 def wrapped_functions() -> Sequence[Callable[..., Any]]:

@@ -126,6 +126,8 @@ class Importer:
         done = 0
         for node in self.gm.graph.nodes:
             self.node = node
+            if node.op == "placeholder" and "tensor_meta" not in node.meta:
+                continue  # an argument left at its default (timm's forward options)
             if node.op == "placeholder":
                 shape = _shape(node)
                 ref = self._add(node.name, "input", [], {"shape": shape})
@@ -323,6 +325,11 @@ def describe(node: fx.Node, gm: fx.GraphModule) -> str:
     if node.op == "call_method":
         return f"Tensor.{node.target}"
     target = node.target
+    for space in (torch, torch.nn.functional, torch.fft, torch.linalg, torch.special):
+        # Functions bound from torch._C: name them as users call them (torch.fft.fft2, not fft_fft2).
+        public = next((n for n in dir(space) if not n.startswith("_") and getattr(space, n, None) is target), None)
+        if public is not None:
+            return f"{space.__name__}.{public}"
     module = getattr(target, "__module__", None) or ""
     return f"{module}.{getattr(target, '__name__', str(target))}".lstrip(".")
 

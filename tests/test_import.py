@@ -1,0 +1,207 @@
+"""Importing PyTorch modules (``nas.from_module``, ``nas import``) against the
+originals: torchvision's and timm's classifiers must come back with the same
+parameter count, MACs within 1% of ``FlopCounterMode`` on the original, and,
+with the imported weights loaded strictly into ``nas.lower(graph)``, the
+original's outputs in eval mode."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+import nas
+from nas.cli.root import main
+from nas.io.trace import UnsupportedOperationError
+from tests.reference import randomize_batch_norm
+
+
+def reference_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """MACs by PyTorch's counter at batch 1, with attention on its unfused path
+    (the fused CPU kernels are invisible to the counter)."""
+    fast = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model.eval()(x[:1])
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
+    return counter.get_total_flops() // 2
+
+
+def assert_exact(model: nn.Module, shape: tuple[int, ...], **options: Any) -> nas.Graph:
+    model.eval()
+    randomize_batch_norm(model)
+    graph, weights = nas.from_module(model, shape, **options)
+    x = torch.randn(2, *shape)
+    assert graph.params == sum(p.numel() for p in model.parameters())
+    assert graph.macs == pytest.approx(reference_macs(model, x), rel=0.01)
+    lowered = nas.lower(graph).eval()
+    lowered.load_state_dict(weights, strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(lowered(x), model(x), atol=1e-5, rtol=1e-4)
+    return graph
+
+
+TORCHVISION = [
+    "resnet18",
+    "resnet50",
+    "vgg11",
+    "alexnet",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "googlenet",
+    "densenet121",
+    "efficientnet_b0",
+    "shufflenet_v2_x1_0",
+    "convnext_tiny",
+]
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_models_import_exactly(name: str) -> None:
+    options = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+    assert_exact(torchvision.models.get_model(name, **options), (3, 64, 64))
+
+
+def test_torchvision_models_import_exactly_call_by_call() -> None:
+    graph = assert_exact(torchvision.models.mobilenet_v2(), (3, 64, 64), composites=False)
+    assert not any(node.block.composite for node in graph)
+
+
+def test_vision_transformer_imports_exactly() -> None:
+    # torchvision's ViT at a small size: the class token, position embedding,
+    # encoder blocks of nn.MultiheadAttention and the x[:, 0] readout.
+    vit = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
+    )
+    nn.init.normal_(vit.class_token)
+    graph = assert_exact(vit, (3, 32, 32))
+    blocks = [node.block.name for node in graph]
+    assert blocks.count("self_attention") == 2 and {"class_token", "position_embedding", "select"} <= set(blocks)
+
+
+def test_resnet18_reads_like_the_zoo() -> None:
+    # torchvision's ResNet-18: layers of [2, 2, 2, 2] BasicBlocks, widths 64 to 512.
+    graph, _ = nas.from_module(torchvision.models.resnet18(), (3, 64, 64))
+    stages = [graph.node(f"layer{i}").params for i in range(1, 5)]
+    assert [(p["unit"], p["depth"], p["stride"], p["args"]["out_channels"]) for p in stages] == [
+        ("basic_block", 2, 1, 64),
+        ("basic_block", 2, 2, 128),
+        ("basic_block", 2, 2, 256),
+        ("basic_block", 2, 2, 512),
+    ]
+    assert len(graph) == 12
+
+
+def test_mobilenet_v2_units_are_inverted_residuals() -> None:
+    graph, _ = nas.from_module(torchvision.models.mobilenet_v2(), (3, 64, 64))
+    blocks = [node.block.name for node in graph]
+    # MobileNetV2, Table 2: 17 bottlenecks between the first and the last convolution.
+    assert blocks.count("inverted_residual") == 17
+    assert blocks.count("conv_bn_act") == 2
+
+
+class Spectrum(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.head = nn.Sequential(nn.ReLU(), nn.Flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.fft.fft2(self.conv(x)).abs())
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.spectrum = Spectrum()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spectrum(x)
+
+
+def test_an_operation_without_a_block_is_one_line_with_the_module_path() -> None:
+    with pytest.raises(UnsupportedOperationError) as caught:
+        nas.from_module(Net(), (3, 8, 8))
+    text = str(caught.value)
+    assert "\n" not in text
+    assert "node 'spectrum'" in text and "torch.fft.fft2" in text
+    assert "1 of 5 operations imported before it" in text
+    assert "register a block" in text
+
+
+class Branchy(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if x.sum() > 0 else -x
+
+
+def test_an_untraceable_module_is_one_error() -> None:
+    with pytest.raises(nas.NASError, match=r"torch\.fx cannot trace Branchy"):
+        nas.from_module(Branchy(), (3, 4, 4))
+
+
+def test_the_module_keeps_its_training_mode() -> None:
+    model = torchvision.models.resnet18().train()
+    nas.from_module(model, (3, 32, 32))
+    assert model.training
+
+
+def test_nas_import_writes_an_export_that_loads(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    assert main(["import", "torchvision:resnet18", "-o", str(tmp_path / "r18"), "--input", "3x64x64"]) == 0
+    torch.manual_seed(3)
+    reference = torchvision.models.resnet18().eval()  # the same random weights
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(nas.load(tmp_path / "r18")(x), reference(x), atol=1e-5, rtol=1e-4)
+    assert {p.name for p in (tmp_path / "r18").iterdir()} >= {"model.yaml", "model.safetensors", "MODEL.md"}
+    assert nas.build(str(tmp_path / "r18")).params == 11_689_512  # torchvision's ResNet-18
+
+
+def test_nas_import_reads_a_factory_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "tiny.py"
+    source.write_text(
+        "from torch import nn\n\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))\n"
+    )
+    code = main(["import", f"{source}:make", "-o", str(tmp_path / "out"), "--input", "1x8x8"])
+    assert code == 0, capsys.readouterr().err
+    assert nas.build(str(tmp_path / "out")).params == (4 * 9 + 4) + (144 * 3 + 3)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("resnet18", "cannot read the model spec"),
+        ("torchvision:no_such_net", "torchvision has no model 'no_such_net'"),
+        ("missing.py:make", "no such file"),
+    ],
+)
+def test_nas_import_refuses_a_bad_spec_in_one_line(
+    spec: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", spec, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm is not installed")
+@pytest.mark.parametrize(("name", "size"), [("resnet18", 64), ("vit_tiny_patch16_224", 224), ("convnext_atto", 64)])
+def test_timm_models_import_exactly(name: str, size: int) -> None:
+    import timm
+
+    model = timm.create_model(name, pretrained=False)
+    if hasattr(model, "cls_token"):
+        nn.init.normal_(model.cls_token)
+    assert_exact(model, (3, size, size))
