@@ -166,6 +166,7 @@ def test_nas_import_writes_an_export_that_loads(tmp_path: Path) -> None:
         torch.testing.assert_close(nas.load(tmp_path / "r18")(x), reference(x), atol=1e-5, rtol=1e-4)
     assert {p.name for p in (tmp_path / "r18").iterdir()} >= {"model.yaml", "model.safetensors", "MODEL.md"}
     assert nas.build(str(tmp_path / "r18")).params == 11_689_512  # torchvision's ResNet-18
+    assert "from the import of `torchvision:resnet18`" in (tmp_path / "r18" / "MODEL.md").read_text()
 
 
 def test_nas_import_reads_a_factory_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -53,7 +53,7 @@ CASES: dict[str, tuple[str, int | None, tuple[str, ...]]] = {
     "missing_input.yaml": ("GraphError", 5, ("node 'relu1'", "input 'conv_1' does not exist", "did you mean 'conv1'")),
     "dangling.yaml": ("GraphError", 5, ("node 'side'", "never used", "list it under 'outputs:'")),
     "wrong_arity.yaml": ("GraphError", 5, ("node 'join'", "'add' takes at least 2 inputs, got 1")),
-    "linear_without_flatten.yaml": ("ShapeError", 5, ("node 'fc'", "conv1 gives (8, 30, 30)", "insert a 'flatten'")),
+    "linear_without_flatten.yaml": ("ShapeError", 5, ("node 'fc'", "conv1 (8, 30, 30)", "insert a 'flatten'")),
     "stride_too_large.yaml": ("ShapeError", 5, ("node 'pool1'", "(8, 0, 0) has an empty dimension", "conv1 (8, 3, 3)")),
     "duplicate_node.yaml": ("SourceError", 6, ("duplicate key 'conv1'",)),
     "line_break_in_key.yaml": ("ParamError", 4, ("unknown parameter", "did you mean 'kernel_size'")),
