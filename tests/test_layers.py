@@ -18,7 +18,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-LAYERS = ("ir", "blocks", "passes", "io", "data", "space", "latency", "predict", "export", "train", "search", "cli")
+LAYERS = (
+    "ir",
+    "blocks",
+    "passes",
+    "io",
+    "data",
+    "space",
+    "latency",
+    "predict",
+    "export",
+    "train",
+    "supernet",
+    "search",
+    "cli",
+)
 """From the bottom up. A module may import its own layer and the layers before it."""
 
 FACADE_MAY_IMPORT = ("ir", "blocks", "passes", "io")

@@ -24,7 +24,20 @@ import nas
 from nas.ir.errors import NASError
 
 # In the order ``nas --help`` lists them; each is the module nas.cli.<name>.
-COMMANDS = ("show", "blocks", "space", "zoo", "draw", "search", "results", "export", "import", "train", "latency")
+COMMANDS = (
+    "show",
+    "blocks",
+    "space",
+    "zoo",
+    "draw",
+    "search",
+    "supernet",
+    "results",
+    "export",
+    "import",
+    "train",
+    "latency",
+)
 
 MODULES = {"import": "importer"}
 """Commands whose module is named otherwise (``import`` is a Python keyword)."""

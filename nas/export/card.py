@@ -289,6 +289,10 @@ def _describe_source(source: Mapping[str, Any]) -> str:
         return f"training `{source.get('from')}` on `{source.get('data')}`"
     if kind == "export":
         return f"the export `{source.get('path')}`"
+    if kind == "supernet":
+        return (
+            f"trial {source.get('trial')} of the study `{source.get('study')}` over the supernet `{source.get('path')}`"
+        )
     if kind == "import":
         return f"the import of `{source.get('spec')}`"
     return "a graph"

@@ -82,6 +82,10 @@ class TrialRecord:
     curve: list[float] | None = None
     """Validation accuracy after each epoch."""
     train_s: float | None = None
+    inherited: bool = False
+    """Whether the accuracy is a supernet's, with inherited weights (no training)."""
+    eval_s: float | None = None
+    """Seconds of the inherited evaluation (recalibration and validation)."""
     recipe: dict[str, Any] | None = None
     """How it was trained: the recipe's fields, the epochs, augmentation and precision."""
     weights: str | None = None

@@ -42,8 +42,9 @@ import math
 import random
 import statistics
 import sys
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import optuna
@@ -66,6 +67,7 @@ from nas.search.results import Tally, export_best, run_dir, tally
 from nas.search.sampler import EvolutionSampler, params_of, plain, suggest
 from nas.search.storage import open_storage, quiet_optuna, storage_errors
 from nas.search.workers import StudyLock, fail_dead, held, mark, retried
+from nas.supernet import Inheritance, load_supernet
 from nas.train import EvaluationFailed, choose_recipe, input_shape, resolve_device, save_tensors, state_of, train
 
 SAMPLERS = ("evolution", "tpe", "nsga2", "random")
@@ -88,6 +90,7 @@ SETTINGS = (
     "latency_table",
     "recipe",
     "augment",
+    "supernet",
 )
 """What a resumed study must agree on with the run that made it (``recipe``
 and ``augment`` as resolved: the recipe's name and the augmentation)."""
@@ -131,11 +134,18 @@ class SearchConfig:
     channels_last: bool | None = None
     data_workers: int | None = None
     """Decoding processes for images on disk (default: one per CPU, at most 8)."""
+    supernet: str | None = None
+    """A trained supernet's directory: trials inherit its weights instead of
+    training (its space and data are searched; ``space`` and ``data`` are ignored)."""
     timing: TimingPolicy | None = field(default=None, repr=False)
     """How latencies are timed (``None``: the backend's default policy)."""
 
     def study_name(self, data: DataSet) -> str:
-        return self.study or f"{Path(self.space).stem}-{data.stem}"
+        if self.study:
+            return self.study
+        if self.supernet is not None:
+            return f"{Path(self.supernet).resolve().name}-{self.latency_budget_ms:g}ms"
+        return f"{Path(self.space).stem}-{data.stem}"
 
 
 @dataclass
@@ -243,7 +253,15 @@ def stop_reason(
 class _Search:
     """The objective and its context: space, data, budget, latency, storage of weights."""
 
-    def __init__(self, config: SearchConfig, space: S.Space, data: DataSet, latency: LatencyFn, folder: Path) -> None:
+    def __init__(
+        self,
+        config: SearchConfig,
+        space: S.Space,
+        data: DataSet,
+        latency: LatencyFn,
+        folder: Path,
+        inherit: Inheritance | None = None,
+    ) -> None:
         self.config = config
         self.space = space
         self.data = data
@@ -252,6 +270,7 @@ class _Search:
         self.device = resolve_device(config.device, claims=folder.parent / ".gpus")
         self.recipe = choose_recipe(data, config.recipe)
         self.augmentation = augmentation_of(data, self.recipe.augment if config.augment is None else config.augment)
+        self.inherit = inherit
 
     def network(self, assignment: S.Assignment) -> Graph:
         """The assignment's network, fitted to the data's classes."""
@@ -332,6 +351,12 @@ class _Search:
         if latency_ms > self.config.latency_budget_ms:
             TrialRecord.store(trial, accuracy=None, skipped="over the latency budget: not trained")
             return 0.0
+        if self.inherit is not None:
+            started = time.perf_counter()
+            accuracy, weights = self.inherit(graph)
+            TrialRecord.store(trial, accuracy=accuracy, inherited=True, eval_s=round(time.perf_counter() - started, 3))
+            self.save(trial, weights)
+            return accuracy
         curve: list[float] = []
 
         def on_epoch(epoch: int, accuracy: float) -> None:
@@ -565,12 +590,20 @@ def run_search(
             that cannot be written (a full disk: the trials stored are kept).
     """
     _check(config)
-    space = S.load_space(config.space)
-    data = load_data(config.data)
+    inherit = None
+    if config.supernet is not None:
+        supernet, info = load_supernet(Path(config.supernet))
+        config = replace(config, space=str(Path(config.supernet) / "space.yaml"), data=info.data)
+        space = supernet.space
+        data = load_data(config.data)
+        inherit = Inheritance(supernet, data, info.training.get("recipe"))
+    else:
+        space = S.load_space(config.space)
+        data = load_data(config.data)
     name = config.study_name(data)
     storage = open_storage(config.storage)
     folder = run_dir(config.runs, name)
-    search = _Search(config, space, data, latency_function(config), folder)
+    search = _Search(config, space, data, latency_function(config), folder, inherit)
     with quiet_optuna(), storage_errors(config.storage):
         study = _open_study(config, search, storage, name)
         lock = StudyLock.of(storage, config.storage, name)

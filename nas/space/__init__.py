@@ -28,7 +28,8 @@ active decisions only: ``{"conv1.kernel_size": 3, "pool1.present": True,
 The operations a searcher needs are functions over a :class:`Space`:
 :func:`decode`, :func:`encode` (the assignment that gives a network; every
 zoo net is a fixed point of a shipped space), :func:`sample`, :func:`mutate`,
-:func:`distance` and :func:`size`.
+:func:`distance` and :func:`size`; :func:`restrict` narrows decisions
+(``--fix``) and :func:`extreme` gives the largest or smallest network.
 
 The modules, each importing only those before it: ``model`` (what a space is
 made of), ``parser`` (the YAML reader), ``operations`` (decode, sample,
@@ -40,7 +41,18 @@ around a given network, its fixed point).
 from nas.space.around import around, around_summary
 from nas.space.encode import assignment_from_plain, encode, from_plain
 from nas.space.model import Assignment, Const, Decision, Expr, MappingValue, Slot, Space, Use
-from nas.space.operations import MAX_TRIES, active, complete, decode, distance, mutate, sample, size
+from nas.space.operations import (
+    MAX_TRIES,
+    active,
+    complete,
+    decode,
+    distance,
+    extreme,
+    mutate,
+    restrict,
+    sample,
+    size,
+)
 from nas.space.parser import load_space, parse_space, space_names
 from nas.space.reports import describe, fixed_points, overview, report, write_samples
 
@@ -63,6 +75,7 @@ __all__ = [
     "describe",
     "distance",
     "encode",
+    "extreme",
     "fixed_points",
     "from_plain",
     "load_space",
@@ -70,6 +83,7 @@ __all__ = [
     "overview",
     "parse_space",
     "report",
+    "restrict",
     "sample",
     "size",
     "space_names",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from nas.ir.errors import NASError
@@ -199,3 +200,70 @@ def _count(decisions: Sequence[Decision], read: set[str]) -> int:
         return sum(rec(i + 1, {**fixed, d.label: d.value(j)}) for j in range(d.size))
 
     return rec(0, {})
+
+
+def restrict(space: Space, values: Mapping[str, Any]) -> Space:
+    """The space with some decisions narrowed: a value fixes a decision, a
+    list keeps those values of its domain.
+
+    An input's shape (``x.shape``) may be fixed to any shape, in the domain
+    or not: a network reads what the data gives it.
+
+    Raises:
+        NASError: an unknown decision, or a value outside its domain (naming both).
+    """
+    inputs = {f"{name}.shape" for name in space.inputs}
+    decisions = []
+    unknown = set(values) - set(space.by_label)
+    if unknown:
+        label = sorted(unknown)[0]
+        close = [d.label for d in space.decisions if d.label.startswith(label.split(".")[0])][:6]
+        raise NASError(
+            f"the space has no decision '{label}'",
+            file=space.file,
+            field=label,
+            hint=f"its decisions include {', '.join(close or [d.label for d in space.decisions[:6]])}",
+        )
+    for d in space.decisions:
+        if d.label not in values:
+            decisions.append(d)
+            continue
+        wanted = values[d.label]
+        kept = list(wanted) if isinstance(wanted, list) else [wanted]
+        if d.label in inputs and not isinstance(wanted, list):
+            kept = [tuple(wanted)]
+        for v in kept:
+            if d.label not in inputs and not d.contains(v):
+                raise NASError(
+                    f"{v!r} is outside the domain of '{d.label}' ({d.describe()})", file=space.file, field=d.label
+                )
+        decisions.append(replace(d, kind="choice", choices=tuple(kept), low=0, high=0, step=1))
+    return replace(space, decisions=decisions)
+
+
+def extreme(space: Space, largest: bool = True) -> Assignment:
+    """The assignment with every decision at the top (``largest``) or bottom of
+    its domain: optional nodes present (or left out), numbers at their
+    highest (or lowest); a choice of names (a block type, an activation)
+    takes its first. The sandwich rule of a supernet trains these two.
+
+    Raises:
+        NASError: that assignment is not a valid network of the space.
+    """
+    result: Assignment = {}
+    for d in space.decisions:
+        if not all(same(result.get(label), value) for label, value in d.when):
+            continue
+        if d.kind == "bool":
+            result[d.label] = largest
+        elif d.kind in ("int", "float"):
+            result[d.label] = d.value(d.size - 1 if largest else 0)
+        elif all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in d.choices):
+            result[d.label] = (max if largest else min)(d.choices)
+        else:
+            result[d.label] = d.choices[0]
+    reason = _invalid(space, result)
+    if reason is not None:
+        which = "largest" if largest else "smallest"
+        raise NASError(f"the {which} network of the space is not valid: {reason}", file=space.file)
+    return result

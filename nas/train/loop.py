@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,7 @@ def train(
     on_epoch: Callable[[int, float], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    weights: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``graph`` on ``data`` (at its own input shape) and measure validation accuracy.
 
@@ -125,6 +126,7 @@ def train(
         on_step: called with ``(epoch, step, loss)`` after each batch (progress).
         checkpoint: a file to resume from if it exists, and to save the
             run's state to after every epoch.
+        weights: a state dict to start from (fine-tuning) instead of a new initialisation.
 
     Raises:
         EvaluationFailed: a non-finite loss, the time limit, or an error
@@ -157,7 +159,7 @@ def train(
     settings = {"graph": graph.hash, "data": data.name, "seed": seed, "recipe": how}
     started = time.perf_counter()
     torch.manual_seed(seed)
-    run = _Run(graph, chosen, feeds, where, precision, epochs)
+    run = _Run(graph, chosen, feeds, where, precision, epochs, weights)
     try:
         first, curve = 0, []
         if checkpoint is not None and Path(checkpoint).is_file():
@@ -187,13 +189,17 @@ class _Run:
         device: torch.device,
         precision: Precision,
         epochs: int,
+        weights: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.graph = graph
         self.recipe = recipe
         self.feed = feeds["train"]
         self.device = device
         self.precision = precision
-        model = lower(graph).to(device)
+        model = lower(graph)
+        if weights is not None:
+            model.load_state_dict(weights)
+        model = model.to(device)
         if precision.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

@@ -1,0 +1,232 @@
+"""``nas supernet train`` and ``nas supernet search``: weight sharing over a space.
+
+``train`` trains one supernet for a space (decisions that cannot share
+weights fixed with ``--fix``) and writes its directory; ``search`` runs the
+same Optuna study as ``nas search`` over it, with accuracy from inherited
+weights instead of training, for one or several latency budgets and
+latency tables (one study each), then fine-tunes and exports each best
+network.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import safetensors.torch
+import typer
+
+import nas
+import nas.export
+import nas.search
+from nas.cli.console import DataOption, DeviceOption, RecipeOption
+from nas.cli.progress import progress_bar
+from nas.cli.root import _SETTINGS
+from nas.data import DataSet, load_data
+from nas.ir.errors import NASError
+from nas.search.record import TrialRecord
+from nas.space import load_space
+from nas.supernet import (
+    RULES,
+    EpochLog,
+    Supernet,
+    SupernetInfo,
+    SupernetRun,
+    read_info,
+    save_supernet,
+    train_supernet,
+)
+from nas.supernet.store import META, narrowed
+from nas.train import EvaluationFailed, choose_recipe, resolve_device, train
+
+app = typer.Typer(name="supernet", help="Weight sharing: train a supernet per space, then search it.", **_SETTINGS)
+
+
+@app.command("train")
+def train_command(
+    output: Annotated[str, typer.Option("-o", "--output", help="The supernet's directory.")] = "",
+    space_name: Annotated[str, typer.Option("--space", help="A shipped space name or a space file.")] = "early",
+    data: DataOption = "digits",
+    fix: Annotated[
+        list[str] | None,
+        typer.Option("--fix", help="LABEL=VALUE: fix a decision (or LABEL=[a,b] to keep some values); repeatable."),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 10,
+    rule: Annotated[str, typer.Option("--rule", help="sandwich (largest, smallest, random) or uniform.")] = "sandwich",
+    random_subnets: Annotated[int, typer.Option("--random-subnets", help="Random subnets per step (sandwich).")] = 2,
+    recipe: RecipeOption = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and of the subnets drawn.")] = 0,
+    device: DeviceOption = None,
+) -> None:
+    """Train one supernet for a space; run it again after an interruption and it resumes."""
+    if not output:
+        raise NASError("no output directory", field="output", hint="give -o DIR")
+    if epochs < 1 or random_subnets < 0:
+        raise NASError("--epochs must be at least 1 and --random-subnets 0 or more", field="epochs")
+    if rule not in RULES:
+        raise NASError(f"unknown rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
+    directory = Path(output)
+    space = load_space(space_name)
+    assert space.file is not None  # a loaded space knows its file
+    fixed = list(fix or [])
+    split = load_data(data)
+    chosen = choose_recipe(split, recipe)
+    info = SupernetInfo(
+        space=space.name,
+        fixed=fixed,
+        data=split.name,
+        classes=split.classes,
+        training={"recipe": chosen.name, "rule": rule, "random_subnets": random_subnets, "epochs": epochs},
+    )
+    _check_same(directory, info)
+    supernet = Supernet(narrowed(space, fixed), split.classes).to(resolve_device(device))
+    run = SupernetRun(
+        supernet, split, recipe=chosen, epochs=epochs, rule=rule, random_subnets=random_subnets, seed=seed
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / META).write_text(json.dumps(info.__dict__, indent=2) + "\n")
+    print(
+        f"training a supernet of '{space.name}' on {split.name}: {epochs} epochs, rule {rule}, recipe {chosen.name}, "
+        f"{run.steps} steps per epoch",
+        file=sys.stderr,
+    )
+    progress = progress_bar("status")
+    task = progress.add_task("epoch 1", total=epochs * run.steps, status="")
+
+    def on_step(epoch: int, step: int, loss: float) -> None:
+        progress.update(task, completed=epoch * run.steps + step + 1, description=f"epoch {epoch + 1}/{epochs}")
+        progress.update(task, status=f"loss {loss:.4f}")
+
+    def on_epoch(e: EpochLog) -> None:
+        progress.console.print(
+            f"epoch {e.epoch}/{epochs}: loss {e.loss:.4f}, accuracy largest {e.largest:.4f}, "
+            f"smallest {e.smallest:.4f} ({e.seconds:.0f} s)",
+            highlight=False,
+        )
+
+    started = time.perf_counter()
+    progress.start()
+    try:
+        log = train_supernet(run, split, directory=directory, on_step=on_step, on_epoch=on_epoch)
+    except EvaluationFailed as e:
+        raise NASError(f"supernet training failed: {e}", hint="try a lower --lr in the recipe") from None
+    finally:
+        progress.stop()
+    save_supernet(directory, supernet, info, Path(space.file))
+    print(
+        f"supernet of {len(supernet.bank.names)} bank entries in {directory} ({time.perf_counter() - started:.0f} s); "
+        f"largest {log[-1].largest:.4f}, smallest {log[-1].smallest:.4f}"
+    )
+    print(f"search it: nas supernet search {directory} --latency-budget-ms X")
+
+
+def _check_same(directory: Path, info: SupernetInfo) -> None:
+    """Refuse to resume, or overwrite, a supernet directory made for something else."""
+    if not (directory / META).is_file():
+        return
+    stored = read_info(directory)
+    for key in ("space", "fixed", "data", "training"):
+        if getattr(stored, key) != getattr(info, key):
+            raise NASError(
+                f"the directory holds a supernet of another {key} ({getattr(stored, key)!r})",
+                file=str(directory),
+                hint="give the same settings to resume it, or another -o",
+            )
+
+
+@app.command("search")
+def search_command(
+    directory: Annotated[str, typer.Argument(help="A directory that 'nas supernet train' wrote.")],
+    budgets: Annotated[
+        list[float], typer.Option("--latency-budget-ms", help="Latency limit, ms; repeat it to specialise to several.")
+    ],
+    tables: Annotated[
+        list[str] | None,
+        typer.Option("--latency-table", help="Predict latency from this table; repeat it for several devices."),
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime, cuda, tensorrt or auto.")] = "torch",
+    trials: Annotated[int, typer.Option("--trials", help="Trials per budget and table.")] = 100,
+    sampler: Annotated[str, typer.Option("--sampler", help="evolution, tpe, nsga2 or random.")] = "evolution",
+    storage: Annotated[str, typer.Option("--storage", help="Optuna storage URL.")] = "sqlite:///runs/nas.db",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler.")] = 0,
+    finetune: Annotated[int, typer.Option("--finetune-epochs", help="Epochs of fine-tuning of each best network.")] = 2,
+    runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best models.")] = "runs",
+) -> None:
+    """Search a trained supernet under each latency budget (and table), in seconds per budget."""
+    info = read_info(Path(directory))
+    if finetune < 0:
+        raise NASError("--finetune-epochs must be 0 or more", field="finetune-epochs")
+    split = load_data(info.data)
+    for table in tables or [None]:
+        for budget in budgets:
+            name = f"{Path(directory).resolve().name}-{budget:g}ms" + (f"-{Path(table).stem}" if table else "")
+            config = nas.search.SearchConfig(
+                supernet=directory,
+                trials=trials,
+                latency_budget_ms=budget,
+                backend=backend,
+                latency_table=table,
+                sampler=sampler,
+                storage=storage,
+                study=name,
+                seed=seed,
+                runs=runs,
+                prune=False,
+            )
+            started = time.perf_counter()
+            result = nas.search.run_search(config)
+            seconds = time.perf_counter() - started
+            where = f"{budget:g} ms" + (f" on {Path(table).stem}" if table else f" ({backend})")
+            if result.best is None or result.best_dir is None:
+                print(f"{where}: {result.tally.finished} trials ({seconds:.1f} s), no best: {result.best_error}")
+                continue
+            best = TrialRecord.of(result.best)
+            print(
+                f"{where}: {result.tally.finished} trials ({seconds:.1f} s); best trial {result.best.number}, "
+                f"inherited accuracy {result.best.values[0]:.4f} at {best.latency_ms:.3f} ms, {best.params:,} params"
+            )
+            if finetune:
+                target = result.best_dir.with_name("finetuned")
+                accuracy = _finetune(result.best_dir, target, directory, info, split, finetune, seed, result)
+                print(f"  fine-tuned {finetune} epochs: accuracy {accuracy:.4f}, exported to {target}")
+
+
+def _finetune(
+    best: Path,
+    target: Path,
+    directory: str,
+    info: SupernetInfo,
+    split: DataSet,
+    epochs: int,
+    seed: int,
+    result: nas.search.SearchResult,
+) -> float:
+    """Fine-tune an exported best network from its inherited weights; export it beside."""
+    assert result.best is not None
+    graph = nas.build(str(best))
+    weights = safetensors.torch.load_file(str(best / "model.safetensors"))
+    trained = train(graph, split, recipe=info.training.get("recipe"), epochs=epochs, seed=seed, weights=weights)
+    model = nas.export.Model(
+        graph,
+        trained.state,
+        name=f"{info.space}-supernet",
+        source={"kind": "supernet", "path": str(directory), "study": result.study, "trial": result.best.number},
+        accuracy={
+            "value": trained.accuracy,
+            "data": split.name,
+            "split": "validation",
+            "epochs": epochs,
+            "seed": seed,
+            "curve": trained.curve,
+            "recipe": trained.recipe,
+            "inherited": result.best.values[0],
+        },
+    )
+    nas.export.export(model, target, "yaml,weights", overwrite=True)
+    return trained.accuracy
+
+
+command = typer.main.get_command(app)

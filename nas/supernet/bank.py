@@ -1,0 +1,137 @@
+"""The bank: one tensor per shared parameter, at the largest shape any subnet asks of it.
+
+A subnet is an ordinary graph, lowered as any other; its parameters are
+windows of the bank's tensors, found by name. A parameter's bank entry is
+named after the lowered module's parameter (``layer2.b1.conv1.weight``)
+with the owning node's block type put in (``layer2@stage/basic_block``):
+two block types chosen at one node have separate entries, while the first
+``d`` units of a stage, and any width, kernel size or expansion of one
+block type, share one.
+
+A window takes the leading rows and columns (output and input channels,
+features) and the centred part of the remaining dimensions (a 3x3 kernel
+inside a 5x5), as in Once-for-All (Cai et al. 2020). Windows are views:
+a gradient through a subnet's forward pass lands in the bank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from nas.ir.graph import Graph
+
+
+def window(tensor: torch.Tensor, shape: Iterable[int]) -> torch.Tensor:
+    """The view of ``tensor`` a parameter of ``shape`` takes: leading in the
+    first two dimensions, centred in the others."""
+    index = []
+    for dim, (big, small) in enumerate(zip(tensor.shape, shape, strict=True)):
+        start = 0 if dim < 2 else (big - small) // 2
+        index.append(slice(start, start + small))
+    return tensor[tuple(index)]
+
+
+def entry_name(graph: Graph, parameter: str) -> str:
+    """The bank entry of a lowered graph's parameter ``parameter``."""
+    top, dot, rest = parameter.partition(".")
+    if top not in graph:
+        return parameter
+    node = graph.node(top)
+    kind = node.block.name
+    unit = node.params.get("unit") if kind == "stage" else None
+    return f"{top}@{kind}{'/' + unit if isinstance(unit, str) else ''}{dot}{rest}"
+
+
+class Bank(nn.Module):
+    """The supernet's weights: a tensor per entry, grown to the largest shape seen.
+
+    Module attributes cannot hold dots: an entry is kept under its name with
+    ``:`` for ``.``. Entries are kept sorted by name, so that an optimiser's
+    state saved in a checkpoint finds its parameters again after a resume.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries = nn.ParameterDict()
+
+    @staticmethod
+    def key(name: str) -> str:
+        return name.replace(".", ":")
+
+    @property
+    def names(self) -> list[str]:
+        return [k.replace(":", ".") for k in self.entries]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.key(name) in self.entries
+
+    def __getitem__(self, name: str) -> nn.Parameter:
+        return self.entries[self.key(name)]
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(self[name].shape) for name in self.names}
+
+    def grow(self, graph: Graph, module: nn.Module) -> list[str]:
+        """Make room for every parameter of ``module`` (``graph`` lowered):
+        a new entry starts as the module's own initialisation; an entry too
+        small for it is enlarged, keeping what it holds in its window and
+        taking the module's values where only they reach. Returns the
+        entries created or enlarged.
+
+        Raises:
+            ValueError: a parameter whose rank differs from its entry's.
+        """
+        changed: dict[str, torch.Tensor] = {}
+        for parameter, value in module.named_parameters():
+            name = entry_name(graph, parameter)
+            if name not in self:
+                changed[name] = value.detach().clone()
+                continue
+            held = changed.get(name, self[name].detach())
+            if held.ndim != value.ndim:
+                raise ValueError(f"bank entry {name} has {held.ndim} dimensions, a subnet asks for {value.ndim}")
+            shape = tuple(max(a, b) for a, b in zip(held.shape, value.shape))
+            if shape == tuple(held.shape):
+                continue
+            grown = torch.zeros(shape, dtype=held.dtype, device=held.device)
+            window(grown, value.shape).copy_(value.detach())
+            window(grown, held.shape).copy_(held)
+            changed[name] = grown
+        if changed:
+            merged = {name: self[name].detach() for name in self.names}
+            merged.update(changed)
+            self._replace(merged)
+        return sorted(changed)
+
+    def views(self, graph: Graph, module: nn.Module) -> dict[str, torch.Tensor]:
+        """The windows of the bank that are ``module``'s parameters (by their names in it).
+
+        Raises:
+            KeyError: a parameter with no entry, or one larger than its
+                entry (grow the bank first).
+        """
+        views = {}
+        for parameter, value in module.named_parameters():
+            name = entry_name(graph, parameter)
+            held = self[name]
+            if any(v > h for v, h in zip(value.shape, held.shape)):
+                raise KeyError(f"{parameter}: {tuple(value.shape)} exceeds the bank's {tuple(held.shape)}")
+            views[parameter] = window(held, value.shape)
+        return views
+
+    def load(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Replace the entries with ``tensors`` (by entry name)."""
+        self._replace(dict(tensors))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The entries by name, for saving (on the CPU, contiguous)."""
+        return {name: self[name].detach().to("cpu").contiguous().clone() for name in self.names}
+
+    def _replace(self, tensors: dict[str, torch.Tensor]) -> None:
+        device = next(iter(self.entries.values())).device if len(self.entries) else None
+        self.entries = nn.ParameterDict(
+            {self.key(n): nn.Parameter(tensors[n].to(device) if device else tensors[n]) for n in sorted(tensors)}
+        )

@@ -1,0 +1,191 @@
+"""A supernet: a search space, the decisions fixed for it, and one bank of weights.
+
+Any assignment of the space is a plain graph (:meth:`Supernet.network`)
+whose weights are windows of the bank (:meth:`Supernet.weights`): the
+subnet is an ordinary network, exported like any other. Running a subnet
+lowers its graph once (modules are kept by hash) and calls it with the
+bank's windows in place of its own parameters
+(:func:`torch.func.functional_call`), so that training a subnet trains
+the bank.
+
+Batch-norm statistics are not shared: they depend on the subnet, so they
+are measured again for each one (:meth:`Supernet.recalibrate`) before it
+is evaluated or extracted, as Once-for-All and BigNAS do.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from nas.data import Loader
+from nas.io.build import build
+from nas.ir.errors import NASError
+from nas.ir.graph import Graph
+from nas.passes.lower import lower
+from nas.space import Assignment, Space, decode, extreme, restrict, sample
+from nas.supernet.bank import Bank
+from nas.train import logits
+
+CACHED_MODULES = 32
+"""Lowered subnets kept for reuse, the most recently used."""
+CENSUS_SAMPLES = 64
+"""Random subnets that size the bank before training, beside the extremes."""
+RECALIBRATION_BATCHES = 8
+"""Training batches that measure a subnet's batch-norm statistics."""
+
+
+@dataclass
+class Subnet:
+    """One assignment of the supernet's space: its graph and its lowered module (whose parameters are unused)."""
+
+    assignment: Assignment
+    graph: Graph
+    module: nn.Module = field(repr=False)
+
+
+class Supernet:
+    """A space whose every network shares one bank of weights.
+
+    Args:
+        space: the space, with :func:`nas.space.restrict` applied for the
+            decisions the user fixed.
+        classes: the data's classes (every subnet's classifier is fitted to them).
+
+    Raises:
+        NASError: a decision that weights cannot be shared across (an input
+            shape with more than one value), naming it and the fix.
+    """
+
+    def __init__(self, space: Space, classes: int) -> None:
+        for name in space.inputs:
+            d = space.by_label.get(f"{name}.shape")
+            if d is not None and d.size > 1:
+                shapes = " or ".join("x".join(map(str, c)) for c in d.choices)
+                raise NASError(
+                    f"a supernet has one input shape; '{d.label}' is {shapes}",
+                    file=space.file,
+                    field=d.label,
+                    hint=f"fix it: --fix {d.label}={'x'.join(map(str, d.choices[-1]))}",
+                )
+        self.space = space
+        self.classes = classes
+        self.bank = Bank()
+        self._modules: OrderedDict[str, nn.Module] = OrderedDict()
+        self.device = torch.device("cpu")
+
+    # Subnets ----------------------------------------------------------------
+
+    def network(self, assignment: Mapping[str, Any]) -> Graph:
+        """The assignment's network, fitted to the classes."""
+        return build(decode(self.space, assignment), classes=self.classes)
+
+    def subnet(self, assignment: Mapping[str, Any]) -> Subnet:
+        """The assignment's network and its lowered module (kept for reuse)."""
+        return self.of_graph(self.network(assignment), assignment)
+
+    def of_graph(self, graph: Graph, assignment: Mapping[str, Any] | None = None) -> Subnet:
+        """A network of the space (built as :meth:`network` builds it) as a subnet."""
+        module = self._modules.pop(graph.hash, None)
+        if module is None:
+            module = lower(graph).to(self.device)
+            for p in module.parameters():
+                p.requires_grad_(False)
+        self._modules[graph.hash] = module
+        while len(self._modules) > CACHED_MODULES:
+            self._modules.popitem(last=False)
+        return Subnet(dict(assignment or {}), graph, module)
+
+    def largest(self) -> Assignment:
+        return extreme(self.space, largest=True)
+
+    def smallest(self) -> Assignment:
+        return extreme(self.space, largest=False)
+
+    def sample(self, rng: random.Random) -> Assignment:
+        return sample(self.space, rng)
+
+    def census(self, rng: random.Random, samples: int = CENSUS_SAMPLES) -> int:
+        """Size the bank for the space: the largest and smallest networks, the
+        largest with each value of each choice of names (block types), and
+        ``samples`` random ones. Returns the number of entries."""
+        seen: list[Assignment] = [self.largest(), self.smallest()]
+        top = seen[0]
+        for d in self.space.decisions:
+            if d.kind == "choice" and d.label in top and not _numbers(d.choices):
+                for value in d.choices:
+                    try:
+                        seen.append(_largest_with(self.space, d.label, value))
+                    except NASError:
+                        continue
+        seen += [self.sample(rng) for _ in range(samples)]
+        for assignment in seen:
+            net = self.subnet(assignment)
+            self.bank.grow(net.graph, net.module)
+        self.bank.to(self.device)
+        return len(self.bank.names)
+
+    def to(self, device: torch.device) -> Supernet:
+        self.device = device
+        self.bank.to(device)
+        self._modules.clear()
+        return self
+
+    # Running ----------------------------------------------------------------
+
+    def forward(self, net: Subnet, x: torch.Tensor) -> torch.Tensor:
+        """The subnet's class scores on ``x``, computed with the bank's weights."""
+        return logits(net.graph, functional_call(net.module, self.bank.views(net.graph, net.module), (x,)))
+
+    def recalibrate(self, net: Subnet, feed: Loader, batches: int = RECALIBRATION_BATCHES) -> None:
+        """Measure the subnet's batch-norm statistics on ``batches`` training
+        batches (a cumulative average), leaving the module in eval mode."""
+        norms = [m for m in net.module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if norms:
+            saved = [m.momentum for m in norms]
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None
+            net.module.train()
+            with torch.no_grad():
+                for i, (x, _) in enumerate(feed.epoch(0, seed=0)):
+                    if i == batches:
+                        break
+                    self.forward(net, x)
+            for m, momentum in zip(norms, saved):
+                m.momentum = momentum
+        net.module.eval()
+
+    def accuracy(self, net: Subnet, feed: Loader) -> float:
+        """The fraction of ``feed``'s images the subnet classifies right (eval mode, statistics as they are)."""
+        net.module.eval()
+        correct = total = 0
+        with torch.no_grad():
+            for x, y in feed.epoch():
+                correct += int((self.forward(net, x).argmax(1) == y).sum())
+                total += len(y)
+        return correct / max(1, total)
+
+    def weights(self, net: Subnet) -> dict[str, torch.Tensor]:
+        """The subnet's own state dict: the bank's windows copied, with the
+        module's (recalibrated) buffers; ``nas.lower(net.graph)`` loads it strictly."""
+        state = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.module.state_dict().items()}
+        for name, view in self.bank.views(net.graph, net.module).items():
+            state[name] = view.detach().to("cpu").contiguous().clone()
+        return state
+
+
+def _numbers(values: Iterable[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _largest_with(space: Space, label: str, value: Any) -> Assignment:
+    """The largest network of ``space`` with decision ``label`` at ``value``."""
+    return extreme(restrict(space, {label: value}), largest=True)

@@ -1,0 +1,290 @@
+"""Training a supernet: subnets sampled per step, one optimiser over the bank.
+
+Two rules choose the subnets of a step:
+
+* ``uniform``: one subnet drawn uniformly (single-path, Guo et al. 2020);
+* ``sandwich``: the largest, the smallest and ``random`` drawn subnets (Yu
+  et al. 2019, "Universally Slimmable Networks"), the largest trained on
+  the labels and the others on its predictions (in-place distillation),
+  their gradients summed into one step.
+
+The recipe is a training recipe as for one network (:mod:`nas.train.recipes`):
+its optimiser over the bank, its schedule over all steps. After each epoch
+the largest and the smallest subnets are evaluated (statistics recalibrated)
+and the run's state is checkpointed: an interrupted run resumes where it
+stopped, with the bank, the optimiser's state and the schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import safetensors
+import torch
+import torch.nn.functional as F
+
+from nas.data import DataSet, Loader, loader
+from nas.ir.errors import NASError, WriteError, one_line
+from nas.ir.graph import Graph
+from nas.supernet.net import Subnet, Supernet
+from nas.train import EvaluationFailed, Recipe, choose_recipe
+from nas.train.checkpoint import RunState
+
+RULES = ("sandwich", "uniform")
+CHECKPOINT = "checkpoint.safetensors"
+LOG = "log.json"
+EVAL_BATCH = 256
+
+
+@dataclass
+class EpochLog:
+    """One epoch of supernet training: mean loss, the extremes' validation accuracy, time."""
+
+    epoch: int
+    loss: float
+    largest: float
+    smallest: float
+    seconds: float
+
+
+def feeds(supernet: Supernet, data: DataSet, recipe: Recipe, augment: bool | str | None) -> dict[str, Loader]:
+    """The training and validation batches at the supernet's input shape."""
+    shape = next(iter(supernet.network(supernet.smallest()).summary.inputs.values()))
+    augmentation = recipe.augment if augment is None else augment
+    return {
+        "train": loader(
+            data, "train", shape, batch_size=recipe.batch_size, augment=augmentation, device=supernet.device
+        ),
+        "val": loader(data, "val", shape, batch_size=EVAL_BATCH, device=supernet.device),
+        "calibrate": loader(data, "train", shape, batch_size=recipe.batch_size, augment=False, device=supernet.device),
+    }
+
+
+def step_rng(seed: int, epoch: int, step: int) -> random.Random:
+    return random.Random(f"{seed}:{epoch}:{step}")
+
+
+class SupernetRun:
+    """A supernet, its optimiser and schedule, and its training steps."""
+
+    def __init__(
+        self,
+        supernet: Supernet,
+        data: DataSet,
+        *,
+        recipe: str | Recipe | None = None,
+        epochs: int = 10,
+        rule: str = "sandwich",
+        random_subnets: int = 2,
+        augment: bool | str | None = None,
+        seed: int = 0,
+    ) -> None:
+        if rule not in RULES:
+            raise NASError(f"unknown sampling rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
+        self.supernet = supernet
+        self.recipe = choose_recipe(data, recipe)
+        self.epochs = epochs
+        self.rule = rule
+        self.random_subnets = random_subnets
+        self.seed = seed
+        self.feeds = feeds(supernet, data, self.recipe, augment)
+        self.steps = len(self.feeds["train"])
+        self.loss = torch.nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
+        self.state = RunState(supernet.bank, None, None, None)
+        self.log: list[EpochLog] = []
+
+    def settings(self, data: DataSet) -> dict[str, Any]:
+        """What a resumed run must agree on."""
+        return {
+            "space": self.supernet.space.name,
+            "data": data.name,
+            "recipe": self.recipe.plain(),
+            "epochs": self.epochs,
+            "rule": self.rule,
+            "random_subnets": self.random_subnets,
+            "seed": self.seed,
+        }
+
+    def optimise(self, step: int = 0) -> None:
+        """A new optimiser and schedule over the bank as it is now, the schedule at ``step``."""
+        optimizer = self.recipe.optimizer_for(self.supernet.bank)
+        assert optimizer is not None  # a bank has parameters
+        for group in optimizer.param_groups:
+            group["initial_lr"] = group["lr"]
+        factor = self.recipe.factor
+        total, per_epoch = self.steps * self.epochs, self.steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: factor(s, total, per_epoch), last_epoch=step - 1
+        )
+        self.state.optimizer, self.state.scheduler = optimizer, scheduler
+
+    def subnets(self, rng: random.Random) -> list[Subnet]:
+        """The subnets of one step, the teacher (the largest) first under the sandwich rule."""
+        net = self.supernet
+        if self.rule == "uniform":
+            chosen = [net.sample(rng)]
+        else:
+            chosen = [net.largest(), net.smallest(), *(net.sample(rng) for _ in range(self.random_subnets))]
+        return [net.subnet(a) for a in chosen]
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, rng: random.Random, done: int) -> float:
+        """One optimiser step over this batch's subnets; their mean loss."""
+        subnets = self.subnets(rng)
+        for s in subnets:  # a drawn subnet larger than the census saw grows the bank
+            if self.supernet.bank.grow(s.graph, s.module):
+                self.optimise(done)
+        optimizer = self.state.optimizer
+        assert optimizer is not None
+        optimizer.zero_grad(set_to_none=True)
+        losses = []
+        teacher: torch.Tensor | None = None
+        for i, s in enumerate(subnets):
+            s.module.train()
+            out = self.supernet.forward(s, x).float()
+            if self.rule == "sandwich" and i > 0:
+                assert teacher is not None
+                loss = F.kl_div(F.log_softmax(out, 1), F.softmax(teacher, 1), reduction="batchmean")
+            else:
+                loss = self.loss(out, y)
+                teacher = out.detach()
+            loss.backward()
+            losses.append(float(loss.detach()))
+        value = sum(losses) / len(losses)
+        if not math.isfinite(value):
+            raise EvaluationFailed(f"the supernet's loss is {value} at step {done + 1}")
+        optimizer.step()
+        assert self.state.scheduler is not None
+        self.state.scheduler.step()
+        return value
+
+    def evaluate(self, assignment: dict[str, Any]) -> float:
+        """An assignment's validation accuracy with inherited weights, statistics recalibrated."""
+        net = self.supernet.subnet(assignment)
+        self.supernet.recalibrate(net, self.feeds["calibrate"])
+        return self.supernet.accuracy(net, self.feeds["val"])
+
+
+def train_supernet(
+    run: SupernetRun,
+    data: DataSet,
+    *,
+    directory: Path | None = None,
+    timeout_s: float | None = None,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> list[EpochLog]:
+    """Train ``run``'s supernet for its epochs; with a ``directory``, checkpoint
+    after every epoch there (``checkpoint.safetensors``, ``log.json``) and
+    resume from what it holds.
+
+    Raises:
+        EvaluationFailed: a non-finite loss, the time limit, or an error of a subnet.
+        NASError: the checkpoint is of another run.
+        WriteError: the checkpoint could not be written.
+    """
+    settings = run.settings(data)
+    first = 0
+    checkpoint = None if directory is None else directory / CHECKPOINT
+    if checkpoint is not None and checkpoint.is_file():
+        run.supernet.bank.load({name: torch.zeros(shape) for name, shape in _bank_shapes(checkpoint).items()})
+        run.supernet.bank.to(run.supernet.device)
+        run.optimise()
+        first, _ = run.state.resume(checkpoint, settings)
+        run.log = [EpochLog(**e) for e in json.loads((directory / LOG).read_text())][:first]
+    else:
+        run.supernet.census(random.Random(run.seed))
+        run.optimise()
+    started = time.perf_counter()
+    try:
+        for epoch in range(first, run.epochs):
+            begun = time.perf_counter()
+            losses = []
+            for step, (x, y) in enumerate(run.feeds["train"].epoch(epoch, seed=run.seed)):
+                done = epoch * run.steps + step
+                losses.append(run.step(x, y, step_rng(run.seed, epoch, step), done))
+                if on_step is not None:
+                    on_step(epoch, step, losses[-1])
+                if timeout_s is not None and time.perf_counter() - started > timeout_s:
+                    raise EvaluationFailed(f"timed out in epoch {epoch + 1} of {run.epochs}")
+            entry = EpochLog(
+                epoch + 1,
+                sum(losses) / max(1, len(losses)),
+                run.evaluate(run.supernet.largest()),
+                run.evaluate(run.supernet.smallest()),
+                round(time.perf_counter() - begun, 3),
+            )
+            run.log.append(entry)
+            if directory is not None:
+                write_text(
+                    directory / LOG, json.dumps([vars(e) for e in run.log], indent=1) + "\n", what="the training log"
+                )
+                run.state.save(directory / CHECKPOINT, settings, epoch + 1, [e.largest for e in run.log])
+            if on_epoch is not None:
+                on_epoch(entry)
+    except (EvaluationFailed, NASError):
+        raise
+    except (RuntimeError, ValueError, MemoryError) as e:
+        raise EvaluationFailed(f"supernet training failed: {type(e).__name__}: {one_line(e)}") from e
+    return run.log
+
+
+def _bank_shapes(path: Path) -> dict[str, list[int]]:
+    prefix = "model.entries."
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        return {
+            k.removeprefix(prefix).replace(":", "."): list(f.get_slice(k).get_shape())
+            for k in f.keys()  # noqa: SIM118 (safe_open is not a mapping)
+            if k.startswith(prefix)
+        }
+
+
+def write_text(path: Path, text: str, *, what: str) -> None:
+    """Write ``text`` to ``path`` atomically (a file beside it, then a rename).
+
+    Raises:
+        WriteError: the file could not be written.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise WriteError.of(path, e, what=what) from None
+
+
+class Inheritance:
+    """Accuracy with inherited weights: a trained supernet's evaluation of any of its networks.
+
+    A search calls it in place of training: the network's statistics are
+    recalibrated on training batches, its accuracy measured on the
+    validation part, and its own weights returned for export.
+    """
+
+    def __init__(self, supernet: Supernet, data: DataSet, recipe: str | Recipe | None = None) -> None:
+        self.supernet = supernet
+        self.feeds = feeds(supernet, data, choose_recipe(data, recipe), False)
+
+    def __call__(self, graph: Graph) -> tuple[float, dict[str, torch.Tensor]]:
+        """The network's accuracy and weights.
+
+        Raises:
+            NASError: a network with a parameter larger than the bank holds
+                (not a network of the supernet's space).
+        """
+        net = self.supernet.of_graph(graph)
+        try:
+            self.supernet.bank.views(graph, net.module)
+        except KeyError as e:
+            raise NASError(f"the network is not in the supernet: {e}", hint="search the supernet's own space") from None
+        self.supernet.recalibrate(net, self.feeds["calibrate"])
+        return self.supernet.accuracy(net, self.feeds["val"]), self.supernet.weights(net)

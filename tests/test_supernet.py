@@ -1,0 +1,185 @@
+"""The supernet: windows of one bank as the weights of any network of a space.
+
+Checked against plain PyTorch: a subnet's extracted weights, loaded into
+the network lowered on its own, give the supernet's outputs; a window is
+a view, so that a subnet's gradient lands in the bank; a resumed training
+run ends with the bank an uninterrupted one has.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+import nas
+import nas.space as S
+from nas.cli.root import main
+from nas.data import load_data
+from nas.ir.errors import NASError
+from nas.supernet import Bank, EpochLog, Supernet, SupernetRun, entry_name, load_supernet, train_supernet, window
+
+SPACE = """
+name: tiny
+description: a small space with a width, a kernel size, a depth, an optional node and a block choice
+inputs:
+  x: {choice: [[1, 8, 8], [1, 16, 16]]}
+nodes:
+  stem: {block: conv_bn_act, in: x, out_channels: {choice: [8, 16]}, kernel_size: {choice: [3, 5]}}
+  body: {block: stage, unit: basic_block, depth: {choice: [1, 2]}, args: {out_channels: {choice: [8, 16]}}}
+  mix:
+    block: {choice: [conv_bn_act, depthwise_separable]}
+    optional: true
+    params:
+      conv_bn_act: {out_channels: {choice: [16, 24]}, kernel_size: {choice: [1, 3]}}
+      depthwise_separable: {out_channels: {choice: [16, 24]}, kernel_size: {choice: [3, 5]}}
+  pool: {block: adaptive_avg_pool2d}
+  flat: {block: flatten}
+  fc: {block: linear, out_features: 10}
+outputs: [fc]
+"""
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory: pytest.TempPathFactory) -> S.Space:
+    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
+    path.write_text(SPACE)
+    return S.load_space(str(path))
+
+
+@pytest.fixture
+def supernet(space: S.Space) -> Supernet:
+    torch.manual_seed(0)
+    net = Supernet(S.restrict(space, {"x.shape": (1, 8, 8)}), classes=10)
+    net.census(random.Random(0), samples=16)
+    return net
+
+
+def test_a_window_is_the_leading_channels_and_the_centred_kernel() -> None:
+    bank = torch.arange(4 * 3 * 5 * 5, dtype=torch.float32).reshape(4, 3, 5, 5)
+    view = window(bank, (2, 3, 3, 3))
+    torch.testing.assert_close(view, bank[:2, :3, 1:4, 1:4])
+    assert view.untyped_storage().data_ptr() == bank.untyped_storage().data_ptr()  # a view, not a copy
+
+
+def test_a_grown_entry_keeps_what_it_held_in_its_window() -> None:
+    graph = nas.build("{inputs: {x: [1, 8, 8]}, nodes: {c: {block: conv2d, in: x, out_channels: 4, kernel_size: 3}}}")
+    wide = nas.build("{inputs: {x: [1, 8, 8]}, nodes: {c: {block: conv2d, in: x, out_channels: 6, kernel_size: 5}}}")
+    bank = Bank()
+    small, big = nas.lower(graph), nas.lower(wide)
+    assert bank.grow(graph, small) == ["c@conv2d.bias", "c@conv2d.weight"]
+    assert bank.grow(wide, big) == ["c@conv2d.bias", "c@conv2d.weight"]
+    held = bank["c@conv2d.weight"]
+    assert tuple(held.shape) == (6, 1, 5, 5)
+    torch.testing.assert_close(window(held, (4, 1, 3, 3)), small.c.weight)  # kept
+    torch.testing.assert_close(held[4:], big.c.weight[4:])  # only the wide module reaches there
+    assert bank.grow(graph, small) == []
+
+
+def test_entries_are_shared_by_units_and_widths_and_not_by_block_types(supernet: Supernet, space: S.Space) -> None:
+    largest = supernet.subnet(supernet.largest())
+    names = {entry_name(largest.graph, p) for p, _ in largest.module.named_parameters()}
+    assert "body@stage/basic_block.b0.conv1.weight" in names and "body@stage/basic_block.b1.conv1.weight" in names
+    assert "mix@conv_bn_act.conv.weight" in names
+    assert "mix@depthwise_separable.conv_dw.conv.weight" in supernet.bank  # the other block type, its own entry
+    small = supernet.subnet(supernet.smallest())
+    assert {entry_name(small.graph, p) for p, _ in small.module.named_parameters()} < set(supernet.bank.names)
+
+
+def test_an_extracted_subnet_is_a_plain_network_with_the_supernet_outputs(supernet: Supernet) -> None:
+    feed_x = torch.randn(4, 1, 8, 8)
+    for seed in range(4):
+        net = supernet.subnet(supernet.sample(random.Random(seed)))
+        net.module.eval()
+        with torch.no_grad():
+            shared = supernet.forward(net, feed_x)
+        plain = nas.lower(net.graph)
+        plain.load_state_dict(supernet.weights(net))  # strict: every parameter and buffer
+        with torch.no_grad():
+            torch.testing.assert_close(plain.eval()(feed_x), shared)
+
+
+def test_a_subnet_gradient_lands_in_the_bank(supernet: Supernet) -> None:
+    net = supernet.subnet(supernet.smallest())
+    net.module.train()
+    supernet.forward(net, torch.randn(4, 1, 8, 8)).sum().backward()
+    grad = supernet.bank["stem@conv_bn_act.conv.weight"].grad
+    assert grad is not None
+    assert grad[:8, :, 1:4, 1:4].abs().sum() > 0  # the smallest stem: 8 channels, 3x3 in the middle of 5x5
+    assert grad[8:].abs().sum() == 0 and grad[:, :, 0].abs().sum() == 0
+
+
+def test_the_largest_and_smallest_networks_take_the_ends_of_every_domain(space: S.Space) -> None:
+    fixed = S.restrict(space, {"x.shape": (1, 8, 8)})
+    largest, smallest = S.extreme(fixed, largest=True), S.extreme(fixed, largest=False)
+    assert largest["stem.out_channels"] == 16 and largest["body.depth"] == 2 and largest["mix.present"] is True
+    assert largest["mix.conv_bn_act.out_channels"] == 24 and largest["stem.kernel_size"] == 5
+    assert smallest["stem.out_channels"] == 8 and smallest["body.depth"] == 1 and smallest["mix.present"] is False
+    assert nas.build(S.decode(fixed, largest)).params > nas.build(S.decode(fixed, smallest)).params
+
+
+def test_restrict_narrows_decisions_and_names_a_bad_one(space: S.Space) -> None:
+    narrowed = S.restrict(space, {"body.depth": [2], "x.shape": (1, 12, 12)})
+    assert narrowed.by_label["body.depth"].choices == (2,)
+    assert narrowed.by_label["x.shape"].choices == ((1, 12, 12),)  # any input shape
+    assert S.sample(narrowed, random.Random(0))["body.depth"] == 2
+    with pytest.raises(NASError, match=r"no decision 'body\.width'"):
+        S.restrict(space, {"body.width": 3})
+    with pytest.raises(NASError, match=r"outside the domain of 'body\.depth'"):
+        S.restrict(space, {"body.depth": 7})
+
+
+def test_a_supernet_needs_one_input_shape(space: S.Space) -> None:
+    with pytest.raises(NASError, match=r"one input shape.*fix it: --fix x.shape=1x16x16") as info:
+        Supernet(space, classes=10)
+    assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_training_learns_and_a_resumed_run_ends_as_an_uninterrupted_one(space: S.Space, tmp_path: Path) -> None:
+    data = load_data("digits")
+    fixed = S.restrict(space, {"x.shape": (1, 8, 8), "mix.present": [False]})
+
+    def run(directory: Path, stop_after: int | None = None) -> tuple[Supernet, list[float]]:
+        torch.manual_seed(0)
+        net = Supernet(fixed, data.classes)
+        job = SupernetRun(net, data, recipe="digits", epochs=2, random_subnets=1, seed=3)
+
+        def on_epoch(entry: EpochLog) -> None:
+            if stop_after is not None and entry.epoch == stop_after:
+                raise KeyboardInterrupt
+
+        try:
+            log = train_supernet(job, data, directory=directory, on_epoch=on_epoch)
+        except KeyboardInterrupt:
+            return net, []
+        return net, [e.largest for e in log]
+
+    whole, curve = run(tmp_path / "whole")
+    assert curve[-1] > 0.6  # ten classes: chance is 0.1
+    run(tmp_path / "cut", stop_after=1)
+    resumed, _ = run(tmp_path / "cut")
+    for name in whole.bank.names:
+        torch.testing.assert_close(resumed.bank[name], whole.bank[name])
+
+
+@pytest.mark.slow
+def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(SPACE)
+    args = ["supernet", "train", "--space", "tiny.yaml", "--fix", "x.shape=1x8x8", "--fix", "body.depth=1"]
+    assert main([*args, "--epochs", "1", "-o", "sn"]) == 0
+    supernet, info = load_supernet(tmp_path / "sn")
+    assert info.fixed == ["x.shape=1x8x8", "body.depth=1"] and supernet.space.by_label["body.depth"].choices == (1,)
+    search = ["supernet", "search", "sn", "--latency-budget-ms", "5", "--latency-budget-ms", "50", "--trials", "4"]
+    assert main([*search, "--finetune-epochs", "1"]) == 0
+    for budget in ("5", "50"):
+        exported = tmp_path / "runs" / f"sn-{budget}ms" / "finetuned"
+        card = (exported / "MODEL.md").read_text()
+        assert "over the supernet `sn`" in card
+        assert nas.build(str(exported)).hash  # an ordinary network
+    assert main(["supernet", "search", "nowhere", "--latency-budget-ms", "1"]) == 2
