@@ -183,3 +183,18 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
         assert "over the supernet `sn`" in card
         assert nas.build(str(exported)).hash  # an ordinary network
     assert main(["supernet", "search", "nowhere", "--latency-budget-ms", "1"]) == 2
+
+
+def test_the_sandwich_ends_are_the_most_and_fewest_macs_not_the_ends_of_each_domain() -> None:
+    space = S.restrict(
+        S.load_space("residual"),
+        {"x.shape": (3, 32, 32), "unit": "basic_block", "expansion": 1, "layer4.present": False}
+        | {f"layer{i}.depth": [1, 2, 3] for i in (1, 2, 3)},
+    )
+    net = Supernet(space, classes=10)
+    largest, smallest = net.largest(), net.smallest()
+    assert largest["conv1.stride"] == 1 and largest["maxpool.present"] is False  # the top of the domain: 2 and True
+    assert smallest["conv1.stride"] == 2 and smallest["maxpool.present"] is True
+    rng = random.Random(0)
+    macs = [net.network(net.sample(rng)).macs for _ in range(40)]
+    assert net.network(smallest).macs <= min(macs) and net.network(largest).macs >= max(macs)

@@ -30,7 +30,7 @@ from nas.io.build import build
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
 from nas.passes.lower import lower
-from nas.space import Assignment, Space, decode, extreme, restrict, sample
+from nas.space import Assignment, Space, complete, decode, extreme, restrict, sample
 from nas.supernet.bank import Bank
 from nas.train import logits
 
@@ -79,6 +79,8 @@ class Supernet:
         self.classes = classes
         self.bank = Bank()
         self._modules: OrderedDict[str, nn.Module] = OrderedDict()
+        self._largest: Assignment | None = None
+        self._smallest: Assignment | None = None
         self.device = torch.device("cpu")
 
     # Subnets ----------------------------------------------------------------
@@ -104,10 +106,39 @@ class Supernet:
         return Subnet(dict(assignment or {}), graph, module)
 
     def largest(self) -> Assignment:
-        return extreme(self.space, largest=True)
+        """The network of the most MACs that :func:`extreme` and one pass of changes to it find."""
+        if self._largest is None:
+            self._largest = self._extreme(largest=True)
+        return dict(self._largest)
 
     def smallest(self) -> Assignment:
-        return extreme(self.space, largest=False)
+        """The network of the fewest MACs that :func:`extreme` and one pass of changes to it find."""
+        if self._smallest is None:
+            self._smallest = self._extreme(largest=False)
+        return dict(self._smallest)
+
+    def _extreme(self, *, largest: bool) -> Assignment:
+        """:func:`extreme`, then each numeric or optional decision in turn set
+        to the value that most raises (lowers) the MACs: the top of a
+        domain is not always the most work (a stride of 2, a pooling that
+        may be left out)."""
+        sign = 1 if largest else -1
+        best = extreme(self.space, largest=largest)
+        score = sign * self.network(best).macs
+        for d in self.space.decisions:
+            if d.label not in best or d.size < 2 or (d.kind == "choice" and not _numbers(d.choices)):
+                continue
+            for i in range(d.size):
+                trial = complete(self.space, {**best, d.label: d.value(i)}, random.Random(0))
+                try:
+                    macs = self.network(trial).macs
+                except NASError:
+                    continue
+                if sign * macs > score and all(
+                    getattr(self.network(trial), k) <= v for k, v in self.space.limits.items()
+                ):
+                    best, score = trial, sign * macs
+        return best
 
     def sample(self, rng: random.Random) -> Assignment:
         return sample(self.space, rng)
