@@ -1,0 +1,287 @@
+"""Benchmark of the weight-sharing issue: does a supernet rank networks as training them does?
+
+For each space of ``--spaces`` (narrowed by the fixes in :data:`FIXES`, which
+keep a CPU run short and are printed), a supernet is trained on the data
+(``nas.supernet``, sandwich rule, ``--epochs``). Then ``--subnets`` networks
+are chosen across the space's range of MACs (the latency range: an equal
+share from each quantile of a few hundred draws) and evaluated twice:
+
+* inherited: the supernet's weights, batch-norm statistics recalibrated;
+* stand-alone: trained from scratch with the same recipe for
+  ``--standalone-epochs`` epochs (``nas.train.train``, as a search trial),
+  in ``--workers`` processes.
+
+Printed: Kendall's tau-b between the two (with a bootstrap 95% interval)
+and Spearman's rho, the supernet's training time against the stand-alone
+trainings', the fixed points of the space (zoo nets that the narrowed
+space holds) with their inherited accuracy, and whether the goal holds.
+
+Run from the repository root::
+
+    .venv/bin/python examples/bench_supernet.py                      # residual, 30 subnets
+    .venv/bin/python examples/bench_supernet.py --spaces residual,mobile
+    .venv/bin/python examples/bench_supernet.py --subnets 8 --epochs 2 --standalone-epochs 1   # a pilot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import random
+import statistics
+import sys
+import time
+from typing import Any
+
+import scipy.stats
+import torch
+
+import nas
+import nas.space as S
+from nas.data import load_data
+from nas.io import zoo
+from nas.predict.predictor import kendall_tau
+from nas.supernet import Supernet, SupernetRun, train_supernet
+from nas.supernet.store import narrowed
+from nas.train import EvaluationFailed, train
+
+FIXES = {
+    "residual": [
+        "x.shape=3x32x32",
+        "unit=basic_block",
+        "expansion=1",
+        "width=[16,32]",
+        "conv1.out_channels=[16,32]",
+        "conv1.kernel_size=3",
+        "conv1.stride=1",
+        "conv1.padding=1",
+        "maxpool.present=false",
+        "layer1.depth=[1,2,3]",
+        "layer2.depth=[1,2,3]",
+        "layer3.depth=[1,2,3]",
+        "layer4.present=false",
+    ],
+    "mobile": [
+        "x.shape=3x32x32",
+        "head=linear",
+        "exit_flow=false",
+        "conv1.block=conv_bn_act",
+        "conv1.conv_bn_act.out_channels=[8,16,24,32]",
+        "conv1.conv_bn_act.padding=null",
+        "conv2.present=false",
+        "maxpool1.present=false",
+        "unit1.present=true",
+        "unit1.block=stage",
+        "unit1.stage.depth=[1,2]",
+        "unit1.stage.args.out_channels=[16,32,48,64]",
+        "unit2.present=true",
+        "unit2.block=stage",
+        "unit2.stage.depth=[1,2,3]",
+        "unit2.stage.args.out_channels=[32,48,64,96,128]",
+        "unit3.present=true",
+        "unit3.block=stage",
+        "unit3.stage.depth=[1,2,3]",
+        "unit3.stage.args.out_channels=[64,96,128,160,192,224,256]",
+        "pool2.present=false",
+        "pool3.present=false",
+        "middle.present=false",
+        "unit4.present=false",
+        "unit5.present=false",
+        "unit6.present=false",
+        "unit7.present=false",
+        "unit8.present=false",
+        "pool4.present=false",
+        "pool5.present=false",
+        "pool6.present=false",
+        "pool7.present=false",
+        "dropout.present=false",
+    ],
+}
+"""What narrows each space for a run of minutes on two CPU cores."""
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def spread(supernet: Supernet, count: int, seed: int, draws: int) -> list[dict[str, Any]]:
+    """``count`` distinct networks, an equal share from each MACs quantile of ``draws`` random ones."""
+    rng = random.Random(seed)
+    found: dict[str, dict[str, Any]] = {}
+    for _ in range(draws):
+        a = supernet.sample(rng)
+        g = supernet.network(a)
+        found.setdefault(g.hash, {"assignment": a, "macs": g.macs, "params": g.params, "hash": g.hash})
+    ordered = sorted(found.values(), key=lambda r: r["macs"])
+    if len(ordered) <= count:
+        return ordered
+    return [ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start(space_name: str, fixes: list[str], data: str) -> None:
+    torch.set_num_threads(1)
+    _WORKER["space"] = narrowed(S.load_space(space_name), fixes)
+    _WORKER["data"] = load_data(data)
+
+
+def _standalone(job: dict[str, Any]) -> dict[str, Any]:
+    data = _WORKER["data"]
+    graph = nas.build(S.decode(_WORKER["space"], job["assignment"]), classes=data.classes)
+    started = time.perf_counter()
+    try:
+        result = train(graph, data, recipe=job["recipe"], epochs=job["epochs"], seed=job["seed"], device="cpu")
+        accuracy: float | None = result.accuracy
+    except EvaluationFailed:
+        accuracy = None
+    return {"hash": job["hash"], "seed": job["seed"], "accuracy": accuracy, "seconds": time.perf_counter() - started}
+
+
+def tau_interval(xs: list[float], ys: list[float], rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    taus = []
+    for _ in range(rounds):
+        pick = [rng.randrange(len(xs)) for _ in xs]
+        t = kendall_tau([xs[i] for i in pick], [ys[i] for i in pick])
+        if not math.isnan(t):
+            taus.append(t)
+    taus.sort()
+    return taus[int(0.025 * (len(taus) - 1))], taus[int(0.975 * (len(taus) - 1))]
+
+
+def fixed_points(supernet: Supernet, run: SupernetRun) -> list[tuple[str, float, int]]:
+    """Zoo nets the narrowed space holds, with their inherited accuracy and MACs."""
+    rows = []
+    for name in S.fixed_points(supernet.space):
+        assignment = S.encode(supernet.space, zoo.load(name))
+        rows.append((name, run.evaluate(assignment), supernet.network(assignment).macs))
+    return rows
+
+
+def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    data = load_data(args.data)
+    fixes = FIXES.get(name, [])
+    space = narrowed(S.load_space(name), fixes)
+    torch.manual_seed(args.seed)
+    supernet = Supernet(space, data.classes)
+    run = SupernetRun(supernet, data, recipe=args.recipe, epochs=args.epochs, seed=args.seed)
+    largest, smallest = (supernet.network(a) for a in (supernet.largest(), supernet.smallest()))
+    log(f"{name}: MACs {smallest.macs:,} .. {largest.macs:,}; training the supernet, {args.epochs} epochs")
+    started = time.perf_counter()
+    history = train_supernet(run, data, on_epoch=lambda e: log(f"  {e}"))
+    supernet_s = time.perf_counter() - started
+    chosen = spread(supernet, args.subnets, args.seed, args.draws)
+    started = time.perf_counter()
+    for r in chosen:
+        r["inherited"] = run.evaluate(r["assignment"])
+    inherited_s = (time.perf_counter() - started) / len(chosen)
+    jobs = [
+        {
+            "assignment": r["assignment"],
+            "hash": r["hash"],
+            "recipe": run.recipe.name,
+            "epochs": args.standalone_epochs,
+            "seed": seed,
+        }
+        for r in sorted(chosen, key=lambda r: -r["macs"])
+        for seed in args.standalone_seeds
+    ]
+    context = multiprocessing.get_context("spawn")
+    by_hash = {r["hash"]: r for r in chosen}
+    started = time.perf_counter()
+    with context.Pool(args.workers, initializer=_start, initargs=(name, fixes, args.data)) as pool:
+        for i, out in enumerate(pool.imap_unordered(_standalone, jobs)):
+            r = by_hash[out["hash"]]
+            r.setdefault("runs", {})[out["seed"]] = out["accuracy"]
+            r["standalone_s"] = r.get("standalone_s", 0.0) + out["seconds"]
+            log(f"  stand-alone {i + 1}/{len(jobs)}: {out['accuracy']} ({out['seconds']:.1f} s)")
+    standalone_wall = time.perf_counter() - started
+    for r in chosen:  # the mean over seeds, where every seed's run finished
+        runs = list(r.get("runs", {}).values())
+        r["standalone"] = None if not runs or None in runs else statistics.fmean(runs)
+    pairs = [(r["inherited"], r["standalone"]) for r in chosen if r["standalone"] is not None]
+    seeds = args.standalone_seeds
+    both = [r for r in chosen if r["standalone"] is not None]
+    ceiling = (
+        kendall_tau([r["runs"][seeds[0]] for r in both], [r["runs"][seeds[1]] for r in both])
+        if len(seeds) > 1
+        else math.nan
+    )
+    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    tau = kendall_tau(xs, ys)
+    low, high = tau_interval(xs, ys, seed=args.seed)
+    return {
+        "space": name,
+        "fixes": fixes,
+        "macs": [smallest.macs, largest.macs],
+        "epochs": args.epochs,
+        "history": [vars(e) for e in history],
+        "supernet_s": supernet_s,
+        "inherited_s": inherited_s,
+        "standalone_s": sum(r.get("standalone_s", 0.0) for r in chosen),
+        "standalone_wall_s": standalone_wall,
+        "n": len(pairs),
+        "tau": tau,
+        "tau_low": low,
+        "tau_high": high,
+        "standalone_tau": ceiling,
+        "rho": float(scipy.stats.spearmanr(xs, ys).statistic),
+        "inherited_mean": statistics.fmean(xs),
+        "standalone_mean": statistics.fmean(ys),
+        "fixed_points": fixed_points(supernet, run),
+        "subnets": [{k: v for k, v in r.items() if k != "assignment"} for r in chosen],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spaces", default="residual")
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--recipe", default="digits")
+    parser.add_argument("--epochs", type=int, default=10, help="supernet training epochs")
+    parser.add_argument("--subnets", type=int, default=30)
+    parser.add_argument("--draws", type=int, default=300, help="random networks the subnets are chosen from")
+    parser.add_argument("--standalone-epochs", type=int, default=4)
+    parser.add_argument(
+        "--standalone-seeds", default="0,1", help="seeds of the stand-alone runs (their mean is compared)"
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--goal", type=float, default=0.8)
+    parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
+    args = parser.parse_args()
+    args.standalone_seeds = [int(x) for x in args.standalone_seeds.split(",")]
+    torch.set_num_threads(2)
+    rows = [bench_space(s.strip(), args) for s in args.spaces.split(",") if s.strip()]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"settings": vars(args), "rows": rows}, f, indent=2, default=str)
+    for r in rows:
+        print(f"space {r['space']} narrowed by: {' '.join(r['fixes'])}")
+        print(
+            f"  MACs {r['macs'][0]:,} .. {r['macs'][1]:,}; supernet {r['epochs']} epochs in {r['supernet_s']:.0f} s "
+            f"(largest {r['history'][-1]['largest']:.4f}, smallest {r['history'][-1]['smallest']:.4f})"
+        )
+        print(
+            f"  {r['n']} subnets: inherited accuracy mean {r['inherited_mean']:.4f} ({r['inherited_s']:.2f} s each), "
+            f"stand-alone ({args.standalone_epochs} epochs) mean {r['standalone_mean']:.4f} "
+            f"({r['standalone_s']:.0f} s of training, {r['standalone_wall_s']:.0f} s wall)"
+        )
+        print(
+            f"  Kendall tau-b {r['tau']:+.3f} [{r['tau_low']:+.2f}, {r['tau_high']:+.2f}], Spearman {r['rho']:+.3f}; "
+            f"goal tau >= {args.goal}: {'yes' if r['tau'] >= args.goal else 'NO'}"
+        )
+        print(
+            f"  stand-alone against itself (seed {args.standalone_seeds[0]} vs {args.standalone_seeds[-1]}): "
+            f"Kendall tau-b {r['standalone_tau']:+.3f}, the ceiling of any evaluator's agreement with one run"
+        )
+        for name, accuracy, macs in r["fixed_points"]:
+            print(f"  fixed point {name}: inherited accuracy {accuracy:.4f} at {macs:,} MACs")
+
+
+if __name__ == "__main__":
+    main()
