@@ -41,7 +41,16 @@ from nas.ir.registry import Shape
 
 
 class UnsupportedOperationError(NASError):
-    """A call of the module that no registered block computes exactly."""
+    """A call of the module that no registered block computes exactly.
+
+    Attributes:
+        operation: the operation as PyTorch names it (``nn.Conv3d``,
+            ``torch.fft.fft2``), to count what a set of models lacks.
+    """
+
+    def __init__(self, message: str, *, operation: str, **where: Any) -> None:
+        super().__init__(message, **where)
+        self.operation = operation
 
 
 @dataclass(frozen=True)
@@ -175,8 +184,10 @@ class Importer:
 
     def _failure(self, node: fx.Node, reason: str, done: int, total: int) -> UnsupportedOperationError:
         share = f"; {done} of {total} operations imported before it" if total else ""
+        operation = describe(node, self.gm)
         return UnsupportedOperationError(
-            f"no block computes {describe(node, self.gm)}: {reason}{share}",
+            f"no block computes {operation}: {reason}{share}",
+            operation=operation,
             node=module_path(node, self.gm),
             hint="register a block for it (nas.ir.registry.register) and its converter in nas.io.torch_table",
         )
