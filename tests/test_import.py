@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -139,6 +140,25 @@ def test_an_operation_without_a_block_is_one_line_with_the_module_path() -> None
     assert "1 of 5 operations imported before it" in text
     assert "register a block" in text
     assert caught.value.operation == "torch.fft.fft2"  # what a coverage count groups by
+
+
+class FunctionalPools(nn.Module):
+    """Pooling called as functions, positionally and by keyword, as Inception v3 and timm do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(self.conv(x), 3, 2, 1)
+        x = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+        return F.avg_pool2d(x, 2, ceil_mode=True) + F.max_pool2d(x, kernel_size=2, stride=[], ceil_mode=True)
+
+
+def test_functional_pooling_imports_exactly() -> None:
+    graph = assert_exact(FunctionalPools(), (3, 15, 15))
+    kinds = sorted(node.block.name for node in graph if "pool" in node.block.name)
+    assert kinds == ["avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d"]
 
 
 class Branchy(nn.Module):

@@ -177,10 +177,37 @@ def avg_pool2d(imp: Importer, node: fx.Node, m: nn.AvgPool2d) -> Value:
     )
 
 
+def max_pool2d_function(imp: Importer, node: fx.Node, _: Any) -> Value:
+    """``F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)``."""
+    if argument(node, 6, "return_indices", False):
+        raise Unsupported("max pooling that returns its indices to the module")
+    kernel, stride, padding = (
+        argument(node, 1, "kernel_size"),
+        argument(node, 2, "stride"),
+        argument(node, 3, "padding", 0),
+    )
+    ceil, dilation = argument(node, 5, "ceil_mode", False), argument(node, 4, "dilation", 1)
+    return _sliding_pool(imp, node, "max_pool2d", kernel, stride, padding, ceil, dilation=dilation)
+
+
+def avg_pool2d_function(imp: Importer, node: fx.Node, _: Any) -> Value:
+    """``F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)``."""
+    if argument(node, 6, "divisor_override") is not None:
+        raise Unsupported("average pooling with a divisor_override")
+    kernel, stride, padding = (
+        argument(node, 1, "kernel_size"),
+        argument(node, 2, "stride"),
+        argument(node, 3, "padding", 0),
+    )
+    ceil, include = argument(node, 4, "ceil_mode", False), argument(node, 5, "count_include_pad", True)
+    return _sliding_pool(imp, node, "avg_pool2d", kernel, stride, padding, ceil, count_include_pad=include)
+
+
 def _sliding_pool(
     imp: Importer, node: fx.Node, block: str, kernel: Any, stride: Any, padding: Any, ceil: bool, **extra: Any
 ) -> Value:
-    kernel, stride = _single(kernel), _single(stride)
+    # The functional forms take stride None or [] for "the kernel size".
+    kernel, stride, padding = _single(kernel), _single(stride or None), _single(padding)
     params = {"kernel_size": kernel, "stride": None if stride in (None, kernel) else stride, "padding": padding}
     return imp.emit(block, [imp.tensor(node.args[0])], ceil_mode=ceil, **params, **extra)
 
@@ -483,6 +510,8 @@ FUNCTIONS: dict[Callable[..., Any], Converter] = {
     F.hardsigmoid: _activation_function("hardsigmoid"),
     F.adaptive_avg_pool2d: _adaptive("adaptive_avg_pool2d"),
     F.adaptive_max_pool2d: _adaptive("adaptive_max_pool2d"),
+    F.max_pool2d: max_pool2d_function,
+    F.avg_pool2d: avg_pool2d_function,
     F.dropout: dropout,
     torch.flatten: flatten,
     torch.reshape: reshape,
