@@ -104,13 +104,23 @@ class ConvBnAct(Composite):
         Param("bias", bool, default=False),
         Param("norm", str, default="batch_norm", choices=("batch_norm", "none")),
         Param("eps", float, default=1e-5, low=0.0, high=1.0, doc="batch norm epsilon"),
+        Param("momentum", float, default=0.1, low=0.0, high=1.0, doc="batch norm momentum (training only)"),
         Param("act", str, default="relu", doc="an activation block (relu, relu6, elu, ...) or none"),
     )
     examples = (
         Example({"out_channels": 8, "kernel_size": 3}, ((3, 9, 9),)),
         Example({"out_channels": 6, "kernel_size": [1, 7], "norm": "none", "bias": True, "act": "tanh"}, ((4, 9, 9),)),
         Example(
-            {"out_channels": 4, "kernel_size": 3, "stride": 2, "groups": 4, "eps": 1e-3, "act": "none"}, ((4, 8, 8),)
+            {
+                "out_channels": 4,
+                "kernel_size": 3,
+                "stride": 2,
+                "groups": 4,
+                "eps": 1e-3,
+                "momentum": 0.01,
+                "act": "none",
+            },
+            ((4, 8, 8),),
         ),
     )
 
@@ -134,7 +144,7 @@ class ConvBnAct(Composite):
             bias=p.bias,
         )
         if p.norm == "batch_norm":
-            y = g.add("bn", "batch_norm", y, eps=p.eps)
+            y = g.add("bn", "batch_norm", y, eps=p.eps, momentum=p.momentum)
         if p.act != "none":
             y = g.add("act", p.act, y)
         g.set_outputs(y)

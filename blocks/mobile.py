@@ -114,6 +114,7 @@ class InvertedResidual(Composite):
         Param("se_act", str, default="relu", doc="the activation inside the SE block"),
         Param("se_gate", str, default="sigmoid", choices=("sigmoid", "hardsigmoid")),
         Param("eps", float, default=1e-5, low=0.0, high=1.0, doc="batch norm epsilon"),
+        Param("momentum", float, default=0.1, low=0.0, high=1.0, doc="batch norm momentum (training only)"),
         Param("drop_path", float, default=0.0, low=0.0, high=0.99, doc="stochastic depth of the residual branch"),
     )
     examples = (
@@ -121,7 +122,7 @@ class InvertedResidual(Composite):
         Example({"out_channels": 6, "stride": 2, "expansion": 1.0}, ((4, 7, 7),)),
         Example(
             {"out_channels": 5, "kernel_size": 5, "expanded_channels": 11, "act": "hardswish", "se_ratio": 0.25}
-            | {"se_from": "expanded", "se_divisor": 2, "se_gate": "hardsigmoid", "eps": 1e-3},
+            | {"se_from": "expanded", "se_divisor": 2, "se_gate": "hardsigmoid", "eps": 1e-3, "momentum": 0.01},
             ((5, 6, 5),),
         ),
         Example(
@@ -135,7 +136,7 @@ class InvertedResidual(Composite):
             get_block(act)  # an unknown name fails here, with suggestions
         width = ins[0][0]
         expanded = p.expanded_channels or max(1, round(p.expansion * width))
-        common = {"eps": p.eps, "act": p.act}
+        common = {"eps": p.eps, "momentum": p.momentum, "act": p.act}
         g = Graph(self.name)
         x = g.add_input("x", ins[0])
         y = x
@@ -156,7 +157,7 @@ class InvertedResidual(Composite):
             base = width if p.se_from == "input" else expanded
             squeeze = make_divisible(base * p.se_ratio, p.se_divisor)
             y = g.add("se", "squeeze_excitation", y, squeeze_channels=squeeze, act=p.se_act, gate=p.se_gate)
-        y = g.add("project", "conv_bn_act", y, out_channels=p.out_channels, kernel_size=1, eps=p.eps, act="none")
+        y = g.add("project", "conv_bn_act", y, out_channels=p.out_channels, kernel_size=1, **common | {"act": "none"})
         if p.stride == 1 and width == p.out_channels:
             if p.drop_path > 0:
                 y = g.add("drop_path", "stochastic_depth", y, p=p.drop_path)

@@ -46,6 +46,8 @@ def _conv_norm_act(m: nn.Module) -> Proposal | None:
     acts = [p for p in parts[1:] if type(p) in ACTIVATIONS]
     if conv is None or len(parts) != 1 + (norm is not None) + len(acts) or len(acts) > 1:
         return None
+    if norm is not None and norm.momentum is None:
+        return None  # a cumulative average: no block keeps one
     act = _activation(acts[0]) if acts else ("relu" if type(m).__name__ == "BasicConv2d" else "none")
     return "conv_bn_act", {
         "out_channels": conv.out_channels,
@@ -57,6 +59,7 @@ def _conv_norm_act(m: nn.Module) -> Proposal | None:
         "bias": conv.bias is not None,
         "norm": "batch_norm" if norm is not None else "none",
         "eps": norm.eps if norm is not None else 1e-5,
+        "momentum": norm.momentum if norm is not None else 0.1,
         "act": act,
     }
 
@@ -95,7 +98,7 @@ def _inverted_residual(m: nn.Module) -> Proposal | None:
     depthwise = [c for c in convs if c.groups > 1 and c.groups == c.in_channels]
     norms = [b for b in m.modules() if isinstance(b, nn.BatchNorm2d)]
     acts = [a for a in m.modules() if type(a) in ACTIVATIONS and a not in inside_se]
-    if len(depthwise) != 1 or not norms or not acts:
+    if len(depthwise) != 1 or not norms or not acts or norms[0].momentum is None:
         return None
     dw, width = depthwise[0], convs[0].in_channels
     params: dict[str, Any] = {
@@ -105,6 +108,7 @@ def _inverted_residual(m: nn.Module) -> Proposal | None:
         "dilation": dw.dilation[0],
         "act": _activation(acts[0]),
         "eps": norms[0].eps,
+        "momentum": norms[0].momentum,
     }
     ratio = dw.out_channels / width
     params |= (
