@@ -112,6 +112,24 @@ def test_mobilenet_v2_units_are_inverted_residuals() -> None:
     assert blocks.count("conv_bn_act") == 2
 
 
+def test_mobilenet_v3_units_keep_their_batch_norm_momentum() -> None:
+    graph, _ = nas.from_module(torchvision.models.mobilenet_v3_small(), (3, 64, 64))
+    units = [node for node in graph if node.block.name == "inverted_residual"]
+    # MobileNet v3-Small, Table 2: 11 bneck rows; torchvision's batch norms keep momentum 0.01.
+    assert len(units) == 11
+    assert {node.params["momentum"] for node in units} == {0.01}
+    assert [node.params["kernel_size"] for node in units] == [3, 3, 3, 5, 5, 5, 5, 5, 5, 5, 5]
+
+
+def test_every_command_reads_a_model_spec() -> None:
+    graph = nas.build("torchvision:squeezenet1_1", input_shape="3x64x64")
+    assert graph.name == "squeezenet1_1"
+    assert graph.params == sum(p.numel() for p in torchvision.models.squeezenet1_1().parameters())
+    assert graph.summary.inputs == {"x": (3, 64, 64)}
+    with pytest.raises(nas.NASError, match="torchvision has no model 'resnet19'"):
+        nas.build("torchvision:resnet19")
+
+
 class Spectrum(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -189,6 +189,10 @@ def test_space_around_command_writes_a_space_to_describe_and_search(
     assert "--force" in capsys.readouterr().err
     assert main(["space", "--around", "lenet5", "-o", str(target), "--force"]) == 0
     capsys.readouterr()
+    spec_space = tmp_path / "squeezenet_space.yaml"
+    assert main(["space", "--around", "torchvision:squeezenet1_1", "-o", str(spec_space)]) == 0  # a PyTorch model
+    assert capsys.readouterr().err.startswith("around_squeezenet1_1: ")
+    assert S.load_space(str(spec_space)).meta["hash"] == nas.build("torchvision:squeezenet1_1").hash
     assert main(["space", str(target), "--json", "--sample", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert "lenet5" in report["fixed_points"]

@@ -12,7 +12,7 @@ import nas.export
 from nas.cli.console import Json, si
 from nas.cli.root import as_command
 from nas.io.build import parse_shape
-from nas.io.importing import SPEC_FORMS, default_input, from_module, module_from_spec
+from nas.io.importing import SPEC_FORMS, import_spec
 from nas.ir.errors import NASError
 
 
@@ -36,9 +36,9 @@ def import_model(
     """
     if not output:
         raise NASError("no output directory", field="output", hint="give -o DIR")
-    module, name = module_from_spec(spec)
-    shape = parse_shape(input_shape) if input_shape is not None else default_input(module)
-    graph, weights = from_module(module, shape, name=name, composites=not flat)
+    shape = parse_shape(input_shape) if input_shape is not None else None
+    graph, weights = import_spec(spec, shape, composites=not flat)
+    name = graph.name
     model = nas.export.Model(graph, weights, name=name, source={"kind": "import", "spec": spec})
     exported = nas.export.export(model, output, formats, overwrite=force)
     if as_json:
@@ -46,7 +46,7 @@ def import_model(
     else:
         print(
             f"{spec}: {len(graph)} nodes, {graph.params:,} params, {si(graph.macs)} MACs at "
-            f"{'x'.join(map(str, shape))} -> {exported.directory}"
+            f"{'x'.join(map(str, next(iter(graph.summary.inputs.values()))))} -> {exported.directory}"
         )
     for fmt, reason in exported.failed.items():
         print(f"nas: error: format {fmt} not written: {reason}", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any
 
 import nas.io.zoo as zoo
 from nas.io.exported import MANIFEST, read_graph
+from nas.io.importing import SPEC_FORMS, import_spec, is_model_spec
 from nas.io.parse import load_yaml, read_file
 from nas.ir.errors import NASError, SourceError
 from nas.ir.graph import Graph
@@ -34,7 +35,9 @@ def build(
 ) -> Graph:
     """Build a :class:`Graph` from a YAML path, a YAML string, a zoo name
     (``"resnet50"``, see :mod:`nas.io.zoo`), an export directory (its
-    ``model.yaml``, see :mod:`nas.io.exported`) or a Graph.
+    ``model.yaml``, see :mod:`nas.io.exported`), a PyTorch model spec
+    (``"torchvision:resnet18"``, imported by :func:`nas.io.importing.import_spec`
+    at ``input_shape``) or a Graph.
 
     The graph is validated and analysed before it is returned, so every error
     surfaces here with its file, line and node.
@@ -66,6 +69,10 @@ def build(
             for ``input_shape``, no classifier for ``classes``, or does not
             fit the new input shape (naming the node).
     """
+    if isinstance(source, str) and is_model_spec(source):
+        # Imported at the asked input: a traced model need not be shape-generic (ViT's position embedding).
+        source = import_spec(source, None if input_shape is None else parse_shape(input_shape))[0]
+        input_shape = None
     with collector_paused():
         graph = _graph(source)
         if input_shape is not None or classes is not None:
@@ -111,7 +118,7 @@ def _graph(source: str | os.PathLike[str] | Graph) -> Graph:
             file=str(path),
             hint=f"did you mean the zoo net '{close[0]}'?"
             if close
-            else "give an IR YAML file, a YAML string or a zoo name",
+            else f"give an IR YAML file, a YAML string, a zoo name or a PyTorch model ({SPEC_FORMS})",
         ) from None
     return load_yaml(data, file=str(source))
 

@@ -105,6 +105,31 @@ def check_import(module: nn.Module, graph: Graph, weights: dict[str, torch.Tenso
 
 SPEC_FORMS = "torchvision:NAME, timm:NAME or path/to/file.py:factory"
 
+LIBRARIES = ("torchvision", "timm")
+"""The model libraries a spec may name."""
+
+
+def is_model_spec(source: str) -> bool:
+    """Whether ``source`` has the form of a model spec (:data:`SPEC_FORMS`), so
+    that everything that reads a network can read a PyTorch model too."""
+    kind, sep, what = source.rpartition(":")
+    return bool(sep and what and "\n" not in source and (kind in LIBRARIES or kind.endswith(".py")))
+
+
+def import_spec(
+    spec: str, input_shape: Sequence[int] | None = None, *, composites: bool = True
+) -> tuple[Graph, dict[str, torch.Tensor]]:
+    """The model a spec names, imported at ``input_shape`` (by default the
+    model's own, :func:`default_input`) and named after it.
+
+    Raises:
+        SourceError: as :func:`module_from_spec`.
+        NASError: as :func:`from_module`.
+    """
+    module, name = module_from_spec(spec)
+    shape = tuple(input_shape) if input_shape is not None else default_input(module)
+    return from_module(module, shape, name=name, composites=composites)
+
 
 def module_from_spec(spec: str) -> tuple[nn.Module, str]:
     """The module a spec names, freshly initialised (nothing is downloaded), and a short name for it.
@@ -120,7 +145,7 @@ def module_from_spec(spec: str) -> tuple[nn.Module, str]:
     kind, sep, what = spec.rpartition(":")
     if not sep or not kind or not what:
         raise SourceError(f"cannot read the model spec {spec!r}", hint=f"give {SPEC_FORMS}")
-    if kind in ("torchvision", "timm"):
+    if kind in LIBRARIES:
         return _library_model(kind, what), what
     path = Path(kind)
     if path.suffix != ".py":
@@ -177,4 +202,14 @@ def default_input(module: nn.Module) -> tuple[int, ...]:
     return tuple(config.get("input_size", (3, 224, 224)))
 
 
-__all__ = ["SPEC_FORMS", "TOLERANCE", "check_import", "default_input", "from_module", "module_from_spec"]
+__all__ = [
+    "LIBRARIES",
+    "SPEC_FORMS",
+    "TOLERANCE",
+    "check_import",
+    "default_input",
+    "from_module",
+    "import_spec",
+    "is_model_spec",
+    "module_from_spec",
+]
