@@ -7,6 +7,7 @@ is linear in the batch), and resumed runs against uninterrupted ones.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -151,6 +152,23 @@ def test_the_recipe_changes_the_training(colour) -> None:  # type: ignore[no-unt
     b = train(graph, colour, recipe="cifar", epochs=1)
     assert a.recipe["optimizer"] == "adam" and b.recipe["optimizer"] == "sgd"
     assert not torch.equal(a.state["conv.weight"], b.state["conv.weight"])
+
+
+def test_a_recipes_norm_momentum_replaces_the_networks_while_training(colour) -> None:  # type: ignore[no-untyped-def]
+    slow, usual = (
+        nas.build(NET.replace("{block: batch_norm}", f"{{block: batch_norm, momentum: {m}}}")) for m in (0.01, 0.1)
+    )
+    settings = {"batch_size": 16, "epochs": 1, "seed": 1}
+    own = train(slow, colour, recipe="cifar", **settings)  # the cifar recipe keeps the network's momentum
+    forced = train(slow, colour, recipe=dataclasses.replace(RECIPES["cifar"], norm_momentum=0.1), **settings)
+    reference = train(usual, colour, recipe="cifar", **settings)
+    # Momentum moves the running statistics only: the weights agree, and the statistics follow the momentum used.
+    torch.testing.assert_close(own.state["conv.weight"], reference.state["conv.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(forced.state["bn.running_var"], reference.state["bn.running_var"], rtol=0, atol=0)
+    assert (own.state["bn.running_var"] - 1).abs().max() < (reference.state["bn.running_var"] - 1).abs().max() / 3
+    assert forced.recipe["norm_momentum"] == 0.1 and RECIPES["digits"].norm_momentum == 0.1
+    with pytest.raises(NASError, match="norm_momentum is a fraction"):
+        dataclasses.replace(RECIPES["cifar"], norm_momentum=0.0)
 
 
 # -- devices -------------------------------------------------------------------------------

@@ -32,8 +32,12 @@ def space(
         str | None,
         typer.Option(
             "--around",
-            help="Write a space whose fixed point is this network (a zoo name, an IR file or an export directory).",
+            help="Write a space whose fixed point is this network (a zoo name, an IR file, an export directory "
+            "or a PyTorch model: torchvision:NAME, timm:NAME, file.py:factory).",
         ),
+    ] = None,
+    input_shape: Annotated[
+        str | None, typer.Option("--input", help="With --around: the network's input shape, e.g. 3x64x64.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="With --around: overwrite the -o file.")] = False,
 ) -> None:
@@ -41,8 +45,10 @@ def space(
     if around is not None:
         if source is not None:
             raise NASError("give a space to describe or --around NETWORK, not both", field="--around")
-        _around(around, output, force)
+        _around(around, output, force, input_shape)
         return
+    if input_shape is not None:
+        raise NASError("--input applies to --around", field="--input", hint="give --around NETWORK")
     if source is None:
         _overview(as_json)
         return
@@ -73,13 +79,13 @@ def space(
     )
 
 
-def _around(source: str, output: str | None, force: bool) -> None:
+def _around(source: str, output: str | None, force: bool, input_shape: str | None) -> None:
     """``nas space --around NET``: the space's summary on stderr, its YAML
     to ``-o`` (written whole, then renamed into place) or to stdout."""
     target = None if output is None else Path(output)
     if target is not None and target.exists() and not force:
         raise NASError("would overwrite an existing file", file=output, hint="pass --force or choose another -o")
-    text = nas.space.around(nas.build(source))
+    text = nas.space.around(nas.build(source, input_shape=input_shape))
     print(nas.space.around_summary(nas.space.parse_space(text)), file=sys.stderr)
     if target is None:
         print(text, end="")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from nas.data import DataSet, Loader, loader
 from nas.ir.errors import one_line
@@ -199,6 +200,10 @@ class _Run:
         model = lower(graph)
         if weights is not None:
             model.load_state_dict(weights)
+        if recipe.norm_momentum is not None:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.momentum = recipe.norm_momentum
         model = model.to(device)
         if precision.channels_last:
             model = model.to(memory_format=torch.channels_last)
