@@ -271,6 +271,18 @@ def test_channel_shuffle_is_shufflenets(groups: int) -> None:
     torch.testing.assert_close(ours, nn.ChannelShuffle(groups)(x), rtol=0, atol=0)
 
 
+# -- narrow ------------------------------------------------------------------------
+
+
+def test_narrow_is_a_channel_slice_and_refuses_channels_that_are_not_there() -> None:
+    x = torch.randn(2, 9, 4, 3)
+    graph = single("narrow", (9, 4, 3), start=2, length=5)
+    assert graph.params == graph.macs == 0
+    torch.testing.assert_close(nas.lower(graph)(x), x[:, 2:7], rtol=0, atol=0)
+    with pytest.raises(nas.NASError, match="channels 6 to 10 do not exist in 9"):
+        single("narrow", (9, 4, 3), start=6, length=4)
+
+
 # -- stochastic depth --------------------------------------------------------------
 
 

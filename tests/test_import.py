@@ -179,6 +179,26 @@ def test_functional_pooling_imports_exactly() -> None:
     assert kinds == ["avg_pool2d", "avg_pool2d", "max_pool2d", "max_pool2d"]
 
 
+class Slices(nn.Module):
+    """Channel slices and splits as DPN, GhostNet, ReXNet, Res2Net and MixNet take them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        a, b = torch.split(x, [3, 5], dim=1)
+        parts = b.split(2, dim=1)  # parts of 2, 2 and 1 channels
+        c = torch.cat([parts[0].relu(), parts[1], parts[2]], dim=1)
+        return torch.cat([a + x[:, 5:], c[:, :4, :, :], x[:, -1:]], dim=1)
+
+
+def test_channel_slices_and_splits_import_exactly() -> None:
+    graph = assert_exact(Slices(), (3, 9, 9))
+    assert sum(node.block.name == "narrow" for node in graph) == 8  # 2 + 3 parts and 3 slices
+
+
 class Branchy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if x.sum() > 0 else -x

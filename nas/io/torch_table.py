@@ -440,10 +440,37 @@ def getitem(imp: Importer, node: fx.Node, _: Any) -> Value:
             raise Unsupported(f"reading output {index} (attention weights are not computed by the block)")
         return part
     plain = value.ref is not None and not value.layout
-    token = index[1] if isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) else None
-    if plain and isinstance(token, int) and token >= 0:
-        return imp.emit("select", [imp.ref(value)], index=token)
+    second = index[1] if isinstance(index, tuple) and len(index) >= 2 and index[0] == slice(None) else None
+    whole_rest = isinstance(index, tuple) and all(i == slice(None) for i in index[2:])
+    if plain and isinstance(second, int) and second >= 0 and len(index) == 2:
+        return imp.emit("select", [imp.ref(value)], index=second)
+    if plain and isinstance(second, slice) and whole_rest and second.step in (None, 1):
+        start, stop, _ = second.indices(value.shape[0])
+        if stop > start:
+            return _narrow(imp, value, start, stop - start)
     raise Unsupported(f"indexing with {index!r}")
+
+
+def _narrow(imp: Importer, value: Value, start: int, length: int) -> Value:
+    """Channels ``start`` to ``start + length``; the whole tensor where that is all of it."""
+    if start == 0 and length == value.shape[0]:
+        return value
+    return imp.emit("narrow", [imp.ref(value)], start=start, length=length)
+
+
+def split(imp: Importer, node: fx.Node, _: Any) -> Value:
+    """``torch.split(x, size or sizes, dim)`` along the channels: one ``narrow`` per part."""
+    value = imp.value(node.args[0])
+    sizes, dim = argument(node, 1, "split_size_or_sections"), argument(node, 2, "dim", 0)
+    if value.layout or value.ref is None or dim % (len(value.shape) + 1) != 1:
+        raise Unsupported(f"a split along dimension {dim} (it splits channels, dimension 1)")
+    channels = value.shape[0]
+    if isinstance(sizes, int):
+        sizes = [min(sizes, channels - start) for start in range(0, channels, sizes)]
+    if not all(isinstance(n, int) for n in sizes) or sum(sizes) != channels:
+        raise Unsupported(f"split sizes {sizes!r} of {channels} channels")
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return Value(parts=tuple(_narrow(imp, value, start, n) for start, n in zip(starts, sizes, strict=True)))
 
 
 def chunk(imp: Importer, node: fx.Node, _: Any) -> Value:
@@ -527,6 +554,7 @@ FUNCTIONS: dict[Callable[..., Any], Converter] = {
     torch.cat: cat,
     torch.concat: cat,
     torch.chunk: chunk,
+    torch.split: split,
     operator.getitem: getitem,
 }
 """Function -> converter."""
@@ -548,6 +576,7 @@ METHODS: dict[str, Converter] = {
     "mul": mul,
     "mul_": mul,
     "chunk": chunk,
+    "split": split,
     "expand": expand,
 }
 """Tensor method name -> converter."""
