@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nas.ir.registry import Block, Cost, Example, Param, Params, Shape, register
+from nas.ir.errors import ShapeError
+from nas.ir.registry import MAX_CHANNELS, Block, Cost, Example, Param, Params, Shape, register
 
 
 @register
@@ -95,3 +96,35 @@ class LayerNorm2d(LayerNorm):
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         return ChannelsFirstLayerNorm(ins[0][0], eps=p.eps, elementwise_affine=p.affine)
+
+
+@register
+class GroupNorm(Block):
+    """Group normalisation (Wu and He, 2018): the channels of a ``(C, ...)``
+    input cut into ``groups`` groups, each normalised over its channels and
+    positions, then a learned scale and shift per channel
+    (``nn.GroupNorm``). One group is PoolFormer's and timm's ``GroupNorm1``,
+    which also averages over positions, unlike :class:`LayerNorm2d`."""
+
+    name = "group_norm"
+    keeps_output = False
+    params = (
+        Param("groups", int, default=1, low=1, high=MAX_CHANNELS, doc="must divide the channels"),
+        Param("eps", float, default=1e-5, low=0.0, high=1.0),
+        Param("affine", bool, default=True, doc="learn a scale and a shift per channel"),
+    )
+    examples = (Example({}, ((6, 4, 5),)), Example({"groups": 3, "eps": 1e-6}, ((6, 5),)))
+
+    def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
+        if len(ins[0]) < 2 or ins[0][0] % p.groups:
+            raise ShapeError(
+                f"{p.groups} groups do not divide the channels of {tuple(ins[0])}",
+                hint="feed (C, ...) and pick groups that divide C",
+            )
+        return ins[0]
+
+    def cost(self, p: Params, ins: Sequence[Shape], outs: Sequence[Shape]) -> Cost:
+        return Cost(params=2 * ins[0][0] if p.affine else 0)
+
+    def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
+        return nn.GroupNorm(p.groups, ins[0][0], eps=p.eps, affine=p.affine)

@@ -199,6 +199,29 @@ def test_channel_slices_and_splits_import_exactly() -> None:
     assert sum(node.block.name == "narrow" for node in graph) == 8  # 2 + 3 parts and 3 slices
 
 
+class Arithmetic(nn.Module):
+    """Numbers and differences: a scale, a mean of two heads, a difference of maps, a group norm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.norm = nn.GroupNorm(3, 6)
+        self.scale, self.shift = nn.Parameter(torch.rand(6) + 0.5), nn.Parameter(torch.randn(6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(x))
+        y = F.group_norm(x, 2, self.scale, self.shift, 1e-6)
+        return (0.5 * x - F.avg_pool2d(y, 3, 1, 1)) / 3 + torch.sub(x, y) * 2
+
+
+def test_numbers_differences_and_group_norms_import_exactly() -> None:
+    graph = assert_exact(Arithmetic(), (3, 9, 9))
+    assert sorted(node.params["factor"] for node in graph if node.block.name == "scale") == pytest.approx(
+        [-1, -1, 1 / 3, 0.5, 2]
+    )
+    assert [node.params.get("groups", 1) for node in graph if node.block.name == "group_norm"] == [3, 2]
+
+
 class Branchy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if x.sum() > 0 else -x
@@ -257,11 +280,24 @@ def test_nas_import_refuses_a_bad_spec_in_one_line(
 
 
 @pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm is not installed")
-@pytest.mark.parametrize(("name", "size"), [("resnet18", 64), ("vit_tiny_patch16_224", 224), ("convnext_atto", 64)])
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("resnet18", 64),
+        ("vit_tiny_patch16_224", 224),
+        ("convnext_atto", 64),
+        ("deit_tiny_distilled_patch16_224", 224),  # two learned tokens, the mean of two heads
+        ("poolformer_s12", 64),  # group norm, pool(x) - x
+        ("cspresnet50", 64),  # batch norm with a leaky ReLU in one module
+        ("dpn68", 64),  # channel slices
+        ("mixnet_s", 64),  # torch.split
+    ],
+)
 def test_timm_models_import_exactly(name: str, size: int) -> None:
     import timm
 
     model = timm.create_model(name, pretrained=False)
-    if hasattr(model, "cls_token"):
-        nn.init.normal_(model.cls_token)
+    for token in ("cls_token", "dist_token"):
+        if hasattr(model, token):
+            nn.init.normal_(getattr(model, token))
     assert_exact(model, (3, size, size))

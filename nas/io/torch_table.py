@@ -140,6 +140,24 @@ def layer_norm(imp: Importer, node: fx.Node, m: nn.LayerNorm) -> Value:
     return imp.emit("layer_norm", [imp.tensor(node.args[0])], weights=m.state_dict(), **params)
 
 
+def group_norm(imp: Importer, node: fx.Node, m: nn.GroupNorm) -> Value:
+    x = imp.tensor(node.args[0])
+    return imp.emit("group_norm", [x], weights=m.state_dict(), groups=m.num_groups, eps=m.eps, affine=m.affine)
+
+
+def group_norm_function(imp: Importer, node: fx.Node, _: Any) -> Value:
+    """``F.group_norm(x, num_groups, weight, bias, eps)``, the weight and bias read from the module's parameters."""
+    x = imp.tensor(node.args[0])
+    groups, eps = argument(node, 1, "num_groups"), argument(node, 4, "eps", 1e-5)
+    scale, shift = (argument(node, i, name) for i, name in ((2, "weight"), (3, "bias")))
+    if scale is None and shift is None:
+        return imp.emit("group_norm", [x], groups=groups, eps=eps, affine=False)
+    weight, bias = (imp.value(a).param if isinstance(a, fx.Node) else None for a in (scale, shift))
+    if weight is None or bias is None:
+        raise Unsupported("a group norm with only one of its scale and shift, or computed ones")
+    return imp.emit("group_norm", [x], weights={"weight": weight, "bias": bias}, groups=groups, eps=eps)
+
+
 def layer_norm2d(imp: Importer, node: fx.Node, m: nn.LayerNorm) -> Value:
     x = imp.tensor(node.args[0])
     return imp.emit("layer_norm2d", [x], weights=m.state_dict(), eps=m.eps, affine=m.elementwise_affine)
@@ -263,10 +281,16 @@ def self_attention(imp: Importer, node: fx.Node, m: nn.MultiheadAttention) -> Va
 
 def batch_norm_act(imp: Importer, node: fx.Node, m: nn.modules.batchnorm._BatchNorm) -> Value:
     """timm's ``BatchNormAct2d``: batch norm, then its activation (``drop`` is the identity in eval and in its nets)."""
-    if not isinstance(m.drop, nn.Identity) or not (isinstance(m.act, nn.Identity) or type(m.act) in ACTIVATIONS):
+    known = isinstance(m.act, nn.Identity) or type(m.act) in ACTIVATIONS or type(m.act) in PARAMETRIC_ACTIVATIONS
+    if not isinstance(m.drop, nn.Identity) or not known:
         raise Unsupported("a BatchNormAct2d with dropout or an activation that has no block")
     out = batch_norm(imp, node, m)
-    return out if isinstance(m.act, nn.Identity) else imp.emit(ACTIVATIONS[type(m.act)], [imp.ref(out)], suffix="act")
+    if isinstance(m.act, nn.Identity):
+        return out
+    if type(m.act) in ACTIVATIONS:
+        return imp.emit(ACTIVATIONS[type(m.act)], [imp.ref(out)], suffix="act")
+    block, read = PARAMETRIC_ACTIVATIONS[type(m.act)]
+    return imp.emit(block, [imp.ref(out)], suffix="act", **{k: getattr(m.act, attr) for k, attr in read.items()})
 
 
 def timm_attention(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
@@ -391,10 +415,20 @@ def add(imp: Importer, node: fx.Node, _: Any) -> Value:
     return Value(out.ref, out.shape, a.layout)
 
 
+def _scale(imp: Importer, arg: Any, factor: float) -> Value:
+    """A tensor times a constant, in whatever layout it is seen."""
+    return _pointwise(imp, arg, "scale", factor=float(factor))
+
+
 def mul(imp: Importer, node: fx.Node, _: Any) -> Value:
+    first, second = node.args[:2]
+    if isinstance(second, (int, float)) and isinstance(first, fx.Node):
+        return _scale(imp, first, second)
+    if isinstance(first, (int, float)) and isinstance(second, fx.Node):
+        return _scale(imp, second, first)
     a, b = (imp.value(x) if isinstance(x, fx.Node) else None for x in node.args[:2])
     if a is None or b is None:
-        raise Unsupported("a tensor times a number")
+        raise Unsupported("a product of other than tensors and numbers")
     if a.param is not None or b.param is not None:
         x, scale = (b, a) if a.param is not None else (a, b)
         channels = x.shape[0] if len(x.shape) == 3 else x.shape[-1]
@@ -409,15 +443,42 @@ def mul(imp: Importer, node: fx.Node, _: Any) -> Value:
     return imp.emit("mul", [imp.ref(a), imp.ref(b)])
 
 
+def sub(imp: Importer, node: fx.Node, _: Any) -> Value:
+    """``a - b`` of two tensors, as ``a + (-1 * b)`` (negation is exact); PoolFormer's ``pool(x) - x``."""
+    a, b = node.args[:2]
+    if not isinstance(a, fx.Node) or not isinstance(b, fx.Node) or node.kwargs.get("alpha", 1) != 1:
+        raise Unsupported("a subtraction other than of two tensors")
+    negated = _scale(imp, b, -1.0)
+    first = imp.value(a)
+    if first.layout != negated.layout or first.shape != negated.shape:
+        raise Unsupported("a difference of tensors of other shapes or layouts")
+    out = imp.emit("add", [imp.ref(first), imp.ref(negated)], suffix="sub")
+    return Value(out.ref, out.shape, first.layout)
+
+
+def truediv(imp: Importer, node: fx.Node, _: Any) -> Value:
+    """A tensor divided by a number (DeiT's mean of its two heads), as the product with its inverse."""
+    x, divisor = node.args[:2]
+    exact = node.kwargs.get("rounding_mode") is None
+    if not exact or not isinstance(x, fx.Node) or not isinstance(divisor, (int, float)) or divisor == 0:
+        raise Unsupported("a division other than of a tensor by a non-zero number")
+    return _scale(imp, x, 1.0 / divisor)
+
+
 def cat(imp: Importer, node: fx.Node, _: Any) -> Value:
     tensors = list(argument(node, 0, "tensors"))
     values = [imp.value(t) for t in tensors]
     dim = argument(node, 1, "dim", 0)
-    if len(values) == 2 and values[0].param is not None and values[1].param is None:
-        token, x = values
-        if x.layout or len(x.shape) != 2 or dim % 3 != 1 or tuple(token.param.shape) != (1, 1, x.shape[1]):  # type: ignore[union-attr]
-            raise Unsupported("a parameter concatenated to a tensor, other than a class token (1, 1, D) before tokens")
-        return imp.emit("class_token", [imp.ref(x)], weights={"token": token.param})
+    if len(values) >= 2 and all(v.param is not None for v in values[:-1]) and values[-1].param is None:
+        # Learned tokens before the patches: ViT's class token, DeiT's class and distillation tokens.
+        *tokens, x = values
+        if x.layout or len(x.shape) != 2 or dim % 3 != 1:
+            raise Unsupported("a parameter concatenated to a tensor, other than tokens (1, 1, D) before tokens")
+        for token in reversed(tokens):
+            if tuple(token.param.shape) != (1, 1, x.shape[1]):  # type: ignore[union-attr]
+                raise Unsupported("a parameter concatenated to tokens, other than a token (1, 1, D)")
+            x = imp.emit("class_token", [imp.ref(x)], weights={"token": token.param})
+        return x
     rank = len(values[0].shape) + 1
     if any(v.layout or v.param is not None for v in values) or dim % rank != 1:
         raise Unsupported(f"a concatenation along dimension {dim} (concat joins channels, dimension 1)")
@@ -503,6 +564,12 @@ ACTIVATIONS: dict[type, str] = {
 }
 """Activation modules without parameters -> their block."""
 
+PARAMETRIC_ACTIVATIONS: dict[type, tuple[str, dict[str, str]]] = {
+    nn.LeakyReLU: ("leaky_relu", {"negative_slope": "negative_slope"}),
+    nn.ELU: ("elu", {"alpha": "alpha"}),
+}
+"""Activation modules with parameters -> their block and its parameters' attributes."""
+
 MODULES: dict[type, Converter] = {
     **{module: _activation_module(block) for module, block in ACTIVATIONS.items()},
     nn.Conv2d: conv2d,
@@ -510,8 +577,8 @@ MODULES: dict[type, Converter] = {
     nn.BatchNorm1d: batch_norm,
     nn.BatchNorm2d: batch_norm,
     nn.LayerNorm: layer_norm,
-    nn.LeakyReLU: _activation_module("leaky_relu", negative_slope="negative_slope"),
-    nn.ELU: _activation_module("elu", alpha="alpha"),
+    nn.GroupNorm: group_norm,
+    **{module: _activation_module(block, **read) for module, (block, read) in PARAMETRIC_ACTIVATIONS.items()},
     nn.MaxPool2d: max_pool2d,
     nn.AvgPool2d: avg_pool2d,
     nn.AdaptiveAvgPool2d: _adaptive("adaptive_avg_pool2d"),
@@ -537,6 +604,7 @@ FUNCTIONS: dict[Callable[..., Any], Converter] = {
     F.hardsigmoid: _activation_function("hardsigmoid"),
     F.adaptive_avg_pool2d: _adaptive("adaptive_avg_pool2d"),
     F.adaptive_max_pool2d: _adaptive("adaptive_max_pool2d"),
+    F.group_norm: group_norm_function,
     F.max_pool2d: max_pool2d_function,
     F.avg_pool2d: avg_pool2d_function,
     F.dropout: dropout,
@@ -551,6 +619,10 @@ FUNCTIONS: dict[Callable[..., Any], Converter] = {
     operator.mul: mul,
     operator.imul: mul,
     torch.mul: mul,
+    operator.truediv: truediv,
+    operator.sub: sub,
+    torch.sub: sub,
+    torch.div: truediv,
     torch.cat: cat,
     torch.concat: cat,
     torch.chunk: chunk,
@@ -575,6 +647,8 @@ METHODS: dict[str, Converter] = {
     "add_": add,
     "mul": mul,
     "mul_": mul,
+    "div": truediv,
+    "sub": sub,
     "chunk": chunk,
     "split": split,
     "expand": expand,
