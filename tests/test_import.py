@@ -291,6 +291,7 @@ def test_nas_import_refuses_a_bad_spec_in_one_line(
         ("cspresnet50", 64),  # batch norm with a leaky ReLU in one module
         ("dpn68", 64),  # channel slices
         ("mixnet_s", 64),  # torch.split
+        ("tf_mobilenetv3_small_100", 65),  # TensorFlow's SAME padding, uneven at stride 2
     ],
 )
 def test_timm_models_import_exactly(name: str, size: int) -> None:

@@ -87,17 +87,42 @@ def conv2d(imp: Importer, node: fx.Node, m: nn.Conv2d) -> Value:
         raise Unsupported(f"padding_mode='{m.padding_mode}' (conv2d pads with zeros)")
     if isinstance(m.padding, str):
         raise Unsupported(f"padding='{m.padding}' (give the padding as numbers)")
-    x = imp.tensor(node.args[0])
+    return _conv(imp, imp.tensor(node.args[0]), m, m.padding)
+
+
+def _conv(imp: Importer, x: Ref, m: nn.Conv2d, padding: Any) -> Value:
     params = {
         "out_channels": m.out_channels,
         "kernel_size": m.kernel_size,
         "stride": m.stride,
-        "padding": m.padding,
+        "padding": padding,
         "dilation": m.dilation,
         "groups": m.groups,
         "bias": m.bias is not None,
     }
     return imp.emit("conv2d", [x], weights=m.state_dict(), **params)
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's ``SAME`` padding of one axis (before, after): the output has
+    ``ceil(size / stride)`` positions, and an odd total puts the extra pixel after."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv2d_same(imp: Importer, node: fx.Node, m: nn.Conv2d) -> Value:
+    """timm's ``Conv2dSame``: ``SAME`` padding computed from the input size at
+    run time, fixed here from the input the import sees; a ``pad`` block
+    where it is uneven, else the convolution's own padding."""
+    value = imp.value(node.args[0])
+    if value.layout or len(value.shape) != 3:
+        raise Unsupported("a SAME-padded convolution of other than a (C, H, W) map")
+    rows, columns = (same_padding(n, *args) for n, *args in zip(value.shape[1:], m.kernel_size, m.stride, m.dilation))
+    if rows[0] == rows[1] and columns[0] == columns[1]:
+        return _conv(imp, imp.ref(value), m, (rows[0], columns[0]))
+    sides = {"top": rows[0], "bottom": rows[1], "left": columns[0], "right": columns[1]}
+    padded = imp.emit("pad", [imp.ref(value)], suffix="pad", **sides)
+    return _conv(imp, imp.ref(padded), m, 0)
 
 
 def linear(imp: Importer, node: fx.Node, m: nn.Linear) -> Value:
@@ -683,6 +708,7 @@ def _timm_modules() -> dict[type, Converter]:
     except ImportError:
         return {}
     return {
+        timm.layers.Conv2dSame: conv2d_same,
         timm.layers.Linear: linear,
         timm.layers.LayerNorm: layer_norm,
         timm.layers.LayerNorm2d: layer_norm2d,
