@@ -128,3 +128,46 @@ class GroupNorm(Block):
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         return nn.GroupNorm(p.groups, ins[0][0], eps=p.eps, affine=p.affine)
+
+
+class ResponseNorm(nn.Module):
+    """Global response normalisation of an ``(N, C, H, W)`` tensor, with
+    ``weight`` and ``bias`` of shape ``(C,)`` as timm names them."""
+
+    def __init__(self, channels: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        energy = x.norm(p=2, dim=(2, 3), keepdim=True)
+        relative = energy / (energy.mean(dim=1, keepdim=True) + self.eps)
+        shape = (1, -1, 1, 1)
+        return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * relative)
+
+
+@register
+class GlobalResponseNorm(Block):
+    """Global response normalisation (Woo et al., "ConvNeXt V2", 2023, Eq. 1-3):
+    each channel's L2 norm over the positions, divided by the mean of those
+    norms over the channels, scales the channel; with a learned scale and
+    shift per channel, both zero at the start, and a residual, so that the
+    block starts as the identity. It makes channels compete, against the
+    feature collapse the paper finds in ConvNeXt's MLPs (timm's
+    ``GlobalResponseNorm``)."""
+
+    name = "global_response_norm"
+    rank = 3
+    keeps_output = False
+    params = (Param("eps", float, default=1e-6, low=0.0, high=1.0),)
+    examples = (Example({}, ((6, 4, 5),)), Example({"eps": 1e-5}, ((3, 2, 2),)))
+
+    def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
+        return ins[0]
+
+    def cost(self, p: Params, ins: Sequence[Shape], outs: Sequence[Shape]) -> Cost:
+        return Cost(params=2 * ins[0][0])
+
+    def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
+        return ResponseNorm(ins[0][0], p.eps)

@@ -183,6 +183,16 @@ def group_norm_function(imp: Importer, node: fx.Node, _: Any) -> Value:
     return imp.emit("group_norm", [x], weights={"weight": weight, "bias": bias}, groups=groups, eps=eps)
 
 
+def global_response_norm(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
+    """timm's ``GlobalResponseNorm`` on a channels-first map or a channels-last view of one."""
+    value = imp.value(node.args[0])
+    expected = CHANNELS_LAST if m.channel_dim == -1 else ""
+    if value.layout != expected or len(value.shape) != 3:
+        raise Unsupported("a global response norm of other than a feature map in its own layout")
+    out = imp.emit("global_response_norm", [imp.ref(value)], weights=m.state_dict(), eps=m.eps)
+    return Value(out.ref, out.shape, value.layout)
+
+
 def layer_norm2d(imp: Importer, node: fx.Node, m: nn.LayerNorm) -> Value:
     x = imp.tensor(node.args[0])
     return imp.emit("layer_norm2d", [x], weights=m.state_dict(), eps=m.eps, affine=m.elementwise_affine)
@@ -704,11 +714,13 @@ def library_tables() -> tuple[Mapping[type, Converter], Mapping[Callable[..., An
 def _timm_modules() -> dict[type, Converter]:
     try:
         import timm.layers
+        import timm.layers.grn
         import timm.models.vision_transformer
     except ImportError:
         return {}
     return {
         timm.layers.Conv2dSame: conv2d_same,
+        timm.layers.grn.GlobalResponseNorm: global_response_norm,
         timm.layers.Linear: linear,
         timm.layers.LayerNorm: layer_norm,
         timm.layers.LayerNorm2d: layer_norm2d,
