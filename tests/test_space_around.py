@@ -15,6 +15,7 @@ import json
 import random
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 
@@ -23,6 +24,7 @@ import nas.space as S
 from nas.cli import main
 from nas.ir.errors import NASError
 from nas.passes import flatten
+from nas.search.record import TrialRecord
 
 NETS = [
     "resnet18",
@@ -204,3 +206,20 @@ def test_space_around_command_writes_a_space_to_describe_and_search(
     storage = f"sqlite:///{tmp_path}/nas.db"
     args = ["--space", str(target), "--objective", "proxy:naswot", "--trials", "3", "--latency-budget-ms", "1000"]
     assert main(["search", *args, "--storage", storage]) == 0
+
+
+def test_the_network_a_space_was_written_around_is_where_a_search_starts(tmp_path: Path) -> None:
+    graph = nas.build(MBV2_START)
+    space = S.parse_space(S.around(graph))
+    assert S.decode(space, S.around_point(space)).hash == graph.hash
+    edited = S.parse_space(S.around(graph).replace(graph.hash, "0" * 32))
+    assert S.around_point(edited) is None  # the space no longer says which network it holds
+
+    target = tmp_path / "around.yaml"
+    target.write_text(S.around(graph))
+    storage = f"sqlite:///{tmp_path}/nas.db"
+    args = ["--space", str(target), "--objective", "proxy:naswot", "--trials", "2", "--latency-budget-ms", "1000"]
+    assert main(["search", *args, "--storage", storage, "--study", "s", "--runs", str(tmp_path / "runs")]) == 0
+    first, second = optuna.load_study(study_name="s", storage=storage).trials[:2]
+    assert TrialRecord.of(first).origin == "around:net" and TrialRecord.of(first).hash == graph.hash
+    assert TrialRecord.of(second).hash != graph.hash

@@ -471,9 +471,10 @@ class _Search:
 
 
 def starting_points(search: _Search, rng: random.Random) -> list[tuple[str, S.Assignment, float]]:
-    """The zoo nets that are fixed points of the space and meet the budget,
-    as ``(origin, assignment, latency)``; if none does, random architectures
-    that do (up to :data:`SCREEN_SAMPLES` tried).
+    """The zoo nets that are fixed points of the space, and the network it
+    was written around, that meet the budget, as ``(origin, assignment,
+    latency)``; if none does, random architectures that do (up to
+    :data:`SCREEN_SAMPLES` tried).
 
     Zoo nets are measured from the smallest (MACs) up, and the rest are
     taken to miss the budget once one needs three times it.
@@ -487,6 +488,10 @@ def starting_points(search: _Search, rng: random.Random) -> list[tuple[str, S.As
         assignment = S.encode(search.space, zoo.load(name))
         with contextlib.suppress(NASError):
             candidates.append((f"zoo:{name}", assignment, search.network(assignment)))
+    own = S.around_point(search.space)
+    if own is not None:  # a space written around a network (nas space --around): that network
+        with contextlib.suppress(NASError):
+            candidates.append((f"around:{search.space.meta.get('around', '?')}", own, search.network(own)))
     candidates.sort(key=lambda c: c[2].macs)
     fitting, tried = [], []
     for origin, assignment, graph in candidates:
@@ -608,7 +613,8 @@ def run_search(
         study = _open_study(config, search, storage, name)
         lock = StudyLock.of(storage, config.storage, name)
         if not any(is_done(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
-            points = starting_points(search, random.Random(config.seed))
+            # Not the sampler's own seed: its first draw would be the screened architecture again.
+            points = starting_points(search, random.Random(f"starting points {config.seed}"))
             with lock:  # so that workers starting together queue each once
                 for origin, assignment, _ in points:
                     study.enqueue_trial(params_of(assignment), user_attrs={"origin": origin}, skip_if_exists=True)

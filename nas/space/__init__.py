@@ -38,7 +38,7 @@ mutate, ...), ``encode`` (networks and stored JSON back into assignments),
 around a given network, its fixed point).
 """
 
-from nas.space.around import around, around_summary
+from nas.space.around import around, around_point, around_summary
 from nas.space.encode import assignment_from_plain, encode, from_plain
 from nas.space.model import Assignment, Const, Decision, Expr, MappingValue, Slot, Space, Use
 from nas.space.operations import (
@@ -68,6 +68,7 @@ __all__ = [
     "Use",
     "active",
     "around",
+    "around_point",
     "around_summary",
     "assignment_from_plain",
     "complete",

@@ -46,7 +46,7 @@ from nas.ir.graph import Graph, Node
 from nas.ir.registry import REQUIRED, get_block
 from nas.ir.values import plain
 from nas.space.encode import encode
-from nas.space.model import Decision, Space
+from nas.space.model import Assignment, Decision, Space
 from nas.space.operations import decode, size
 from nas.space.parser import parse_space
 
@@ -133,15 +133,29 @@ def around(
             f"'{graph.name}' has no width, depth, kernel size or expansion that can change and stay valid",
             hint="write the space by hand (see search_spaces/README.md)",
         )
-    text = _render(graph, plan, name)
-    space = parse_space(text, f"<around {graph.name}>", name)
+    space = parse_space(_render(graph, plan, name), f"<around {graph.name}>", name)
     try:
-        fixed = decode(space, encode(space, graph)).hash == graph.hash
+        point = encode(space, graph)
+        fixed = decode(space, point).hash == graph.hash
     except NASError as e:
         raise NASError(f"the space around '{graph.name}' does not hold it: {e}") from None
     if not fixed:
         raise NASError(f"the space around '{graph.name}' does not give it back")
-    return text
+    return _render(graph, plan, name, point)
+
+
+def around_point(space: Space) -> Assignment | None:
+    """The assignment of the network a space was written around
+    (``meta.point``, which :func:`around` records), where the space still
+    gives that network back (``meta.hash``); else ``None``. A search starts
+    there, as it starts from a zoo net."""
+    point, expected = space.meta.get("point"), space.meta.get("hash")
+    if not isinstance(point, Mapping) or not expected:
+        return None
+    try:
+        return dict(point) if decode(space, dict(point)).hash == expected else None
+    except NASError:
+        return None  # the space was edited so that the point is no longer in it
 
 
 def around_summary(space: Space) -> str:
@@ -418,7 +432,7 @@ def _names(expression: str) -> set[str]:
 # Writing
 
 
-def _render(graph: Graph, plan: _Plan, name: str) -> str:
+def _render(graph: Graph, plan: _Plan, name: str, point: Assignment | None = None) -> str:
     values: dict[Site, Any] = {s: {"choice": v} for s, v in plan.inline.items()}
     values.update({s: {"range": list(r)} for s, r in plan.ranges.items()})
     values.update({s: f"${text}" if text in plan.shared else {"expr": text} for s, text in plan.derived.items()})
@@ -430,9 +444,9 @@ def _render(graph: Graph, plan: _Plan, name: str) -> str:
         "description": (
             f"A space around {graph.name}: its own nodes, with widths (a multiplier per group of channels"
             " that change together), stage depths, kernel sizes and expansions as decisions; each"
-            f" decision lists {graph.name}'s value first."
+            f" choice lists {graph.name}'s value first, and meta.point is {graph.name}."
         ),
-        "meta": {"around": graph.name, "hash": graph.hash},
+        "meta": {"around": graph.name, "hash": graph.hash} | ({"point": plain(point)} if point else {}),
     }
     out = [yaml.safe_dump(head, sort_keys=False, width=1 << 30)]
     if plan.shared:
