@@ -22,3 +22,4 @@ def test_python_example_runs() -> None:
     namespace: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["g"].params == 11_689_512  # type: ignore[attr-defined]
+    assert namespace["imported"].hash == namespace["g"].hash  # type: ignore[attr-defined]
