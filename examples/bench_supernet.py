@@ -168,7 +168,15 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     space = narrowed(S.load_space(name), fixes)
     torch.manual_seed(args.seed)
     supernet = Supernet(space, data.classes)
-    run = SupernetRun(supernet, data, recipe=args.recipe, epochs=args.epochs, seed=args.seed)
+    run = SupernetRun(
+        supernet,
+        data,
+        recipe=args.recipe,
+        epochs=args.epochs,
+        rule=args.rule,
+        random_subnets=args.random_subnets,
+        seed=args.seed,
+    )
     largest, smallest = (supernet.network(a) for a in (supernet.largest(), supernet.smallest()))
     log(f"{name}: MACs {smallest.macs:,} .. {largest.macs:,}; training the supernet, {args.epochs} epochs")
     started = time.perf_counter()
@@ -243,6 +251,8 @@ def main() -> None:
     parser.add_argument("--data", default="digits")
     parser.add_argument("--recipe", default="digits")
     parser.add_argument("--epochs", type=int, default=10, help="supernet training epochs")
+    parser.add_argument("--rule", default="sandwich", help="sandwich or uniform (nas supernet train --rule)")
+    parser.add_argument("--random-subnets", type=int, default=2, help="random subnets per step (sandwich)")
     parser.add_argument("--subnets", type=int, default=30)
     parser.add_argument("--draws", type=int, default=300, help="random networks the subnets are chosen from")
     parser.add_argument("--standalone-epochs", type=int, default=4)
@@ -262,6 +272,7 @@ def main() -> None:
             json.dump({"settings": vars(args), "rows": rows}, f, indent=2, default=str)
     for r in rows:
         print(f"space {r['space']} narrowed by: {' '.join(r['fixes'])}")
+        print(f"  rule {args.rule}, {args.random_subnets} random subnets per step, recipe {args.recipe}")
         print(
             f"  MACs {r['macs'][0]:,} .. {r['macs'][1]:,}; supernet {r['epochs']} epochs in {r['supernet_s']:.0f} s "
             f"(largest {r['history'][-1]['largest']:.4f}, smallest {r['history'][-1]['smallest']:.4f})"
