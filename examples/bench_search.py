@@ -30,6 +30,11 @@ Run from the repository root::
     .venv/bin/python examples/bench_search.py                           # 16 trials, accuracy, ~5 min on 2 cores
     .venv/bin/python examples/bench_search.py --trials 8 --objective proxy:naswot --json
     .venv/bin/python examples/bench_search.py --samplers evolution random --seeds 0 1 2 3 4 --trials 20
+    .venv/bin/python examples/bench_search.py --supernet sn/residual --trials 500 --seeds 0 1 2 3 4
+
+With ``--supernet``, the space and the data are the supernet's, and each
+trial is an inherited evaluation (a fraction of a second) instead of a
+training: the trial counts the cheap evaluation affords.
 """
 
 from __future__ import annotations
@@ -80,6 +85,8 @@ def run(sampler: str, seed: int, args: argparse.Namespace, folder: Path) -> dict
         seed=seed,
         epochs=args.epochs,
         runs=str(folder / "runs"),
+        supernet=args.supernet,
+        latency_table=args.latency_table,
     )
     started = time.perf_counter()
     result = run_search(config)
@@ -161,6 +168,10 @@ def main() -> None:
     parser.add_argument(
         "--floor", type=float, help="objective at the hypervolume's lower corner (0 for accuracy, else the worst)"
     )
+    parser.add_argument(
+        "--supernet", metavar="DIR", help="evaluate with a trained supernet's weights (nas supernet train -o DIR)"
+    )
+    parser.add_argument("--latency-table", metavar="PATH", help="predict latency from a table instead of measuring")
     parser.add_argument("--cache", action="store_true", help="use the default latency store, not a fresh one")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     parser.add_argument("--save", metavar="PATH", help="also write that JSON object to PATH")
