@@ -54,7 +54,7 @@ import nas.space as S
 from nas.data import load_data, loader
 from nas.ir.errors import NASError
 from nas.passes.lower import lower
-from nas.predict.predictor import kendall_tau
+from nas.predict.predictor import kendall_tau_interval
 from nas.search.proxies import BATCH, PROXIES, score
 from nas.train import EvaluationFailed, default_device, input_shape, train
 
@@ -116,22 +116,6 @@ def ranked(value: float) -> float:
     return WORST if value == -math.inf else value
 
 
-def tau_with_interval(xs: list[float], ys: list[float], rounds: int, seed: int) -> tuple[float, float, float]:
-    """Kendall's tau-b, and the 2.5 and 97.5 percentiles of it over bootstrap resamples."""
-    tau = kendall_tau(xs, ys)
-    rng = random.Random(seed)
-    taus = []
-    for _ in range(rounds):
-        pick = [rng.randrange(len(xs)) for _ in xs]
-        t = kendall_tau([xs[i] for i in pick], [ys[i] for i in pick])
-        if not math.isnan(t):
-            taus.append(t)
-    if not taus:
-        return tau, math.nan, math.nan
-    taus.sort()
-    return tau, taus[int(0.025 * (len(taus) - 1))], taus[int(0.975 * (len(taus) - 1))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="early")
@@ -161,7 +145,7 @@ def main() -> None:
     rows = []
     for name in (*PROXIES, *BASELINES):
         usable = [r for r in trained if not math.isnan(r[name])]
-        tau, low, high = tau_with_interval(
+        tau, low, high = kendall_tau_interval(
             [ranked(float(r[name])) for r in usable], [r["accuracy"] for r in usable], args.bootstrap, args.seed
         )
         times = [r[f"{name}_s"] for r in records] if name in PROXIES else []

@@ -66,7 +66,7 @@ import nas
 import nas.space as S
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
-from nas.predict.predictor import kendall_tau
+from nas.predict.predictor import kendall_tau, kendall_tau_interval
 from nas.train import EvaluationFailed, Recipe, input_shape, recipe, train
 
 FIELD_TYPES = {"int": int, "float": float, "str": str}
@@ -196,24 +196,6 @@ def run_all(archs: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[
 # Figures -----------------------------------------------------------------------
 
 
-def tau_with_interval(xs: list[float], ys: list[float], rounds: int, seed: int) -> tuple[float, float, float]:
-    """Kendall's tau-b, and the 2.5 and 97.5 percentiles of it over bootstrap resamples."""
-    if len(xs) < 2:
-        return math.nan, math.nan, math.nan
-    tau = kendall_tau(xs, ys)
-    rng = random.Random(seed)
-    taus = []
-    for _ in range(rounds):
-        pick = [rng.randrange(len(xs)) for _ in xs]
-        t = kendall_tau([xs[i] for i in pick], [ys[i] for i in pick])
-        if not math.isnan(t):
-            taus.append(t)
-    if not taus:
-        return tau, math.nan, math.nan
-    taus.sort()
-    return tau, taus[int(0.025 * (len(taus) - 1))], taus[int(0.975 * (len(taus) - 1))]
-
-
 def recipe_row(name: str, records: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """The figures of one recipe: the two seeds' accuracies paired by architecture."""
     first, second = args.seeds[0], args.seeds[1]
@@ -227,7 +209,7 @@ def recipe_row(name: str, records: list[dict[str, Any]], args: argparse.Namespac
     xs = [float(a) for _, a, _ in pairs]
     ys = [float(b) for _, _, b in pairs]
     gaps = [abs(a - b) for a, b in zip(xs, ys)]
-    tau, low, high = tau_with_interval(xs, ys, args.bootstrap, args.seed)
+    tau, low, high = kendall_tau_interval(xs, ys, args.bootstrap, args.seed)
     per_space = {}
     for space in args.spaces:
         sx = [a for (k, a, _) in pairs if k[0] == space]

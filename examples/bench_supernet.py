@@ -42,7 +42,7 @@ import nas
 import nas.space as S
 from nas.data import load_data
 from nas.io import zoo
-from nas.predict.predictor import kendall_tau
+from nas.predict.predictor import kendall_tau, kendall_tau_interval
 from nas.supernet import Supernet, SupernetRun, train_supernet
 from nas.supernet.store import narrowed
 from nas.train import EvaluationFailed, train
@@ -141,18 +141,6 @@ def _standalone(job: dict[str, Any]) -> dict[str, Any]:
     return {"hash": job["hash"], "seed": job["seed"], "accuracy": accuracy, "seconds": time.perf_counter() - started}
 
 
-def tau_interval(xs: list[float], ys: list[float], rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
-    rng = random.Random(seed)
-    taus = []
-    for _ in range(rounds):
-        pick = [rng.randrange(len(xs)) for _ in xs]
-        t = kendall_tau([xs[i] for i in pick], [ys[i] for i in pick])
-        if not math.isnan(t):
-            taus.append(t)
-    taus.sort()
-    return taus[int(0.025 * (len(taus) - 1))], taus[int(0.975 * (len(taus) - 1))]
-
-
 def fixed_points(supernet: Supernet, run: SupernetRun) -> list[tuple[str, float, int]]:
     """Zoo nets the narrowed space holds, with their inherited accuracy and MACs."""
     rows = []
@@ -220,8 +208,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         else math.nan
     )
     xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-    tau = kendall_tau(xs, ys)
-    low, high = tau_interval(xs, ys, seed=args.seed)
+    tau, low, high = kendall_tau_interval(xs, ys, seed=args.seed)
     return {
         "space": name,
         "fixes": fixes,

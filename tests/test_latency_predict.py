@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import scipy.stats
 
 import nas
 import nas.latency as latency
@@ -28,7 +30,7 @@ from nas.passes.fusion import units
 from nas.predict.features import CANDIDATE_FEATURES, FEATURES, NEIGHBOUR_FEATURES, SPILL_MB, Walk, spill
 from nas.predict.fit import fit_correction, fit_fallback, fit_neighbours, fit_nonnegative, select_correction
 from nas.predict.nearest import LocalModel, Neighbours, choose_spatial_weight, local_models
-from nas.predict.predictor import Predictor, accuracy, kendall_tau
+from nas.predict.predictor import Predictor, accuracy, kendall_tau, kendall_tau_interval
 from nas.predict.profiling import fit_table, profile, refit, sample_at, table_networks
 from nas.predict.table import LatencyTable
 
@@ -817,3 +819,14 @@ def test_a_search_without_backend_takes_the_tables(
     with pytest.raises(NASError, match="measured with backend 'onnxruntime', not 'cuda'") as info:
         latency_function(SearchConfig(latency_table=path, backend="cuda"))
     assert info.value.field == "backend"
+
+
+def test_kendall_tau_interval_brackets_scipys_tau() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=30)
+    y = x + rng.normal(scale=0.8, size=30)
+    tau, low, high = kendall_tau_interval(list(x), list(y), rounds=300, seed=1)
+    assert tau == pytest.approx(scipy.stats.kendalltau(x, y).statistic)
+    assert low < tau < high
+    assert kendall_tau_interval(list(x), list(x), rounds=50) == (1.0, 1.0, 1.0)  # every resample is concordant
+    assert all(math.isnan(v) for v in kendall_tau_interval([1.0], [2.0]))

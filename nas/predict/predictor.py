@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -292,6 +293,28 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     return (concordant - discordant) / denominator if denominator else math.nan
 
 
+def kendall_tau_interval(
+    x: Sequence[float], y: Sequence[float], rounds: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Kendall's tau-b, and its 2.5 and 97.5 percentiles over ``rounds``
+    bootstrap resamples of the pairs: how far a ranking figure measured on a
+    few dozen networks can be trusted. NaNs where fewer than two pairs, or
+    no resample, have one."""
+    if len(x) < 2:
+        return math.nan, math.nan, math.nan
+    rng = random.Random(seed)
+    taus = []
+    for _ in range(rounds):
+        pick = [rng.randrange(len(x)) for _ in x]
+        tau = kendall_tau([x[i] for i in pick], [y[i] for i in pick])
+        if not math.isnan(tau):
+            taus.append(tau)
+    if not taus:
+        return kendall_tau(x, y), math.nan, math.nan
+    taus.sort()
+    return kendall_tau(x, y), taus[int(0.025 * (len(taus) - 1))], taus[int(0.975 * (len(taus) - 1))]
+
+
 def accuracy(predicted: Iterable[float], measured: Iterable[float]) -> dict[str, float]:
     """Mean absolute percentage error, the share of predictions within
     +-10% of the measurement, and Kendall's tau between the two."""
@@ -308,4 +331,4 @@ def accuracy(predicted: Iterable[float], measured: Iterable[float]) -> dict[str,
     }
 
 
-__all__ = ["Prediction", "Predictor", "accuracy", "kendall_tau"]
+__all__ = ["Prediction", "Predictor", "accuracy", "kendall_tau", "kendall_tau_interval"]
