@@ -13,6 +13,21 @@ from nas.ir.errors import ShapeError
 from nas.ir.registry import MAX_CHANNELS, Block, Cost, Example, Param, Params, Shape, register
 
 
+def split_heads(qkv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(B, N, 3D)`` projections -> queries, keys and values, each ``(B,
+    heads, N, D / heads)``: the rows of ``qkv`` are the queries, the keys and
+    the values, each head's features contiguous."""
+    batch, tokens, width = qkv.shape
+    q, k, v = qkv.reshape(batch, tokens, 3, heads, width // (3 * heads)).permute(2, 0, 3, 1, 4).unbind(0)
+    return q, k, v
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``(B, heads, N, D / heads) -> (B, N, D)``, the inverse of :func:`split_heads` for one of its outputs."""
+    batch, heads, tokens, width = x.shape
+    return x.transpose(1, 2).reshape(batch, tokens, heads * width)
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Self-attention over ``(B, N, D)`` tokens with ``heads`` heads of
     ``D / heads`` features.
@@ -34,11 +49,9 @@ class MultiHeadSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, tokens, dim = x.shape
-        qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, heads, N, D / heads)
+        q, k, v = split_heads(self.qkv(x), self.heads)
         attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(batch, tokens, dim))
+        return self.proj(merge_heads(attn @ v))
 
     def extra_repr(self) -> str:
         return f"heads={self.heads}"

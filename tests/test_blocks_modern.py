@@ -1,7 +1,8 @@
 """The block types of modern nets (MobileNet v2/v3, EfficientNet, ShuffleNet,
 ViT, ConvNeXt) against the torchvision and timm modules they stand for: the
 same parameter count, MACs equal to ``FlopCounterMode`` on the reference, and,
-with the reference's weights copied in, the same outputs in eval mode.
+with the reference's weights copied in, the same outputs in eval mode; and
+Swin's (shifted) window attention against torchvision's.
 
 Configurations come from the papers' tables:
 
@@ -24,7 +25,7 @@ import torch
 import torchvision
 from timm.models.vision_transformer import Attention, VisionTransformer
 from torch import nn
-from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, shufflenetv2
+from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, shufflenetv2, swin_transformer
 from torchvision.ops import SqueezeExcitation, StochasticDepth
 
 import nas
@@ -393,6 +394,56 @@ def test_patch_embed_is_torchvisions_vit_input() -> None:
         tokens = vit._process_input(x)
         expected = torch.cat([vit.class_token.expand(2, -1, -1), tokens], dim=1) + vit.encoder.pos_embedding
         torch.testing.assert_close(ours(x), expected)
+
+
+# -- Swin ----------------------------------------------------------------------------
+
+SWIN_WINDOWS = [
+    ((8, 8), [4, 4], [0, 0]),
+    ((8, 8), [4, 4], [2, 2]),
+    ((9, 10), [4, 4], [0, 0]),  # padded to 12 x 12
+    ((9, 10), [4, 4], [2, 2]),  # padded and shifted
+    ((3, 10), [4, 4], [2, 2]),  # one window covers the rows: shifted along the columns only
+    ((7, 9), [3, 4], [1, 2]),
+]
+"""Map size, window and shift: every path of torchvision's ``shifted_window_attention``."""
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize(("size", "window", "shift"), SWIN_WINDOWS)
+def test_window_attention_is_torchvisions(
+    version: int, size: tuple[int, int], window: list[int], shift: list[int]
+) -> None:
+    kind = swin_transformer.ShiftedWindowAttention if version == 1 else swin_transformer.ShiftedWindowAttentionV2
+    reference = kind(12, window, shift, num_heads=3).eval()
+    with torch.no_grad():
+        # Random in full: V2 must hold the key bias at zero itself, whatever the weights say.
+        reference.qkv.bias.normal_()
+        reference.proj.bias.normal_()
+    graph = single("window_attention", (12, *size), heads=3, window_size=window, shift_size=shift, version=version)
+    assert graph.params == sum(p.numel() for p in reference.parameters())
+    assert graph.macs == reference_macs(reference, (*size, 12))
+    ours = nas.lower(graph).eval()
+    ours.load_state_dict({f"node.{name}": p for name, p in reference.named_parameters()}, strict=True)
+    x = torch.randn(2, 12, *size)
+    with torch.inference_mode():
+        expected = reference(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        torch.testing.assert_close(ours(x), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_window_attention_macs_are_the_papers() -> None:
+    # Swin, Eq. 2: 4hwC^2 + 2M^2hwC for windows of M x M on an h x w map.
+    h, w, c, m = 56, 56, 96, 7
+    graph = single("window_attention", (c, h, w), heads=3, window_size=m)
+    assert graph.macs == 4 * h * w * c * c + 2 * m * m * h * w * c
+
+
+@pytest.mark.parametrize("size", [(6, 8), (5, 7)])
+def test_space_to_depth_is_swins_patch_merging_gather(size: tuple[int, int]) -> None:
+    graph = single("space_to_depth", (4, *size))
+    x = torch.randn(2, 4, *size)
+    expected = swin_transformer._patch_merging_pad(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    torch.testing.assert_close(nas.lower(graph)(x), expected, rtol=0, atol=0)
 
 
 # -- aliasing ------------------------------------------------------------------------

@@ -65,6 +65,8 @@ TORCHVISION = [
     "efficientnet_b0",
     "shufflenet_v2_x1_0",
     "convnext_tiny",
+    "swin_t",
+    "swin_v2_t",
 ]
 
 

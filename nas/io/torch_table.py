@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from nas.blocks.window_attention import CPB_HIDDEN
 from nas.ir.graph import Ref
 from nas.ir.registry import Shape
 
@@ -279,7 +280,7 @@ def _adaptive(block: str) -> Converter:
 
 def dropout(imp: Importer, node: fx.Node, m: nn.Dropout | None) -> Value:
     p = m.p if m is not None else argument(node, 1, "p", 0.5)
-    return imp.emit("dropout", [imp.tensor(node.args[0])], p=p)
+    return _pointwise(imp, node.args[0], "dropout", p=p)
 
 
 def flatten_module(imp: Importer, node: fx.Node, m: nn.Flatten) -> Value:
@@ -340,7 +341,43 @@ def timm_attention(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
 
 
 def stochastic_depth(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
-    return imp.emit("stochastic_depth", [imp.tensor(node.args[0])], p=m.p, mode=m.mode)
+    # Per sample or per batch: the same in any layout (Swin drops its channels-last branches).
+    return _pointwise(imp, node.args[0], "stochastic_depth", p=m.p, mode=m.mode)
+
+
+def window_attention(imp: Importer, node: fx.Node, m: nn.Module, *, version: int) -> Value:
+    """torchvision's ``ShiftedWindowAttention`` (``version=1``) and
+    ``ShiftedWindowAttentionV2`` (``version=2``) on Swin's channels-last map,
+    whose weights ``window_attention`` names as they do."""
+    value = imp.value(node.args[0])
+    if value.layout != CHANNELS_LAST:
+        raise Unsupported(f"window attention of a tensor seen as {imp.seen_shape(value)}, not (B, H, W, C)")
+    if m.attention_dropout or m.dropout:
+        raise Unsupported("window attention with dropout")
+    if version == 2 and tuple(m.cpb_mlp[0].weight.shape) != (CPB_HIDDEN, 2):
+        raise Unsupported(f"a position-bias MLP other than 2 -> {CPB_HIDDEN} -> heads")
+    params = {
+        "heads": m.num_heads,
+        "window_size": list(m.window_size),
+        "shift_size": list(m.shift_size),
+        "version": version,
+        "qkv_bias": m.qkv.bias is not None,
+        "proj_bias": m.proj.bias is not None,
+    }
+    # Parameters only: the index and offsets buffers are recomputed by the lowered module.
+    out = imp.emit("window_attention", [imp.ref(value)], weights=dict(m.named_parameters()), **params)
+    return Value(out.ref, out.shape, CHANNELS_LAST)
+
+
+def patch_merging_gather(imp: Importer, node: fx.Node, _: Any) -> Value:
+    """torchvision's ``_patch_merging_pad``: the 2x2 neighbourhoods of Swin's
+    channels-last map on its channels, before ``PatchMerging``'s norm and
+    linear reduction (which import as ``layer_norm2d`` and a 1x1 ``conv2d``)."""
+    value = imp.value(node.args[0])
+    if value.layout != CHANNELS_LAST:
+        raise Unsupported(f"patch merging of a tensor seen as {imp.seen_shape(value)}, not (B, H, W, C)")
+    out = imp.emit("space_to_depth", [imp.ref(value)], size=2)
+    return Value(out.ref, out.shape, CHANNELS_LAST)
 
 
 # -- functions and methods -------------------------------------------------------
@@ -701,6 +738,7 @@ def library_tables() -> tuple[Mapping[type, Converter], Mapping[Callable[..., An
     try:
         import torchvision.models.convnext
         import torchvision.models.shufflenetv2
+        import torchvision.models.swin_transformer as swin
         import torchvision.ops
     except ImportError:
         return modules, functions
@@ -708,6 +746,9 @@ def library_tables() -> tuple[Mapping[type, Converter], Mapping[Callable[..., An
     modules[torchvision.ops.StochasticDepth] = stochastic_depth
     modules[torchvision.models.convnext.LayerNorm2d] = layer_norm2d
     functions[torchvision.models.shufflenetv2.channel_shuffle] = channel_shuffle
+    modules[swin.ShiftedWindowAttention] = functools.partial(window_attention, version=1)
+    modules[swin.ShiftedWindowAttentionV2] = functools.partial(window_attention, version=2)
+    functions[swin._patch_merging_pad] = patch_merging_gather
     return modules, functions
 
 
