@@ -44,7 +44,6 @@ from nas.data import load_data
 from nas.io import zoo
 from nas.predict.predictor import kendall_tau, kendall_tau_interval
 from nas.supernet import Supernet, SupernetRun, train_supernet
-from nas.supernet.store import narrowed
 from nas.train import EvaluationFailed, train
 
 FIXES = {
@@ -125,7 +124,7 @@ _WORKER: dict[str, Any] = {}
 
 def _start(space_name: str, fixes: list[str], data: str) -> None:
     torch.set_num_threads(1)
-    _WORKER["space"] = narrowed(S.load_space(space_name), fixes)
+    _WORKER["space"] = S.narrowed(S.load_space(space_name), fixes)
     _WORKER["data"] = load_data(data)
 
 
@@ -153,7 +152,7 @@ def fixed_points(supernet: Supernet, run: SupernetRun) -> list[tuple[str, float,
 def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     data = load_data(args.data)
     fixes = FIXES.get(name, [])
-    space = narrowed(S.load_space(name), fixes)
+    space = S.narrowed(S.load_space(name), fixes)
     torch.manual_seed(args.seed)
     supernet = Supernet(space, data.classes)
     run = SupernetRun(

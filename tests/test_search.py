@@ -25,6 +25,7 @@ from nas.ir.errors import NASError, WriteError
 from nas.latency import TimingPolicy, memory
 from nas.search import SearchConfig, load_study, open_storage, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
+from nas.search.record import TrialRecord
 from nas.search.results import dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
 from nas.search.storage import storage_errors
@@ -592,3 +593,19 @@ def test_training_that_cannot_fit_in_memory_is_refused(
     study = load_study(f"sqlite:///{tmp_path}/nas.db", "test")
     assert result.tally.finished == 2 and result.tally.failed == 2
     assert all("GiB free" in t.user_attrs["failure"] for t in study.trials)
+
+
+def test_fixes_narrow_every_trial_and_belong_to_the_study(tmp_path: Path) -> None:
+    fixes = ("x.shape=1x28x28", "pool1.present=false")
+    result = run_search(config(tmp_path, trials=4, fix=fixes))
+    study = load_study(result.storage, result.study)
+    finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(finished) >= 4
+    for t in finished:
+        graph = nas.build(TrialRecord.of(t).yaml)
+        assert graph.summary.inputs == {"x": (1, 28, 28)}
+        assert "pool1" not in graph
+    with pytest.raises(NASError, match="was made with fix"):
+        run_search(config(tmp_path, trials=5, fix=("x.shape=1x32x32",)))
+    with pytest.raises(NASError, match=r"no decision 'pool9\.present'"):
+        run_search(config(tmp_path, study="other", fix=("pool9.present=false",)))

@@ -38,6 +38,10 @@ AmpOption = Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed pr
 ChannelsLastOption = Annotated[
     bool | None, typer.Option("--channels-last/--no-channels-last", help="Channels-last batches (default: on a GPU).")
 ]
+FixOption = Annotated[
+    list[str] | None,
+    typer.Option("--fix", help="LABEL=VALUE: fix a decision (or LABEL=[a,b] to keep some values); repeatable."),
+]
 DataWorkersOption = Annotated[
     int | None, typer.Option("--data-workers", help="Image decoding processes (default: one per CPU, up to 8).")
 ]

@@ -17,6 +17,7 @@ from nas.cli.console import (
     DataOption,
     DataWorkersOption,
     DeviceOption,
+    FixOption,
     RecipeOption,
     augment_choice,
 )
@@ -29,6 +30,7 @@ from nas.search.results import tally
 def search(
     space_name: Annotated[str, typer.Option("--space", help="A shipped space name or a space file.")] = "early",
     data: DataOption = "digits",
+    fix: FixOption = None,
     trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should have in all.")] = 16,
     budget: Annotated[float, typer.Option("--latency-budget-ms", help="Hard latency limit per network, ms.")] = 1.0,
     backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime, cuda, tensorrt or auto.")] = "torch",
@@ -65,6 +67,7 @@ def search(
     """
     config = nas.search.SearchConfig(
         space=space_name,
+        fix=tuple(fix or ()),
         data=data,
         trials=trials,
         latency_budget_ms=budget,

@@ -22,13 +22,13 @@ import typer
 import nas
 import nas.export
 import nas.search
-from nas.cli.console import DataOption, DeviceOption, RecipeOption
+from nas.cli.console import DataOption, DeviceOption, FixOption, RecipeOption
 from nas.cli.progress import progress_bar
 from nas.cli.root import _SETTINGS
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
 from nas.search.record import TrialRecord
-from nas.space import load_space
+from nas.space import load_space, narrowed
 from nas.supernet import (
     RULES,
     EpochLog,
@@ -39,7 +39,7 @@ from nas.supernet import (
     save_supernet,
     train_supernet,
 )
-from nas.supernet.store import META, narrowed
+from nas.supernet.store import META
 from nas.train import EvaluationFailed, choose_recipe, resolve_device, train
 
 app = typer.Typer(name="supernet", help="Weight sharing: train a supernet per space, then search it.", **_SETTINGS)
@@ -50,10 +50,7 @@ def train_command(
     output: Annotated[str, typer.Option("-o", "--output", help="The supernet's directory.")] = "",
     space_name: Annotated[str, typer.Option("--space", help="A shipped space name or a space file.")] = "early",
     data: DataOption = "digits",
-    fix: Annotated[
-        list[str] | None,
-        typer.Option("--fix", help="LABEL=VALUE: fix a decision (or LABEL=[a,b] to keep some values); repeatable."),
-    ] = None,
+    fix: FixOption = None,
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 10,
     rule: Annotated[str, typer.Option("--rule", help="sandwich (largest, smallest, random) or uniform.")] = "sandwich",
     random_subnets: Annotated[int, typer.Option("--random-subnets", help="Random subnets per step (sandwich).")] = 2,

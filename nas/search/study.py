@@ -81,6 +81,7 @@ NATIVE_CONSTRAINTS = hasattr(optuna.Trial, "set_constraint")
 """Optuna 5 records constraints on the trial; older versions take a ``constraints_func``."""
 SETTINGS = (
     "space",
+    "fix",
     "data",
     "objective",
     "latency_budget_ms",
@@ -106,6 +107,8 @@ class SearchConfig:
     the built-in digits in a few minutes on a CPU."""
 
     space: str = "early"
+    fix: tuple[str, ...] = ()
+    """``LABEL=VALUE`` texts narrowing the space (:func:`nas.space.narrowed`), as ``--fix`` gives them."""
     data: str = "digits"
     trials: int = 16
     latency_budget_ms: float = 1.0
@@ -603,7 +606,7 @@ def run_search(
         data = load_data(config.data)
         inherit = Inheritance(supernet, data, info.training.get("recipe"))
     else:
-        space = S.load_space(config.space)
+        space = S.narrowed(S.load_space(config.space), config.fix)
         data = load_data(config.data)
     name = config.study_name(data)
     storage = open_storage(config.storage)
@@ -640,6 +643,7 @@ def _open_study(config: SearchConfig, search: _Search, storage: optuna.storages.
     """
     settings = {key: value for key, value in asdict(config).items() if key in SETTINGS}
     settings["space"] = search.space.name if Path(config.space).name == config.space else str(config.space)
+    settings["fix"] = list(config.fix)  # as the storage gives it back
     settings["data"] = search.data.name
     settings["recipe"] = search.recipe.name
     settings["augment"] = search.augmentation

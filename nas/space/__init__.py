@@ -29,7 +29,7 @@ The operations a searcher needs are functions over a :class:`Space`:
 :func:`decode`, :func:`encode` (the assignment that gives a network; every
 zoo net is a fixed point of a shipped space), :func:`sample`, :func:`mutate`,
 :func:`distance` and :func:`size`; :func:`restrict` narrows decisions
-(``--fix``) and :func:`extreme` gives the largest or smallest network.
+(:func:`narrowed` from ``--fix LABEL=VALUE`` texts) and :func:`extreme` gives the largest or smallest network.
 
 The modules, each importing only those before it: ``model`` (what a space is
 made of), ``parser`` (the YAML reader), ``operations`` (decode, sample,
@@ -49,6 +49,8 @@ from nas.space.operations import (
     distance,
     extreme,
     mutate,
+    narrowed,
+    parse_fixes,
     restrict,
     sample,
     size,
@@ -81,7 +83,9 @@ __all__ = [
     "from_plain",
     "load_space",
     "mutate",
+    "narrowed",
     "overview",
+    "parse_fixes",
     "parse_space",
     "report",
     "restrict",

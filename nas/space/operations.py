@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
+
+import yaml
 
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
@@ -239,6 +241,50 @@ def restrict(space: Space, values: Mapping[str, Any]) -> Space:
                 )
         decisions.append(replace(d, kind="choice", choices=tuple(kept), low=0, high=0, step=1))
     return replace(space, decisions=decisions)
+
+
+def parse_fixes(space: Space, texts: Iterable[str]) -> dict[str, Any]:
+    """``LABEL=VALUE`` texts as values for :func:`nas.space.restrict`.
+
+    A value is YAML (``3``, ``relu``, ``[1, 2]`` for a subset); an input's
+    shape may also be written ``3x32x32``.
+
+    Raises:
+        NASError: a text without ``=``, or a value that is not YAML.
+    """
+    inputs = {f"{name}.shape" for name in space.inputs}
+    values: dict[str, Any] = {}
+    for text in texts:
+        label, eq, raw = text.partition("=")
+        label = label.strip()
+        if not eq or not label:
+            raise NASError(f"cannot read the fix {text!r}", field="fix", hint="write LABEL=VALUE, e.g. x.shape=3x32x32")
+        raw = raw.strip()
+        if label in inputs and "x" in raw:
+            try:
+                values[label] = tuple(int(v) for v in raw.split("x"))
+                continue
+            except ValueError:
+                pass
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise NASError(
+                f"cannot read the value of {label!r}: {raw!r}", field="fix", hint="give a YAML value"
+            ) from None
+        if label in inputs and isinstance(value, list) and all(isinstance(v, int) for v in value):
+            value = tuple(value)
+        values[label] = value
+    return values
+
+
+def narrowed(space: Space, fixes: Iterable[str]) -> Space:
+    """``space`` with the ``LABEL=VALUE`` texts of ``--fix`` applied (:func:`parse_fixes`, :func:`restrict`).
+
+    Raises:
+        NASError: an unreadable text, an unknown decision or a value outside its domain.
+    """
+    return restrict(space, parse_fixes(space, fixes))
 
 
 def extreme(space: Space, largest: bool = True) -> Assignment:

@@ -12,7 +12,7 @@
 
 from nas.supernet.bank import Bank, entry_name, window
 from nas.supernet.net import Subnet, Supernet
-from nas.supernet.store import SupernetInfo, load_supernet, parse_fixes, read_info, save_supernet
+from nas.supernet.store import SupernetInfo, load_supernet, read_info, save_supernet
 from nas.supernet.training import RULES, EpochLog, Inheritance, SupernetRun, train_supernet
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "SupernetRun",
     "entry_name",
     "load_supernet",
-    "parse_fixes",
     "read_info",
     "save_supernet",
     "train_supernet",

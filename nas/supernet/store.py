@@ -16,17 +16,16 @@ given, so that the space is narrowed the same way when it is read back.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import safetensors
 import safetensors.torch
-import yaml
 
 from nas.ir.errors import NASError
-from nas.space import Space, load_space, restrict
+from nas.space import load_space, narrowed
 from nas.supernet.net import Supernet
 from nas.supernet.training import LOG, write_text
 from nas.train.checkpoint import save_tensors
@@ -34,41 +33,6 @@ from nas.train.checkpoint import save_tensors
 SPACE = "space.yaml"
 META = "supernet.json"
 BANK = "bank.safetensors"
-
-
-def parse_fixes(space: Space, texts: Iterable[str]) -> dict[str, Any]:
-    """``LABEL=VALUE`` texts as values for :func:`nas.space.restrict`.
-
-    A value is YAML (``3``, ``relu``, ``[1, 2]`` for a subset); an input's
-    shape may also be written ``3x32x32``.
-
-    Raises:
-        NASError: a text without ``=``, or a value that is not YAML.
-    """
-    inputs = {f"{name}.shape" for name in space.inputs}
-    values: dict[str, Any] = {}
-    for text in texts:
-        label, eq, raw = text.partition("=")
-        label = label.strip()
-        if not eq or not label:
-            raise NASError(f"cannot read the fix {text!r}", field="fix", hint="write LABEL=VALUE, e.g. x.shape=3x32x32")
-        raw = raw.strip()
-        if label in inputs and "x" in raw:
-            try:
-                values[label] = tuple(int(v) for v in raw.split("x"))
-                continue
-            except ValueError:
-                pass
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise NASError(
-                f"cannot read the value of {label!r}: {raw!r}", field="fix", hint="give a YAML value"
-            ) from None
-        if label in inputs and isinstance(value, list) and all(isinstance(v, int) for v in value):
-            value = tuple(value)
-        values[label] = value
-    return values
 
 
 @dataclass
@@ -80,10 +44,6 @@ class SupernetInfo:
     data: str
     classes: int
     training: dict[str, Any] = field(default_factory=dict)
-
-
-def narrowed(space: Space, fixed: Iterable[str]) -> Space:
-    return restrict(space, parse_fixes(space, fixed))
 
 
 def save_supernet(directory: Path, supernet: Supernet, info: SupernetInfo, source: Path) -> None:
