@@ -29,7 +29,7 @@ from nas.search.record import TrialRecord
 from nas.search.results import dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
 from nas.search.storage import storage_errors
-from nas.search.study import _Search, stop_reason
+from nas.search.study import _Search, starting_points, stop_reason
 from nas.train import input_shape, train
 
 TINY_SPACE = """
@@ -609,3 +609,23 @@ def test_fixes_narrow_every_trial_and_belong_to_the_study(tmp_path: Path) -> Non
         run_search(config(tmp_path, trials=5, fix=("x.shape=1x32x32",)))
     with pytest.raises(NASError, match=r"no decision 'pool9\.present'"):
         run_search(config(tmp_path, study="other", fix=("pool9.present=false",)))
+
+
+def test_over_a_supernet_the_classic_nets_over_the_budget_are_evaluated_too(tmp_path: Path, digits: DataSet) -> None:
+    space = S.narrowed(S.load_space("early"), ["x.shape=1x29x29"])  # Ciresan's CNN and MLP
+    by_macs = sorted(S.fixed_points(space), key=lambda n: nas.zoo.load(n).macs)
+    latency = lambda g: (g.macs / 1e6, "")  # noqa: E731 (one ms per million MACs)
+    budget = (nas.zoo.load(by_macs[0]).macs + nas.zoo.load(by_macs[1]).macs) / 2e6
+    settings = config(tmp_path, objective="accuracy", latency_budget_ms=budget)
+    inherited = lambda g: (0.5, {"w": torch.zeros(1)})  # noqa: E731 (any supernet's answer)
+    trained = _Search(settings, space, digits, latency, tmp_path)
+    shared = _Search(settings, space, digits, latency, tmp_path, inherit=inherited)  # type: ignore[arg-type]
+    rng = random.Random(0)
+    assert [o for o, _, _ in starting_points(trained, rng)] == [f"zoo:{by_macs[0]}"]
+    assert [o for o, _, _ in starting_points(shared, rng)] == [f"zoo:{n}" for n in by_macs]
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    over = trained.network(S.encode(space, nas.zoo.load(by_macs[1])))
+    assert trained.evaluate(study.ask(), over, 2 * budget) == 0.0  # not trained
+    trial = study.ask()
+    assert shared.evaluate(trial, over, 2 * budget) == 0.5
+    assert TrialRecord.of(trial).inherited
