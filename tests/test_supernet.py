@@ -69,23 +69,23 @@ def test_a_grown_entry_keeps_what_it_held_in_its_window() -> None:
     wide = nas.build("{inputs: {x: [1, 8, 8]}, nodes: {c: {block: conv2d, in: x, out_channels: 6, kernel_size: 5}}}")
     bank = Bank()
     small, big = nas.lower(graph), nas.lower(wide)
-    assert bank.grow(graph, small) == ["c@conv2d.bias", "c@conv2d.weight"]
-    assert bank.grow(wide, big) == ["c@conv2d.bias", "c@conv2d.weight"]
+    assert bank.grow(graph, small.named_parameters()) == ["c@conv2d.bias", "c@conv2d.weight"]
+    assert bank.grow(wide, big.named_parameters()) == ["c@conv2d.bias", "c@conv2d.weight"]
     held = bank["c@conv2d.weight"]
     assert tuple(held.shape) == (6, 1, 5, 5)
     torch.testing.assert_close(window(held, (4, 1, 3, 3)), small.c.weight)  # kept
     torch.testing.assert_close(held[4:], big.c.weight[4:])  # only the wide module reaches there
-    assert bank.grow(graph, small) == []
+    assert bank.grow(graph, small.named_parameters()) == []
 
 
 def test_entries_are_shared_by_units_and_widths_and_not_by_block_types(supernet: Supernet, space: S.Space) -> None:
     largest = supernet.subnet(supernet.largest())
-    names = {entry_name(largest.graph, p) for p, _ in largest.module.named_parameters()}
+    names = {entry_name(largest.graph, p) for p, _ in largest.parameters()}
     assert "body@stage/basic_block.b0.conv1.weight" in names and "body@stage/basic_block.b1.conv1.weight" in names
     assert "mix@conv_bn_act.conv.weight" in names
     assert "mix@depthwise_separable.conv_dw.conv.weight" in supernet.bank  # the other block type, its own entry
     small = supernet.subnet(supernet.smallest())
-    assert {entry_name(small.graph, p) for p, _ in small.module.named_parameters()} < set(supernet.bank.names)
+    assert {entry_name(small.graph, p) for p, _ in small.parameters()} < set(supernet.bank.names)
 
 
 def test_an_extracted_subnet_is_a_plain_network_with_the_supernet_outputs(supernet: Supernet) -> None:

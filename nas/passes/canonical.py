@@ -30,7 +30,10 @@ HASH_VERSION = b"nas-graph-hash-1"
 
 def flatten(graph: Graph) -> Graph:
     """A copy of ``graph`` with every composite block replaced by its
-    expansion, recursively. Inner nodes are named ``outer_inner``.
+    expansion, recursively. Inner nodes are named ``outer_inner``; each
+    node's ``meta["path"]`` is where the nested lowering puts it
+    (``outer.inner``), so that a flat module's weights can be named as the
+    nested module's.
 
     Example:
         >>> import nas
@@ -43,14 +46,15 @@ def flatten(graph: Graph) -> Graph:
         return graph.copy()
     flat = Graph(graph.name, graph.meta, graph.source)
     bindings: dict[str, list[Ref]] = {}
-    _inline(graph, flat, prefix="", bindings=bindings)
+    _inline(graph, flat, prefix="", path="", bindings=bindings)
     flat.set_outputs(*(_resolve(graph, ref, "", bindings) for ref in graph.outputs))
     return flat
 
 
-def _inline(graph: Graph, flat: Graph, prefix: str, bindings: dict[str, list[Ref]]) -> None:
-    """Copy ``graph``'s nodes into ``flat`` with names prefixed; ``bindings``
-    maps this graph's input nodes to tensors of ``flat``."""
+def _inline(graph: Graph, flat: Graph, prefix: str, path: str, bindings: dict[str, list[Ref]]) -> None:
+    """Copy ``graph``'s nodes into ``flat`` with names prefixed (and their
+    nested module path after ``path``); ``bindings`` maps this graph's input
+    nodes to tensors of ``flat``."""
     for node in graph.summary.order:
         if prefix and node.block.placeholder:
             continue
@@ -61,12 +65,13 @@ def _inline(graph: Graph, flat: Graph, prefix: str, bindings: dict[str, list[Ref
                 inp.name: [_resolve(graph, ref, prefix, bindings)]
                 for inp, ref in zip(expansion.input_nodes, graph.inputs(node.name))
             }
-            _inline(expansion, flat, name + "_", inner)
+            _inline(expansion, flat, name + "_", f"{path}{node.name}.", inner)
             # The composite's outputs are the expansion's outputs, renamed.
             bindings[node.name] = [_resolve(expansion, ref, name + "_", inner) for ref in expansion.outputs]
             continue
         inputs = [_resolve(graph, ref, prefix, bindings) for ref in graph.inputs(node.name)]
         flat.add(name, node.block, inputs, line=node.meta.get("line"), **node.params)
+        flat.node(name).meta["path"] = path + node.name
         bindings[node.name] = [Ref(name, i) for i in range(len(node.output_names))]
 
 

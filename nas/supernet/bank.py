@@ -74,8 +74,9 @@ class Bank(nn.Module):
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: tuple(self[name].shape) for name in self.names}
 
-    def grow(self, graph: Graph, module: nn.Module) -> list[str]:
-        """Make room for every parameter of ``module`` (``graph`` lowered):
+    def grow(self, graph: Graph, parameters: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
+        """Make room for every parameter of ``graph`` lowered (``parameters``,
+        by their names in ``nas.lower(graph)``):
         a new entry starts as the module's own initialisation; an entry too
         small for it is enlarged, keeping what it holds in its window and
         taking the module's values where only they reach. Returns the
@@ -85,7 +86,7 @@ class Bank(nn.Module):
             ValueError: a parameter whose rank differs from its entry's.
         """
         changed: dict[str, torch.Tensor] = {}
-        for parameter, value in module.named_parameters():
+        for parameter, value in parameters:
             name = entry_name(graph, parameter)
             if name not in self:
                 changed[name] = value.detach().clone()
@@ -106,15 +107,16 @@ class Bank(nn.Module):
             self._replace(merged)
         return sorted(changed)
 
-    def views(self, graph: Graph, module: nn.Module) -> dict[str, torch.Tensor]:
-        """The windows of the bank that are ``module``'s parameters (by their names in it).
+    def views(self, graph: Graph, parameters: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The windows of the bank that are the parameters of ``graph``
+        lowered (``parameters``, by their names in ``nas.lower(graph)``).
 
         Raises:
             KeyError: a parameter with no entry, or one larger than its
                 entry (grow the bank first).
         """
         views = {}
-        for parameter, value in module.named_parameters():
+        for parameter, value in parameters:
             name = entry_name(graph, parameter)
             held = self[name]
             if any(v > h for v, h in zip(value.shape, held.shape)):

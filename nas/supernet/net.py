@@ -29,6 +29,7 @@ from nas.data import Loader
 from nas.io.build import build
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
+from nas.passes.canonical import flatten
 from nas.passes.lower import lower
 from nas.space import Assignment, Space, complete, decode, extreme, restrict, sample
 from nas.supernet.bank import Bank
@@ -44,11 +45,28 @@ RECALIBRATION_BATCHES = 8
 
 @dataclass
 class Subnet:
-    """One assignment of the supernet's space: its graph and its lowered module (whose parameters are unused)."""
+    """One assignment of the supernet's space: its graph and its lowered
+    module, whose own parameters are unused (the bank's windows replace them).
+
+    The module is the graph lowered flat (one ``GraphModule``, a few times
+    quicker to build than the nested one, and a supernet builds one per
+    random subnet); ``names`` maps its parameter and buffer names to those
+    of ``nas.lower(graph)``, under which the bank and the extracted weights
+    know them.
+    """
 
     assignment: Assignment
     graph: Graph
     module: nn.Module = field(repr=False)
+    names: dict[str, str] = field(repr=False)
+
+    def parameters(self) -> list[tuple[str, torch.Tensor]]:
+        """The module's parameters under the names ``nas.lower(graph)`` gives them."""
+        return [(self.names[name], p) for name, p in self.module.named_parameters()]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The module's parameters and buffers under the names ``nas.lower(graph)`` gives them."""
+        return {self.names[name]: value for name, value in self.module.state_dict().items()}
 
 
 class Supernet:
@@ -78,7 +96,8 @@ class Supernet:
         self.space = space
         self.classes = classes
         self.bank = Bank()
-        self._modules: OrderedDict[str, nn.Module] = OrderedDict()
+        self._modules: OrderedDict[str, tuple[nn.Module, dict[str, str]]] = OrderedDict()
+        self._graphs: OrderedDict[str, Graph] = OrderedDict()
         self._largest: Assignment | None = None
         self._smallest: Assignment | None = None
         self.device = torch.device("cpu")
@@ -86,8 +105,15 @@ class Supernet:
     # Subnets ----------------------------------------------------------------
 
     def network(self, assignment: Mapping[str, Any]) -> Graph:
-        """The assignment's network, fitted to the classes."""
-        return build(decode(self.space, assignment), classes=self.classes)
+        """The assignment's network, fitted to the classes (kept for reuse: the extremes are asked for every step)."""
+        key = repr(sorted(assignment.items()))
+        graph = self._graphs.pop(key, None)
+        if graph is None:
+            graph = build(decode(self.space, assignment), classes=self.classes)
+        self._graphs[key] = graph
+        while len(self._graphs) > CACHED_MODULES:
+            self._graphs.popitem(last=False)
+        return graph
 
     def subnet(self, assignment: Mapping[str, Any]) -> Subnet:
         """The assignment's network and its lowered module (kept for reuse)."""
@@ -95,15 +121,17 @@ class Supernet:
 
     def of_graph(self, graph: Graph, assignment: Mapping[str, Any] | None = None) -> Subnet:
         """A network of the space (built as :meth:`network` builds it) as a subnet."""
-        module = self._modules.pop(graph.hash, None)
-        if module is None:
-            module = lower(graph).to(self.device)
+        lowered = self._modules.pop(graph.hash, None)
+        if lowered is None:
+            flat = flatten(graph)
+            module = lower(flat).to(self.device)
             for p in module.parameters():
                 p.requires_grad_(False)
-        self._modules[graph.hash] = module
+            lowered = module, nested_names(flat, module)
+        self._modules[graph.hash] = lowered
         while len(self._modules) > CACHED_MODULES:
             self._modules.popitem(last=False)
-        return Subnet(dict(assignment or {}), graph, module)
+        return Subnet(dict(assignment or {}), graph, *lowered)
 
     def largest(self) -> Assignment:
         """The network of the most MACs that :func:`extreme` and one pass of changes to it find."""
@@ -159,7 +187,7 @@ class Supernet:
         seen += [self.sample(rng) for _ in range(samples)]
         for assignment in seen:
             net = self.subnet(assignment)
-            self.bank.grow(net.graph, net.module)
+            self.bank.grow(net.graph, net.parameters())
         self.bank.to(self.device)
         return len(self.bank.names)
 
@@ -173,7 +201,9 @@ class Supernet:
 
     def forward(self, net: Subnet, x: torch.Tensor) -> torch.Tensor:
         """The subnet's class scores on ``x``, computed with the bank's weights."""
-        return logits(net.graph, functional_call(net.module, self.bank.views(net.graph, net.module), (x,)))
+        views = self.bank.views(net.graph, net.parameters())
+        own = {name: views[nested] for name, nested in net.names.items() if nested in views}
+        return logits(net.graph, functional_call(net.module, own, (x,)))
 
     def recalibrate(self, net: Subnet, feed: Loader, batches: int = RECALIBRATION_BATCHES) -> None:
         """Measure the subnet's batch-norm statistics on ``batches`` training
@@ -207,10 +237,22 @@ class Supernet:
     def weights(self, net: Subnet) -> dict[str, torch.Tensor]:
         """The subnet's own state dict: the bank's windows copied, with the
         module's (recalibrated) buffers; ``nas.lower(net.graph)`` loads it strictly."""
-        state = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.module.state_dict().items()}
-        for name, view in self.bank.views(net.graph, net.module).items():
+        state = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
+        for name, view in self.bank.views(net.graph, net.parameters()).items():
             state[name] = view.detach().to("cpu").contiguous().clone()
         return state
+
+
+def nested_names(flat: Graph, module: nn.Module) -> dict[str, str]:
+    """The state-dict names of ``module`` (``flat`` lowered) mapped to those
+    of the nested lowering of the graph that ``flat`` flattens: a flat
+    node's submodule ``unit1_b0_conv`` is ``unit1.b0.conv`` there (the
+    node's ``meta["path"]``)."""
+    names = {}
+    for name in module.state_dict():
+        node, dot, rest = name.partition(".")
+        names[name] = flat.node(node).meta.get("path", node) + dot + rest if node in flat else name
+    return names
 
 
 def _numbers(values: Iterable[Any]) -> bool:

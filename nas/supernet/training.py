@@ -139,7 +139,7 @@ class SupernetRun:
         """One optimiser step over this batch's subnets; their mean loss."""
         subnets = self.subnets(rng)
         for s in subnets:  # a drawn subnet larger than the census saw grows the bank
-            if self.supernet.bank.grow(s.graph, s.module):
+            if self.supernet.bank.grow(s.graph, s.parameters()):
                 self.optimise(done)
         optimizer = self.state.optimizer
         assert optimizer is not None
@@ -283,7 +283,7 @@ class Inheritance:
         """
         net = self.supernet.of_graph(graph)
         try:
-            self.supernet.bank.views(graph, net.module)
+            self.supernet.bank.views(graph, net.parameters())
         except KeyError as e:
             raise NASError(f"the network is not in the supernet: {e}", hint="search the supernet's own space") from None
         self.supernet.recalibrate(net, self.feeds["calibrate"])
