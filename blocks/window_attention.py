@@ -3,7 +3,9 @@ with a relative position bias: the attention of the Swin Transformer (Liu et
 al., "Swin Transformer: Hierarchical Vision Transformer using Shifted
 Windows", 2021, Section 3.2) and of Swin Transformer V2 (Liu et al., "Swin
 Transformer V2: Scaling Up Capacity and Resolution", 2022, Sections 3.2 and
-3.3)."""
+3.3); and, with the map partitioned into strided grids instead of windows,
+MaxViT's grid attention (Tu et al., "MaxViT: Multi-Axis Vision
+Transformer", 2022, Section 3.2), whose block attention is the window one."""
 
 from __future__ import annotations
 
@@ -36,6 +38,13 @@ CPB_HIDDEN = 512
 
 MAX_LOGIT_SCALE = math.log(100.0)
 """V2 keeps its learned temperature above 0.01 (Section 3.2): the logarithm of its inverse at most log(100)."""
+
+PARTITIONS = ("window", "grid")
+"""How the map is cut into groups that attend within themselves (:func:`partition`)."""
+
+SCALES = ("head", "channels")
+"""What the dot products are scaled by the inverse square root of: one head's
+width (Vaswani et al.; Swin) or all the channels (torchvision's MaxViT)."""
 
 MASKED = -100.0
 """The score added between positions that the cyclic shift brought into one window
@@ -85,6 +94,29 @@ def shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int,
     return differ.masked_fill(differ != 0, MASKED).masked_fill(differ == 0, 0.0)
 
 
+def partition(x: torch.Tensor, window: tuple[int, int], grid: bool) -> torch.Tensor:
+    """A ``(B, H, W, C)`` map (a multiple of ``window``) as ``(B G, N, C)``
+    groups of ``N = Wh Ww`` tokens, row-major: the ``Wh x Ww`` windows of
+    neighbours, or (``grid``) the grids of ``Wh x Ww`` positions spaced ``H /
+    Wh`` rows and ``W / Ww`` columns apart, one grid per offset within that
+    spacing: MaxViT's block and grid partitions (Section 3.2)."""
+    batch, height, width, dim = x.shape
+    wh, ww = window
+    if grid:
+        x = x.view(batch, wh, height // wh, ww, width // ww, dim).permute(0, 2, 4, 1, 3, 5)
+    else:
+        x = x.view(batch, height // wh, wh, width // ww, ww, dim).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, wh * ww, dim)
+
+
+def departition(x: torch.Tensor, window: tuple[int, int], grid: bool, size: tuple[int, int]) -> torch.Tensor:
+    """The ``(B, H, W, C)`` map of ``size`` back from :func:`partition`'s groups."""
+    (wh, ww), (height, width), dim = window, size, x.shape[-1]
+    x = x.view(-1, height // wh, width // ww, wh, ww, dim)
+    x = x.permute(0, 3, 1, 4, 2, 5) if grid else x.permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, height, width, dim)
+
+
 def effective_shift(size: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> tuple[int, int]:
     """The shift on each axis, none where one window covers the (padded) map:
     shifting it would only rotate the map inside its single window."""
@@ -97,13 +129,15 @@ class ShiftedWindowAttention(nn.Module):
     of the ``size`` it was built for, as torchvision's ``shifted_window_attention``
     computes it: the map (channels last) zero-padded at the bottom and right
     to a multiple of the window, cyclically shifted up and left by ``shift``,
-    cut into windows of ``N = Wh Ww`` tokens; in each, attention of every
+    cut into windows of ``N = Wh Ww`` tokens (or, with ``grid``, into grids
+    of ``N`` strided tokens, as :func:`partition`); in each, attention of every
     token to every token with ``heads`` heads, plus a relative position bias
     per head, plus the shift mask; the heads projected, the windows put back,
     the shift undone and the padding cut off.
 
-    ``version=1`` scores scaled dot products and reads the bias from a learned
-    table (``relative_position_bias_table``, ``(2 Wh - 1)(2 Ww - 1) x heads``);
+    ``version=1`` scores dot products scaled by ``scale`` and reads the bias
+    from a learned table (``relative_position_bias_table``, ``(2 Wh - 1)(2 Ww
+    - 1) x heads``, the table of torchvision's MaxViT attention too);
     ``version=2`` scores the cosine of query and key times a learned
     temperature per head (``logit_scale``) and computes the bias with a
     two-layer MLP (``cpb_mlp``) from log-spaced offsets, bounded to (0, 16);
@@ -126,10 +160,14 @@ class ShiftedWindowAttention(nn.Module):
         version: int,
         qkv_bias: bool,
         proj_bias: bool,
+        grid: bool = False,
+        scale: float | None = None,
     ) -> None:
         super().__init__()
         self.heads = heads
         self.window = window
+        self.grid = grid
+        self.scale = (dim // heads) ** -0.5 if scale is None else scale
         self.shift = effective_shift(size, window, shift)
         self.padded = (-(-size[0] // window[0]) * window[0], -(-size[1] // window[1]) * window[1])
         self.version = version
@@ -159,14 +197,14 @@ class ShiftedWindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
-        batch, height, width, dim = x.shape
+        _, height, width, dim = x.shape
         (wh, ww), (ph, pw), (sh, sw) = self.window, self.padded, self.shift
         x = F.pad(x, (0, 0, 0, pw - width, 0, ph - height))
         if sh or sw:
             x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
         windows = (ph // wh) * (pw // ww)
         tokens = wh * ww
-        x = x.view(batch, ph // wh, wh, pw // ww, ww, dim).permute(0, 1, 3, 2, 4, 5).reshape(-1, tokens, dim)
+        x = partition(x, self.window, self.grid)
 
         qkv_bias = self.qkv.bias
         if self.version == 2 and qkv_bias is not None:
@@ -174,7 +212,7 @@ class ShiftedWindowAttention(nn.Module):
         qkv = F.linear(x, self.qkv.weight, qkv_bias)
         q, k, v = split_heads(qkv, self.heads)
         if self.version == 1:
-            scores = (q * (dim // self.heads) ** -0.5).matmul(k.transpose(-2, -1))
+            scores = (q * self.scale).matmul(k.transpose(-2, -1))
         else:
             scores = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
             scores = scores * torch.clamp(self.logit_scale, max=MAX_LOGIT_SCALE).exp()
@@ -184,13 +222,14 @@ class ShiftedWindowAttention(nn.Module):
             scores = scores.view(-1, self.heads, tokens, tokens)
         x = self.proj(merge_heads(scores.softmax(dim=-1).matmul(v)))
 
-        x = x.view(batch, ph // wh, pw // ww, wh, ww, dim).permute(0, 1, 3, 2, 4, 5).reshape(batch, ph, pw, dim)
+        x = departition(x, self.window, self.grid, self.padded)
         if sh or sw:
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
         return x[:, :height, :width].permute(0, 3, 1, 2)
 
     def extra_repr(self) -> str:
-        return f"heads={self.heads}, window={self.window}, shift={self.shift}, version={self.version}"
+        kind = "grid" if self.grid else "window"
+        return f"heads={self.heads}, {kind}={self.window}, shift={self.shift}, version={self.version}"
 
 
 @register
@@ -206,30 +245,43 @@ class WindowAttention(Block):
     (Section 3.2) and a continuous, log-spaced position bias from a small MLP
     (Section 3.3). Weights and computation as :class:`ShiftedWindowAttention`.
 
+    ``partition="grid"`` attends within grids of ``window_size`` positions
+    spread evenly over the map instead (MaxViT's grid attention, Section
+    3.2): the same attention on the map rearranged so that each grid is a
+    window, and so global, sparse mixing at the cost of local attention;
+    MaxViT alternates it with the window (its "block") attention.
+    ``scale="channels"`` divides the scores by the square root of all the
+    channels rather than of one head's, as torchvision's MaxViT
+    (``RelativePositionalMultiHeadAttention``) does.
+
     MACs: the query-key-value and output projections, ``4 C^2`` per position
     of the padded map, and the two products of the attention, ``N C`` each
     per position, for windows of ``N`` positions: Eq. 2's ``4hwC^2 +
-    2M^2hwC``. V2 adds its position-bias MLP on each of the
-    ``(2 Wh - 1)(2 Ww - 1)`` offsets, ``512 (2 + heads)`` each. The softmax,
-    scaling, norms and bias additions are not counted, as a FLOP counter
-    does not count them."""
+    2M^2hwC``, whatever the partition. V2 adds its position-bias MLP on each
+    of the ``(2 Wh - 1)(2 Ww - 1)`` offsets, ``512 (2 + heads)`` each. The
+    softmax, scaling, norms and bias additions are not counted, as a FLOP
+    counter does not count them."""
 
     name = "window_attention"
     rank = 3
     keeps_output = False
     params = (
         Param("heads", int, low=1, high=MAX_CHANNELS, doc="number of heads; must divide the channels"),
-        Param("window_size", pair, low=1, high=MAX_EXTENT, doc="window [height, width] (Swin: 7)"),
+        Param("window_size", pair, low=1, high=MAX_EXTENT, doc="window (or grid) [height, width] (Swin, MaxViT: 7)"),
         Param("shift_size", pair, default=0, low=0, high=MAX_EXTENT, doc="cyclic shift, below the window (Swin: 3)"),
         Param("version", int, default=1, choices=(1, 2), doc="1: Swin's attention, 2: Swin V2's cosine attention"),
         Param("qkv_bias", bool, default=True, doc="bias on the query-key-value projection"),
         Param("proj_bias", bool, default=True, doc="bias on the output projection"),
+        Param("partition", str, default="window", choices=PARTITIONS, doc="windows of neighbours or strided grids"),
+        Param("scale", str, default="head", choices=SCALES, doc="scores over the root of a head's or all channels"),
     )
     examples = (
         Example({"heads": 2, "window_size": 4}, ((8, 8, 8),)),
         Example({"heads": 2, "window_size": 4, "shift_size": 2}, ((8, 9, 10),)),
         Example({"heads": 3, "window_size": [3, 4], "shift_size": [1, 2], "version": 2}, ((12, 7, 9),)),
         Example({"heads": 2, "window_size": 4, "version": 2, "qkv_bias": False, "proj_bias": False}, ((8, 5, 6),)),
+        Example({"heads": 2, "window_size": [2, 3], "partition": "grid", "scale": "channels"}, ((8, 6, 9),)),
+        Example({"heads": 2, "window_size": 3, "partition": "grid"}, ((8, 7, 5),)),
     )
 
     def infer(self, p: Params, ins: Sequence[Shape]) -> Shape:
@@ -245,11 +297,21 @@ class WindowAttention(Block):
                 field="shift_size",
                 hint="shift by half the window (Swin) or by 0",
             )
+        if p.partition == "grid" and any(shift):
+            raise ParamError(
+                "grids are not shifted: each already spans the map", field="shift_size", hint="set shift_size to 0"
+            )
         if p.version == 2 and min(window) < 2:
             raise ParamError(
                 f"version 2 needs windows of at least 2 x 2, got {list(window)}",
                 field="window_size",
                 hint="its position bias scales offsets by the window size minus 1",
+            )
+        if p.version == 2 and p.scale != "head":
+            raise ParamError(
+                "version 2 scores cosines times a learned temperature, not scaled dot products",
+                field="scale",
+                hint="leave scale at head with version 2",
             )
         return ins[0]
 
@@ -270,9 +332,25 @@ class WindowAttention(Block):
     def window(self, p: Params, ins: Sequence[Shape]) -> Window:
         _, height, width = ins[0]
         wh, ww = as_pair(p.window_size)
+        if p.partition == "grid":  # from the first row of a grid to its last, one spacing apart each
+            return Window(
+                extent=(min((wh - 1) * -(-height // wh) + 1, height), min((ww - 1) * -(-width // ww) + 1, width))
+            )
         return Window(extent=(min(wh, height), min(ww, width)))
 
     def lower(self, p: Params, ins: Sequence[Shape]) -> nn.Module:
         dim, height, width = ins[0]
         window, shift = as_pair(p.window_size), as_pair(p.shift_size)
-        return ShiftedWindowAttention(dim, p.heads, window, shift, (height, width), p.version, p.qkv_bias, p.proj_bias)
+        scale = dim**-0.5 if p.scale == "channels" else None
+        return ShiftedWindowAttention(
+            dim,
+            p.heads,
+            window,
+            shift,
+            (height, width),
+            p.version,
+            p.qkv_bias,
+            p.proj_bias,
+            grid=p.partition == "grid",
+            scale=scale,
+        )

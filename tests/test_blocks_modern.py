@@ -25,7 +25,7 @@ import torch
 import torchvision
 from timm.models.vision_transformer import Attention, VisionTransformer
 from torch import nn
-from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, shufflenetv2, swin_transformer
+from torchvision.models import efficientnet, maxvit, mobilenetv2, mobilenetv3, shufflenetv2, swin_transformer
 from torchvision.ops import SqueezeExcitation, StochasticDepth
 
 import nas
@@ -444,6 +444,65 @@ def test_space_to_depth_is_swins_patch_merging_gather(size: tuple[int, int]) -> 
     x = torch.randn(2, 4, *size)
     expected = swin_transformer._patch_merging_pad(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
     torch.testing.assert_close(nas.lower(graph)(x), expected, rtol=0, atol=0)
+
+
+# -- MaxViT ---------------------------------------------------------------------------
+
+
+class MaxVitAttention(nn.Module):
+    """The attention of torchvision's ``PartitionAttentionLayer`` alone, on a
+    ``(B, C, H, W)`` map: its own partition, axis swap (grid), attention and
+    departition modules, as its ``forward`` calls them."""
+
+    def __init__(self, channels: int, head_dim: int, partition_size: int, kind: str, size: tuple[int, int]) -> None:
+        super().__init__()
+        # As PartitionAttentionLayer: windows of the partition size, or as many windows as a grid has positions.
+        self.p = partition_size if kind == "window" else size[0] // partition_size
+        self.rows, self.columns = size[0] // self.p, size[1] // self.p
+        self.partition, self.departition = maxvit.WindowPartition(), maxvit.WindowDepartition()
+        self.swap = maxvit.SwapAxes(-2, -3) if kind == "grid" else nn.Identity()
+        self.attention = maxvit.RelativePositionalMultiHeadAttention(channels, head_dim, partition_size**2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.swap(self.attention(self.swap(self.partition(x, self.p))))
+        return self.departition(x, self.p, self.rows, self.columns)
+
+
+@pytest.mark.parametrize("kind", ["window", "grid"])
+@pytest.mark.parametrize(("size", "partition_size"), [((8, 8), 4), ((6, 6), 2), ((6, 6), 3)])
+def test_grid_and_window_attention_are_maxvits(kind: str, size: tuple[int, int], partition_size: int) -> None:
+    reference = MaxVitAttention(12, 4, partition_size, kind, size).eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.normal_()  # biases too, and a bias table far from zero: a wrong index cannot hide
+    graph = single(
+        "window_attention", (12, *size), heads=3, window_size=partition_size, partition=kind, scale="channels"
+    )
+    assert graph.params == sum(p.numel() for p in reference.parameters())
+    assert graph.macs == reference_macs(reference, (12, *size))
+    ours = nas.lower(graph).eval()
+    theirs = reference.attention
+    names = {"qkv": theirs.to_qkv, "proj": theirs.merge}
+    state = {f"node.{n}.{w}": getattr(m, w) for n, m in names.items() for w in ("weight", "bias")}
+    ours.load_state_dict(state | {"node.relative_position_bias_table": theirs.relative_position_bias_table})
+    assert_same_function(ours, reference, (12, *size))
+
+
+def test_grid_attention_mixes_across_the_map_and_window_attention_does_not() -> None:
+    # A 4 x 4 map in 2 x 2 windows or grids: a change at the top-left position reaches
+    # its window (the top-left quarter) or its grid (every other row and column).
+    x = torch.randn(1, 4, 4, 4)
+    changed = x.clone()
+    changed[0, :, 0, 0] += 1
+    reached = {}
+    for kind in ("window", "grid"):
+        ours = nas.lower(single("window_attention", (4, 4, 4), heads=1, window_size=2, partition=kind)).eval()
+        with torch.no_grad():
+            reached[kind] = (ours(changed) - ours(x)).abs().sum(1)[0] > 0
+    window, grid = torch.zeros(4, 4, dtype=torch.bool), torch.zeros(4, 4, dtype=torch.bool)
+    window[:2, :2] = True
+    grid[::2, ::2] = True
+    assert torch.equal(reached["window"], window) and torch.equal(reached["grid"], grid)
 
 
 # -- aliasing ------------------------------------------------------------------------

@@ -93,6 +93,31 @@ def test_vision_transformer_imports_exactly() -> None:
     assert blocks.count("self_attention") == 2 and {"class_token", "position_embedding", "select"} <= set(blocks)
 
 
+def test_maxvit_imports_exactly_as_window_and_grid_attention() -> None:
+    # torchvision's MaxViT at a small size (maxvit_t needs maps divisible by 7):
+    # two stages of MBConv, block (window) and grid attention, the LayerNorm + Tanh head.
+    model = torchvision.models.MaxVit(
+        input_size=(64, 64),
+        stem_channels=16,
+        partition_size=4,
+        block_channels=[16, 32],
+        block_layers=[1, 1],
+        head_dim=8,
+        stochastic_depth_prob=0.2,
+        num_classes=10,
+    )
+    for name, p in model.named_parameters():
+        if "attn_layer.1." in name:  # the attention: scores far from uniform, so a wrong scale or bias must show
+            nn.init.normal_(p, std=0.5)
+    graph = assert_exact(model, (3, 64, 64))
+    attention = [node.params for node in graph if node.block.name == "window_attention"]
+    assert [(p["partition"], p["window_size"], p["scale"]) for p in attention] == 2 * [
+        ("window", 4, "channels"),
+        ("grid", 4, "channels"),
+    ]
+    assert not any(node.block.name in ("reshape", "permute") for node in graph)
+
+
 def test_resnet18_reads_like_the_zoo() -> None:
     # torchvision's ResNet-18: layers of [2, 2, 2, 2] BasicBlocks, widths 64 to 512.
     graph, _ = nas.from_module(torchvision.models.resnet18(), (3, 64, 64))

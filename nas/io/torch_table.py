@@ -128,22 +128,24 @@ def conv2d_same(imp: Importer, node: fx.Node, m: nn.Conv2d) -> Value:
 
 def linear(imp: Importer, node: fx.Node, m: nn.Linear) -> Value:
     value = imp.value(node.args[0])
-    state = m.state_dict()
     if value.layout == CHANNELS_LAST:
-        # A linear layer on each position of a channels-last map is a 1x1 convolution.
-        state["weight"] = state["weight"].reshape(m.out_features, m.in_features, 1, 1)
-        out = imp.emit(
-            "conv2d",
-            [imp.ref(value)],
-            weights=state,
-            out_channels=m.out_features,
-            kernel_size=1,
-            bias=m.bias is not None,
-        )
-        return Value(out.ref, out.shape, CHANNELS_LAST)
+        return _linear_per_position(imp, value, m)
     return imp.emit(
-        "linear", [imp.tensor(node.args[0])], weights=state, out_features=m.out_features, bias=m.bias is not None
+        "linear",
+        [imp.tensor(node.args[0])],
+        weights=m.state_dict(),
+        out_features=m.out_features,
+        bias=m.bias is not None,
     )
+
+
+def _linear_per_position(imp: Importer, value: Value, m: nn.Linear, suffix: str = "") -> Value:
+    """``m`` on the channels of each position of a map: the 1x1 convolution with its weights."""
+    state = m.state_dict()
+    state["weight"] = state["weight"].reshape(m.out_features, m.in_features, 1, 1)
+    params = {"out_channels": m.out_features, "kernel_size": 1, "bias": m.bias is not None}
+    out = imp.emit("conv2d", [imp.ref(value)], weights=state, suffix=suffix, **params)
+    return Value(out.ref, out.shape, value.layout)
 
 
 def batch_norm(imp: Importer, node: fx.Node, m: nn.modules.batchnorm._BatchNorm) -> Value:
@@ -155,15 +157,24 @@ def batch_norm(imp: Importer, node: fx.Node, m: nn.modules.batchnorm._BatchNorm)
 
 def layer_norm(imp: Importer, node: fx.Node, m: nn.LayerNorm) -> Value:
     value = imp.value(node.args[0])
+    if value.layout == CHANNELS_LAST:  # over the channels of each position: ConvNeXt's channels-first norm
+        return _layer_norm_per_position(imp, value, m)
+    return imp.emit("layer_norm", [imp.tensor(node.args[0])], weights=m.state_dict(), **_layer_norm_params(m))
+
+
+def _layer_norm_params(m: nn.LayerNorm) -> dict[str, Any]:
     if len(m.normalized_shape) != 1:
         raise Unsupported(f"normalized_shape={tuple(m.normalized_shape)} (layer_norm normalises the last dimension)")
     if m.elementwise_affine and m.bias is None:
         raise Unsupported("a layer norm with a scale but no shift (bias=False)")
-    params = {"eps": m.eps, "affine": m.elementwise_affine}
-    if value.layout == CHANNELS_LAST:  # over the channels of each position: ConvNeXt's channels-first norm
-        out = imp.emit("layer_norm2d", [imp.ref(value)], weights=m.state_dict(), **params)
-        return Value(out.ref, out.shape, CHANNELS_LAST)
-    return imp.emit("layer_norm", [imp.tensor(node.args[0])], weights=m.state_dict(), **params)
+    return {"eps": m.eps, "affine": m.elementwise_affine}
+
+
+def _layer_norm_per_position(imp: Importer, value: Value, m: nn.LayerNorm, suffix: str = "") -> Value:
+    """``m`` over the channels of each position of a map: ``layer_norm2d``."""
+    params = _layer_norm_params(m)
+    out = imp.emit("layer_norm2d", [imp.ref(value)], weights=m.state_dict(), suffix=suffix, **params)
+    return Value(out.ref, out.shape, value.layout)
 
 
 def group_norm(imp: Importer, node: fx.Node, m: nn.GroupNorm) -> Value:
@@ -199,21 +210,32 @@ def layer_norm2d(imp: Importer, node: fx.Node, m: nn.LayerNorm) -> Value:
     return imp.emit("layer_norm2d", [x], weights=m.state_dict(), eps=m.eps, affine=m.elementwise_affine)
 
 
-def _activation_module(block: str, **read: str) -> Converter:
-    """A converter for an activation module; ``read`` maps block parameters to module attributes."""
+def activation_module(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
+    return _activation(imp, imp.value(node.args[0]), m)
 
-    def convert(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
-        if block == "gelu" and getattr(m, "approximate", "none") != "none":
-            raise Unsupported("GELU with approximate='tanh' (gelu is the exact one)")
-        return _pointwise(imp, node.args[0], block, **{k: getattr(m, attr) for k, attr in read.items()})
 
-    return convert
+def _activation(imp: Importer, value: Value, m: nn.Module, suffix: str = "") -> Value:
+    """An activation module (:data:`ACTIVATIONS`, :data:`PARAMETRIC_ACTIVATIONS`) on ``value``, in its layout."""
+    if type(m) in ACTIVATIONS:
+        block, params = ACTIVATIONS[type(m)], {}
+    elif type(m) in PARAMETRIC_ACTIVATIONS:
+        block, read = PARAMETRIC_ACTIVATIONS[type(m)]
+        params = {k: getattr(m, attr) for k, attr in read.items()}
+    else:
+        raise Unsupported(f"the activation {type(m).__name__}, which has no block")
+    if block == "gelu" and getattr(m, "approximate", "none") != "none":
+        raise Unsupported("GELU with approximate='tanh' (gelu is the exact one)")
+    return _elementwise(imp, value, block, suffix, **params)
 
 
 def _pointwise(imp: Importer, arg: Any, block: str, **params: Any) -> Value:
     """An element-wise block, in whatever layout its input is seen."""
-    value = imp.value(arg)
-    out = imp.emit(block, [imp.ref(value)], **params)
+    return _elementwise(imp, imp.value(arg), block, **params)
+
+
+def _elementwise(imp: Importer, value: Value, block: str, suffix: str = "", **params: Any) -> Value:
+    """An element-wise block on ``value``, in its layout."""
+    out = imp.emit(block, [imp.ref(value)], suffix=suffix, **params)
     return Value(out.ref, out.shape, value.layout)
 
 
@@ -283,6 +305,12 @@ def dropout(imp: Importer, node: fx.Node, m: nn.Dropout | None) -> Value:
     return _pointwise(imp, node.args[0], "dropout", p=p)
 
 
+def _dropout(imp: Importer, value: Value, m: nn.Module, suffix: str = "") -> Value:
+    if not isinstance(m, nn.Dropout):
+        raise Unsupported(f"{type(m).__name__} where dropout is expected")
+    return _elementwise(imp, value, "dropout", suffix, p=m.p)
+
+
 def flatten_module(imp: Importer, node: fx.Node, m: nn.Flatten) -> Value:
     return _flatten(imp, node.args[0], m.start_dim, m.end_dim)
 
@@ -321,12 +349,7 @@ def batch_norm_act(imp: Importer, node: fx.Node, m: nn.modules.batchnorm._BatchN
     if not isinstance(m.drop, nn.Identity) or not known:
         raise Unsupported("a BatchNormAct2d with dropout or an activation that has no block")
     out = batch_norm(imp, node, m)
-    if isinstance(m.act, nn.Identity):
-        return out
-    if type(m.act) in ACTIVATIONS:
-        return imp.emit(ACTIVATIONS[type(m.act)], [imp.ref(out)], suffix="act")
-    block, read = PARAMETRIC_ACTIVATIONS[type(m.act)]
-    return imp.emit(block, [imp.ref(out)], suffix="act", **{k: getattr(m.act, attr) for k, attr in read.items()})
+    return out if isinstance(m.act, nn.Identity) else _activation(imp, out, m.act, suffix="act")
 
 
 def timm_attention(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
@@ -341,8 +364,12 @@ def timm_attention(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
 
 
 def stochastic_depth(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
+    return _drop_branch(imp, imp.value(node.args[0]), m)
+
+
+def _drop_branch(imp: Importer, value: Value, m: nn.Module, suffix: str = "") -> Value:
     # Per sample or per batch: the same in any layout (Swin drops its channels-last branches).
-    return _pointwise(imp, node.args[0], "stochastic_depth", p=m.p, mode=m.mode)
+    return _elementwise(imp, value, "stochastic_depth", suffix, p=m.p, mode=m.mode)
 
 
 def window_attention(imp: Importer, node: fx.Node, m: nn.Module, *, version: int) -> Value:
@@ -378,6 +405,44 @@ def patch_merging_gather(imp: Importer, node: fx.Node, _: Any) -> Value:
         raise Unsupported(f"patch merging of a tensor seen as {imp.seen_shape(value)}, not (B, H, W, C)")
     out = imp.emit("space_to_depth", [imp.ref(value)], size=2)
     return Value(out.ref, out.shape, CHANNELS_LAST)
+
+
+def partition_attention(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
+    """torchvision's MaxViT ``PartitionAttentionLayer`` as blocks of the map
+    itself. The layer cuts the map into windows (``partition_type="window"``)
+    or grids, and every operation in it but the attention acts on each
+    position alone, so only the attention sees the cut: the norms become
+    ``layer_norm2d``, the MLP's linear layers 1x1 convolutions, and the
+    attention a ``window_attention`` with the layer's partition, its weights
+    renamed (``to_qkv`` -> ``qkv``, ``merge`` -> ``proj``)."""
+    value = imp.value(node.args[0])
+    if value.layout or len(value.shape) != 3:
+        raise Unsupported(f"partition attention of a tensor seen as {imp.seen_shape(value)}, not (B, C, H, W)")
+    if len(m.attn_layer) != 3 or len(m.mlp_layer) != 5:
+        raise Unsupported("an attention or MLP branch of other layers than torchvision's MaxViT has")
+    norm, attention, attention_drop = m.attn_layer
+    mlp_norm, expand, act, project, mlp_drop = m.mlp_layer
+    if not all(isinstance(n, nn.LayerNorm) for n in (norm, mlp_norm)):
+        raise Unsupported("partition attention with another norm than nn.LayerNorm")
+    _, height, width = value.shape
+    # The grid partition cuts the map into p x p windows and swaps windows and tokens.
+    window = [m.p, m.p] if m.partition_type == "window" else [height // m.p, width // m.p]
+    if window != [attention.size, attention.size]:
+        raise Unsupported(f"a {m.partition_type} partition into {window}, not the attention's {attention.size}")
+    renamed = {"qkv": attention.to_qkv, "proj": attention.merge}
+    weights = {f"{name}.{key}": w for name, linear in renamed.items() for key, w in linear.state_dict().items()}
+    weights["relative_position_bias_table"] = attention.relative_position_bias_table
+    params = {"heads": attention.n_heads, "window_size": window, "partition": m.partition_type, "scale": "channels"}
+
+    y = _layer_norm_per_position(imp, value, norm, suffix="attn_norm")
+    y = imp.emit("window_attention", [imp.ref(y)], weights=weights, suffix="attn", **params)
+    y = _drop_branch(imp, _dropout(imp, y, attention_drop, suffix="attn_drop"), m.stochastic_dropout, "attn_path")
+    x = _sum(imp, value, y, suffix="attn_add")
+    y = _layer_norm_per_position(imp, x, mlp_norm, suffix="mlp_norm")
+    y = _linear_per_position(imp, y, expand, suffix="mlp_fc1")
+    y = _linear_per_position(imp, _activation(imp, y, act, suffix="mlp_act"), project, suffix="mlp_fc2")
+    y = _drop_branch(imp, _dropout(imp, y, mlp_drop, suffix="mlp_drop"), m.stochastic_dropout, "mlp_path")
+    return _sum(imp, x, y, suffix="mlp_add")
 
 
 # -- functions and methods -------------------------------------------------------
@@ -481,9 +546,14 @@ def add(imp: Importer, node: fx.Node, _: Any) -> Value:
         if tokens.layout or len(tokens.shape) != 2 or tuple(embedding.param.shape) != expected:  # type: ignore[union-attr]
             raise Unsupported("a parameter added to a tensor, other than a position embedding (1, N, D) on tokens")
         return imp.emit("position_embedding", [imp.ref(tokens)], weights={"embedding": embedding.param})
+    return _sum(imp, a, b)
+
+
+def _sum(imp: Importer, a: Value, b: Value, suffix: str = "") -> Value:
+    """``a + b``, two tensors of one shape seen in one layout."""
     if a.layout != b.layout or a.shape != b.shape:
         raise Unsupported(f"a sum of {imp.seen_shape(a)} and {imp.seen_shape(b)} (add sums tensors of one shape)")
-    out = imp.emit("add", [imp.ref(a), imp.ref(b)])
+    out = imp.emit("add", [imp.ref(a), imp.ref(b)], suffix=suffix)
     return Value(out.ref, out.shape, a.layout)
 
 
@@ -520,12 +590,7 @@ def sub(imp: Importer, node: fx.Node, _: Any) -> Value:
     a, b = node.args[:2]
     if not isinstance(a, fx.Node) or not isinstance(b, fx.Node) or node.kwargs.get("alpha", 1) != 1:
         raise Unsupported("a subtraction other than of two tensors")
-    negated = _scale(imp, b, -1.0)
-    first = imp.value(a)
-    if first.layout != negated.layout or first.shape != negated.shape:
-        raise Unsupported("a difference of tensors of other shapes or layouts")
-    out = imp.emit("add", [imp.ref(first), imp.ref(negated)], suffix="sub")
-    return Value(out.ref, out.shape, first.layout)
+    return _sum(imp, imp.value(a), _scale(imp, b, -1.0), suffix="sub")
 
 
 def truediv(imp: Importer, node: fx.Node, _: Any) -> Value:
@@ -643,14 +708,14 @@ PARAMETRIC_ACTIVATIONS: dict[type, tuple[str, dict[str, str]]] = {
 """Activation modules with parameters -> their block and its parameters' attributes."""
 
 MODULES: dict[type, Converter] = {
-    **{module: _activation_module(block) for module, block in ACTIVATIONS.items()},
+    **dict.fromkeys(ACTIVATIONS, activation_module),
     nn.Conv2d: conv2d,
     nn.Linear: linear,
     nn.BatchNorm1d: batch_norm,
     nn.BatchNorm2d: batch_norm,
     nn.LayerNorm: layer_norm,
     nn.GroupNorm: group_norm,
-    **{module: _activation_module(block, **read) for module, (block, read) in PARAMETRIC_ACTIVATIONS.items()},
+    **dict.fromkeys(PARAMETRIC_ACTIVATIONS, activation_module),
     nn.MaxPool2d: max_pool2d,
     nn.AvgPool2d: avg_pool2d,
     nn.AdaptiveAvgPool2d: _adaptive("adaptive_avg_pool2d"),
@@ -737,6 +802,7 @@ def library_tables() -> tuple[Mapping[type, Converter], Mapping[Callable[..., An
     functions: dict[Callable[..., Any], Converter] = dict(FUNCTIONS)
     try:
         import torchvision.models.convnext
+        import torchvision.models.maxvit
         import torchvision.models.shufflenetv2
         import torchvision.models.swin_transformer as swin
         import torchvision.ops
@@ -749,6 +815,7 @@ def library_tables() -> tuple[Mapping[type, Converter], Mapping[Callable[..., An
     modules[swin.ShiftedWindowAttention] = functools.partial(window_attention, version=1)
     modules[swin.ShiftedWindowAttentionV2] = functools.partial(window_attention, version=2)
     functions[swin._patch_merging_pad] = patch_merging_gather
+    modules[torchvision.models.maxvit.PartitionAttentionLayer] = partition_attention
     return modules, functions
 
 
