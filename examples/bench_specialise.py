@@ -1,0 +1,225 @@
+"""Benchmark of the weight-sharing issue's cost goal: a supernet against from-scratch search, to equal accuracy.
+
+For each seed of ``--seeds``, on one narrowed space (``--space``, narrowed by
+:data:`bench_supernet.FIXES`) and one latency budget:
+
+* from scratch: ``nas search`` (evolution, ``--scratch-trials`` trials of
+  ``--scratch-epochs`` epochs each, latency measured on this CPU); its wall
+  time and the best feasible accuracy, the target;
+* weight sharing: a supernet trained for ``--supernet-epochs`` epochs, then
+  ``nas supernet search`` over it (``--trials`` inherited evaluations under
+  the same budget, latency measured the same way), then the best network
+  fine-tuned for ``--finetune-epochs`` epochs from its inherited weights;
+  its wall time, training included, and the fine-tuned accuracy;
+* specialisation: one more budget (``--more-budget``) searched on the same
+  supernet and its best fine-tuned: the time a new target costs once a
+  supernet exists.
+
+Each arm measures latency into a store of its own, so that neither is
+timed on figures the other measured. Printed per seed: both arms' time and
+accuracy, whether the supernet's network is at least as accurate as the
+best from-scratch one, and the speed-up; then the median over seeds and
+whether the goals hold (at least 5x, under 60 s per new budget), and from
+how many targets (budgets or devices, each a new search from scratch but
+only a specialisation of the supernet) weight sharing is 5x faster.
+
+Run from the repository root::
+
+    .venv/bin/python examples/bench_specialise.py                    # mobile, 3 seeds
+    .venv/bin/python examples/bench_specialise.py --seeds 0 --scratch-trials 6 --trials 50   # a pilot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from bench_supernet import FIXES
+
+import nas
+import nas.space as S
+from nas.data import load_data
+from nas.search import SearchConfig, SearchResult, run_search
+from nas.supernet import Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
+from nas.train import train
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def search(config: SearchConfig, cache: Path) -> tuple[SearchResult, float]:
+    """The search, timed, with its latency store in ``cache``."""
+    os.environ["NAS_CACHE_DIR"] = str(cache)
+    started = time.perf_counter()
+    result = run_search(config)
+    return result, time.perf_counter() - started
+
+
+def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple[float, float]:
+    """The best network of a supernet search trained on from its inherited weights: accuracy, seconds."""
+    assert result.best_dir is not None
+    started = time.perf_counter()
+    graph = nas.build(str(result.best_dir))
+    weights = safetensors.torch.load_file(str(result.best_dir / "model.safetensors"))
+    trained = train(
+        graph, load_data(args.data), recipe=args.recipe, epochs=args.finetune_epochs, seed=seed, weights=weights
+    )
+    return trained.accuracy, time.perf_counter() - started
+
+
+def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    fixes = tuple(FIXES[args.space])
+    common = {"latency_budget_ms": args.budget, "sampler": "evolution", "seed": seed}
+    log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
+    scratch, scratch_s = search(
+        SearchConfig(
+            space=args.space,
+            fix=fixes,
+            data=args.data,
+            recipe=args.recipe,
+            trials=args.scratch_trials,
+            epochs=args.scratch_epochs,
+            storage=f"sqlite:///{folder}/scratch-{seed}.db",
+            study="scratch",
+            runs=str(folder / f"runs-scratch-{seed}"),
+            **common,
+        ),
+        folder / f"cache-scratch-{seed}",
+    )
+    if scratch.best is None:
+        raise SystemExit(f"the from-scratch search found no network within {args.budget} ms: {scratch.best_error}")
+    target = scratch.best.values[0]
+
+    log(f"seed {seed}: supernet, {args.supernet_epochs} epochs")
+    started = time.perf_counter()
+    data = load_data(args.data)
+    space = S.load_space(args.space)
+    assert space.file is not None
+    torch.manual_seed(seed)
+    supernet = Supernet(S.narrowed(space, fixes), data.classes)
+    run = SupernetRun(supernet, data, recipe=args.recipe, epochs=args.supernet_epochs, seed=seed)
+    train_supernet(run, data)
+    directory = folder / f"supernet-{seed}"
+    info = SupernetInfo(
+        space=space.name,
+        fixed=list(fixes),
+        data=data.name,
+        classes=data.classes,
+        training={"recipe": run.recipe.name, "rule": run.rule, "random_subnets": run.random_subnets},
+    )
+    save_supernet(directory, supernet, info, Path(space.file))
+    supernet_s = time.perf_counter() - started
+
+    specialised = []
+    for budget in (args.budget, args.more_budget):
+        result, search_s = search(
+            SearchConfig(
+                supernet=str(directory),
+                trials=args.trials,
+                latency_budget_ms=budget,
+                sampler="evolution",
+                seed=seed,
+                storage=f"sqlite:///{folder}/supernet-{seed}.db",
+                study=f"supernet-{budget:g}",
+                runs=str(folder / f"runs-supernet-{seed}"),
+                prune=False,
+            ),
+            folder / f"cache-supernet-{seed}",
+        )
+        if result.best is None:
+            raise SystemExit(f"the supernet search found no network within {budget} ms: {result.best_error}")
+        accuracy, finetune_s = finetune(result, args, seed)
+        specialised.append(
+            {
+                "budget": budget,
+                "search_s": search_s,
+                "finetune_s": finetune_s,
+                "inherited": result.best.values[0],
+                "accuracy": accuracy,
+            }
+        )
+        log(f"  {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, accuracy {accuracy:.4f}")
+    first = specialised[0]
+    supernet_total = supernet_s + first["search_s"] + first["finetune_s"]
+    return {
+        "seed": seed,
+        "scratch_s": scratch_s,
+        "scratch_best": target,
+        "scratch_finished": scratch.tally.finished,
+        "supernet_train_s": supernet_s,
+        "supernet_total_s": supernet_total,
+        "supernet_accuracy": first["accuracy"],
+        "reached": first["accuracy"] >= target,
+        "speedup": scratch_s / supernet_total,
+        "more_budget_s": specialised[1]["search_s"] + specialised[1]["finetune_s"],
+        "specialised": specialised,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--space", default="mobile", choices=sorted(FIXES))
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--recipe", default="digits")
+    parser.add_argument("--budget", type=float, default=2.0, help="latency budget, ms")
+    parser.add_argument("--more-budget", type=float, default=1.0, help="the budget specialised afterwards, ms")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--scratch-trials", type=int, default=30)
+    parser.add_argument("--scratch-epochs", type=int, default=2)
+    parser.add_argument("--supernet-epochs", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
+    parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--speedup-goal", type=float, default=5.0)
+    parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory(prefix="bench-specialise-") as tmp:
+        rows = [bench_seed(seed, args, Path(tmp)) for seed in args.seeds]
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+    print(f"space {args.space} narrowed by: {' '.join(FIXES[args.space])}; budget {args.budget:g} ms")
+    print(
+        f"from scratch: {args.scratch_trials} trials of {args.scratch_epochs} epochs; supernet: "
+        f"{args.supernet_epochs} epochs, {args.trials} inherited trials, {args.finetune_epochs} epochs of fine-tuning"
+    )
+    for r in rows:
+        print(
+            f"  seed {r['seed']}: from scratch {r['scratch_s']:.0f} s, best {r['scratch_best']:.4f}; "
+            f"supernet {r['supernet_total_s']:.0f} s ({r['supernet_train_s']:.0f} s training), "
+            f"fine-tuned {r['supernet_accuracy']:.4f} ({'as accurate' if r['reached'] else 'LESS accurate'}); "
+            f"speed-up {r['speedup']:.2f}x; one more budget ({args.more_budget:g} ms) {r['more_budget_s']:.0f} s"
+        )
+    speedup = statistics.median(r["speedup"] for r in rows)
+    more = max(r["more_budget_s"] for r in rows)
+    reached = sum(r["reached"] for r in rows)
+    scratch = statistics.median(r["scratch_s"] for r in rows)
+    shared = statistics.median(r["supernet_total_s"] for r in rows)
+    each = statistics.median(r["more_budget_s"] for r in rows)
+    # k targets (budgets or devices): k searches from scratch against one supernet and k specialisations.
+    goal = args.speedup_goal
+    targets = "never" if scratch <= goal * each else str(math.ceil(goal * (shared - each) / (scratch - goal * each)))
+    print(
+        f"per target: from scratch {scratch:.0f} s, specialising the trained supernet {each:.0f} s; "
+        f"the supernet is {goal:g}x faster from {targets} targets (budgets or latency tables) on"
+    )
+    print(
+        f"median speed-up {speedup:.2f}x (goal >= {args.speedup_goal:g}x: "
+        f"{'yes' if speedup >= args.speedup_goal and reached == len(rows) else 'NO'}); "
+        f"as accurate in {reached} of {len(rows)} seeds; one more budget at most {more:.0f} s (goal < 60 s: "
+        f"{'yes' if more < 60 else 'NO'})"
+    )
+
+
+if __name__ == "__main__":
+    main()
