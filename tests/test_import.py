@@ -333,3 +333,35 @@ def test_timm_models_import_exactly(name: str, size: int) -> None:
         if "grn" in name:  # zero at the start: the block would be the identity whatever it computes
             nn.init.normal_(p)
     assert_exact(model, (3, size, size))
+
+
+def timm_swin(image: int) -> nn.Module:
+    """timm's Swin at a small size: windows of 7, two stages, the second
+    after a patch merging; the attention's weights far from their init, so
+    that a wrong bias index or mask shows in the outputs."""
+    from timm.models.swin_transformer import SwinTransformer
+
+    model = SwinTransformer(
+        img_size=image, patch_size=4, window_size=7, embed_dim=32, depths=(2, 2), num_heads=(2, 4), num_classes=10
+    )
+    for name, p in model.named_parameters():
+        if ".attn." in name:
+            nn.init.normal_(p, std=0.5)
+    return model
+
+
+@pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm is not installed")
+def test_timm_swin_imports_exactly_as_window_attention() -> None:
+    # 56 x 56 images: a 14 x 14 map (two windows a side, shifted in every other
+    # block), then 7 x 7, which one window covers (no shift).
+    graph = assert_exact(timm_swin(56), (3, 56, 56))
+    attention = [node.params for node in graph if node.block.name == "window_attention"]
+    assert [(p["window_size"], p["shift_size"]) for p in attention] == [(7, 0), (7, 3), (7, 0), (7, 0)]
+    assert [node.block.name for node in graph].count("space_to_depth") == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm is not installed")
+def test_timm_swin_refuses_a_shifted_map_it_would_pad() -> None:
+    # 16 x 16 maps in windows of 7: timm shifts before it pads, torchvision (and the block) after.
+    with pytest.raises(UnsupportedOperationError, match="shifted window attention of a \\(16, 16\\) map"):
+        nas.from_module(timm_swin(64), (3, 64, 64))

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from nas.blocks.window_attention import CPB_HIDDEN
+from nas.blocks.window_attention import CPB_HIDDEN, effective_shift
 from nas.ir.graph import Ref
 from nas.ir.registry import Shape
 
@@ -305,10 +305,24 @@ def dropout(imp: Importer, node: fx.Node, m: nn.Dropout | None) -> Value:
     return _pointwise(imp, node.args[0], "dropout", p=p)
 
 
-def _dropout(imp: Importer, value: Value, m: nn.Module, suffix: str = "") -> Value:
-    if not isinstance(m, nn.Dropout):
-        raise Unsupported(f"{type(m).__name__} where dropout is expected")
+def _dropout(imp: Importer, value: Value, m: nn.Dropout, suffix: str = "") -> Value:
     return _elementwise(imp, value, "dropout", suffix, p=m.p)
+
+
+def _unchanged(imp: Importer, value: Value, m: nn.Module, suffix: str = "") -> Value:
+    return value
+
+
+def _per_position(imp: Importer, value: Value, layers: Sequence[tuple[str, nn.Module]]) -> Value:
+    """``layers`` one after another on the channels of each position of a map,
+    each a block named with the suffix given with it (:data:`PER_POSITION`):
+    the branches of transformers, whose tokens are the map's positions."""
+    for suffix, layer in layers:
+        convert = PER_POSITION.get(type(layer))
+        if convert is None:
+            raise Unsupported(f"{type(layer).__name__} ({suffix}) where a layer per position is expected")
+        value = convert(imp, value, layer, suffix)
+    return value
 
 
 def flatten_module(imp: Importer, node: fx.Node, m: nn.Flatten) -> Value:
@@ -418,12 +432,9 @@ def partition_attention(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
     value = imp.value(node.args[0])
     if value.layout or len(value.shape) != 3:
         raise Unsupported(f"partition attention of a tensor seen as {imp.seen_shape(value)}, not (B, C, H, W)")
-    if len(m.attn_layer) != 3 or len(m.mlp_layer) != 5:
-        raise Unsupported("an attention or MLP branch of other layers than torchvision's MaxViT has")
+    if len(m.attn_layer) != 3:
+        raise Unsupported("an attention branch of other layers than norm, attention and dropout")
     norm, attention, attention_drop = m.attn_layer
-    mlp_norm, expand, act, project, mlp_drop = m.mlp_layer
-    if not all(isinstance(n, nn.LayerNorm) for n in (norm, mlp_norm)):
-        raise Unsupported("partition attention with another norm than nn.LayerNorm")
     _, height, width = value.shape
     # The grid partition cuts the map into p x p windows and swaps windows and tokens.
     window = [m.p, m.p] if m.partition_type == "window" else [height // m.p, width // m.p]
@@ -434,15 +445,72 @@ def partition_attention(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
     weights["relative_position_bias_table"] = attention.relative_position_bias_table
     params = {"heads": attention.n_heads, "window_size": window, "partition": m.partition_type, "scale": "channels"}
 
-    y = _layer_norm_per_position(imp, value, norm, suffix="attn_norm")
+    y = _per_position(imp, value, [("attn_norm", norm)])
     y = imp.emit("window_attention", [imp.ref(y)], weights=weights, suffix="attn", **params)
-    y = _drop_branch(imp, _dropout(imp, y, attention_drop, suffix="attn_drop"), m.stochastic_dropout, "attn_path")
+    y = _drop_branch(imp, _per_position(imp, y, [("attn_drop", attention_drop)]), m.stochastic_dropout, "attn_path")
     x = _sum(imp, value, y, suffix="attn_add")
-    y = _layer_norm_per_position(imp, x, mlp_norm, suffix="mlp_norm")
-    y = _linear_per_position(imp, y, expand, suffix="mlp_fc1")
-    y = _linear_per_position(imp, _activation(imp, y, act, suffix="mlp_act"), project, suffix="mlp_fc2")
-    y = _drop_branch(imp, _dropout(imp, y, mlp_drop, suffix="mlp_drop"), m.stochastic_dropout, "mlp_path")
-    return _sum(imp, x, y, suffix="mlp_add")
+    y = _per_position(imp, x, [(f"mlp_{name}", layer) for name, layer in m.mlp_layer.named_children()])
+    return _sum(imp, x, _drop_branch(imp, y, m.stochastic_dropout, "mlp_path"), suffix="mlp_add")
+
+
+def timm_swin_block(imp: Importer, node: fx.Node, m: nn.Module, *, mlp: type) -> Value:
+    """timm's ``SwinTransformerBlock`` on Swin's channels-last map: norm,
+    ``window_attention`` (its weights named as ours), drop path and sum, then
+    norm, ``mlp`` (timm's ``Mlp``), drop path and sum, each but the
+    attention per position. timm shifts the map before padding it where
+    torchvision pads first, so a shifted block must see a multiple of its
+    window; and its mask is built for the resolution it was made for."""
+    value = imp.value(node.args[0])
+    if value.layout != CHANNELS_LAST:
+        raise Unsupported(f"a Swin block on a tensor seen as {imp.seen_shape(value)}, not (B, H, W, C)")
+    attention, (_, height, width) = m.attn, value.shape
+    size, window, shift = (height, width), tuple(m.window_size), tuple(m.shift_size)
+    if type(m.mlp) is not mlp or attention.attn_drop.p or attention.proj_drop.p:
+        raise Unsupported("a Swin block with another MLP than timm's Mlp, or with attention dropout")
+    if attention.qkv.out_features != 3 * attention.proj.out_features:
+        raise Unsupported("a window attention whose heads are narrower or wider than the channels")
+    if any(shift) and (any(n % w for n, w in zip(size, window, strict=True)) or size != tuple(m.input_resolution)):
+        raise Unsupported(
+            f"a shifted window attention of a {size} map: timm shifts before it pads, so only a multiple "
+            f"of the window {window}, of the size the block was built for, imports"
+        )
+    if effective_shift(size, window, shift) != shift:
+        raise Unsupported(f"a shift of {shift} inside a window that covers the {size} map (always_partition)")
+    params = {
+        "heads": attention.num_heads,
+        "window_size": list(window),
+        "shift_size": list(shift),
+        "qkv_bias": attention.qkv.bias is not None,
+        "proj_bias": attention.proj.bias is not None,
+    }
+    y = _per_position(imp, value, [("norm1", m.norm1)])
+    y = imp.emit("window_attention", [imp.ref(y)], weights=dict(attention.named_parameters()), suffix="attn", **params)
+    y = _drop_path(imp, Value(y.ref, y.shape, CHANNELS_LAST), m.drop_path1, "drop_path1")
+    x = _sum(imp, value, y, suffix="attn_add")
+    y = _per_position(imp, x, [("norm2", m.norm2), *((f"mlp_{n}", c) for n, c in m.mlp.named_children())])
+    return _sum(imp, x, _drop_path(imp, y, m.drop_path2, "drop_path2"), suffix="mlp_add")
+
+
+def timm_patch_merging(imp: Importer, node: fx.Node, m: nn.Module) -> Value:
+    """timm's Swin ``PatchMerging``: the 2x2 neighbourhoods of the channels-last
+    map on its channels (in torchvision's order, and padded as it pads), then
+    its norm and linear reduction per position."""
+    value = imp.value(node.args[0])
+    if value.layout != CHANNELS_LAST:
+        raise Unsupported(f"patch merging of a tensor seen as {imp.seen_shape(value)}, not (B, H, W, C)")
+    out = imp.emit("space_to_depth", [imp.ref(value)], size=2)
+    merged = Value(out.ref, out.shape, CHANNELS_LAST)
+    return _per_position(imp, merged, [("norm", m.norm), ("reduction", m.reduction)])
+
+
+def _drop_path(imp: Importer, value: Value, m: nn.Module, suffix: str) -> Value:
+    """timm's ``DropPath`` (or the ``Identity`` timm puts where its rate is 0)
+    as ``stochastic_depth`` per sample."""
+    if isinstance(m, nn.Identity):
+        return value
+    if not getattr(m, "scale_by_keep", False):
+        raise Unsupported("a drop path that does not rescale what it keeps")
+    return _elementwise(imp, value, "stochastic_depth", suffix, p=m.drop_prob, mode="row")
 
 
 # -- functions and methods -------------------------------------------------------
@@ -526,9 +594,12 @@ def mean(imp: Importer, node: fx.Node, _: Any) -> Value:
     value = imp.value(node.args[0])
     dims = argument(node, 1, "dim")
     dims = {d % 4 for d in (dims if isinstance(dims, (tuple, list)) else (dims,))} if dims is not None else None
-    if value.layout != "" or len(value.shape) != 3 or dims != {2, 3}:
+    spatial = {CHANNELS_LAST: {1, 2}, "": {2, 3}}.get(value.layout)
+    if len(value.shape) != 3 or dims != spatial:
         raise Unsupported(f"a mean over dimensions {dims} (global average pooling is a mean over 2 and 3)")
-    pooled = imp.emit("adaptive_avg_pool2d", [imp.tensor(node.args[0])])
+    if value.layout and argument(node, 2, "keepdim", False):
+        raise Unsupported("a mean that keeps the pooled dimensions of a channels-last view")
+    pooled = imp.emit("adaptive_avg_pool2d", [imp.ref(value)])
     if argument(node, 2, "keepdim", False):
         return pooled
     return imp.emit("flatten", [pooled.ref], suffix="flat")
@@ -688,6 +759,8 @@ def channel_shuffle(imp: Importer, node: fx.Node, _: Any) -> Value:
 
 # -- the tables ---------------------------------------------------------------------
 
+PerPosition = Callable[["Importer", Value, Any, str], Value]
+
 
 ACTIVATIONS: dict[type, str] = {
     nn.ReLU: "relu",
@@ -706,6 +779,17 @@ PARAMETRIC_ACTIVATIONS: dict[type, tuple[str, dict[str, str]]] = {
     nn.ELU: ("elu", {"alpha": "alpha"}),
 }
 """Activation modules with parameters -> their block and its parameters' attributes."""
+
+PER_POSITION: dict[type, PerPosition] = {
+    nn.LayerNorm: _layer_norm_per_position,
+    nn.Linear: _linear_per_position,
+    nn.Dropout: _dropout,
+    nn.Identity: _unchanged,
+    **dict.fromkeys([*ACTIVATIONS, *PARAMETRIC_ACTIVATIONS], _activation),
+}
+"""Module type -> what emits it on each position of a map, keeping the map's
+layout: the layers of a transformer branch that a module converter walks
+(:func:`_per_position`)."""
 
 MODULES: dict[type, Converter] = {
     **dict.fromkeys(ACTIVATIONS, activation_module),
@@ -823,6 +907,7 @@ def _timm_modules() -> dict[type, Converter]:
     try:
         import timm.layers
         import timm.layers.grn
+        import timm.models.swin_transformer as timm_swin
         import timm.models.vision_transformer
     except ImportError:
         return {}
@@ -834,6 +919,8 @@ def _timm_modules() -> dict[type, Converter]:
         timm.layers.LayerNorm2d: layer_norm2d,
         timm.layers.BatchNormAct2d: batch_norm_act,
         timm.models.vision_transformer.Attention: timm_attention,
+        timm_swin.SwinTransformerBlock: functools.partial(timm_swin_block, mlp=timm.layers.Mlp),
+        timm_swin.PatchMerging: timm_patch_merging,
     }
 
 
