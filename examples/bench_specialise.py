@@ -181,9 +181,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--speedup-goal", type=float, default=5.0)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads of both arms (more than one thrashes on a shared CPU)"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-specialise-") as tmp:
         rows = [bench_seed(seed, args, Path(tmp)) for seed in args.seeds]
     if args.json:

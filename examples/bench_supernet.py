@@ -246,12 +246,15 @@ def main() -> None:
         "--standalone-seeds", default="0,1", help="seeds of the stand-alone runs (their mean is compared)"
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads of the supernet (more than one thrashes on a shared CPU)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--goal", type=float, default=0.8)
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
     args = parser.parse_args()
     args.standalone_seeds = [int(x) for x in args.standalone_seeds.split(",")]
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rows = [bench_space(s.strip(), args) for s in args.spaces.split(",") if s.strip()]
     if args.json:
         with open(args.json, "w") as f:
