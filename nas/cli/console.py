@@ -15,6 +15,12 @@ from rich.console import Console
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
+NETWORK_HELP = (
+    "A zoo name, an IR YAML file or string, an export directory, "
+    "or a model: torchvision:NAME, timm:NAME, file.py:factory."
+)
+"""What every command that reads one network reads (``nas.build``)."""
+
 # The options of the commands that train (nas train, nas search).
 DataOption = Annotated[
     str,

@@ -8,11 +8,12 @@ import typer
 
 import nas
 import nas.passes.draw
+from nas.cli.console import NETWORK_HELP
 from nas.cli.root import as_command
 
 
 def draw(
-    source: Annotated[str, typer.Argument(help="A zoo name, an IR YAML file or a YAML string.")],
+    source: Annotated[str, typer.Argument(help=NETWORK_HELP)],
     output: Annotated[str, typer.Option("-o", "--output", help="The picture: .svg, .png, .pdf or .dot.")],
     expand: Annotated[bool, typer.Option("--expand", help="Draw composite blocks with their inner blocks.")] = False,
 ) -> None:

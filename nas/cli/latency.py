@@ -21,7 +21,7 @@ import typer.core
 
 import nas
 import nas.latency
-from nas.cli.console import Json
+from nas.cli.console import NETWORK_HELP, Json
 from nas.cli.root import as_command
 from nas.ir.errors import NASError
 from nas.predict import LatencyTable, Predictor
@@ -42,7 +42,7 @@ Output = Annotated[str | None, typer.Option("-o", "--output", help="The table fi
 
 
 def latency(
-    source: Annotated[str, typer.Argument(help="A zoo name, an IR YAML file or a YAML string.")],
+    source: Annotated[str, typer.Argument(help=NETWORK_HELP)],
     backend: Backend = "auto",
     batch: Batch = 1,
     precision: Precision = "fp32",

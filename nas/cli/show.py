@@ -10,14 +10,14 @@ import typer
 from rich.table import Table
 
 import nas
-from nas.cli.console import Json, shapes_text, si, table_console
+from nas.cli.console import NETWORK_HELP, Json, shapes_text, si, table_console
 from nas.cli.root import as_command
 from nas.io.build import collector_paused
 from nas.passes.analysis import node_table
 
 
 def show(
-    source: Annotated[str, typer.Argument(help="An IR YAML file or a YAML string.")],
+    source: Annotated[str, typer.Argument(help=NETWORK_HELP)],
     as_json: Json = False,
     flat: Annotated[bool, typer.Option("--flat", help="Expand composite blocks into primitives.")] = False,
 ) -> None:

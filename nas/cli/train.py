@@ -11,6 +11,7 @@ import typer
 import nas
 import nas.export
 from nas.cli.console import (
+    NETWORK_HELP,
     AmpOption,
     AugmentOption,
     ChannelsLastOption,
@@ -31,7 +32,7 @@ from nas.train import train as train_graph
 
 
 def train(
-    source: Annotated[str, typer.Argument(help="Zoo name, IR YAML file or export directory.")],
+    source: Annotated[str, typer.Argument(help=NETWORK_HELP)],
     output: Annotated[str, typer.Option("-o", "--output", help="The directory to export the trained model to.")] = "",
     data: DataOption = "digits",
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 5,
