@@ -198,3 +198,15 @@ def test_the_sandwich_ends_are_the_most_and_fewest_macs_not_the_ends_of_each_dom
     rng = random.Random(0)
     macs = [net.network(net.sample(rng)).macs for _ in range(40)]
     assert net.network(smallest).macs <= min(macs) and net.network(largest).macs >= max(macs)
+
+
+def test_the_ends_keep_to_the_space_limits_where_the_ends_of_its_domains_do_not() -> None:
+    space = S.narrowed(S.load_space("early"), ["x.shape=1x32x32"])
+    with pytest.raises(NASError, match="exceed the space's limit"):
+        S.extreme(space, largest=True)  # every decision at its top: too many parameters
+    net = Supernet(space, classes=10)
+    largest, smallest = net.network(net.largest()), net.network(net.smallest())
+    assert all(getattr(largest, k) <= v for k, v in space.limits.items())
+    rng = random.Random(1)
+    macs = [net.network(net.sample(rng)).macs for _ in range(40)]
+    assert smallest.macs <= min(macs) and largest.macs >= max(macs)

@@ -39,6 +39,10 @@ CACHED_MODULES = 32
 """Lowered subnets kept for reuse, the most recently used."""
 CENSUS_SAMPLES = 64
 """Random subnets that size the bank before training, beside the extremes."""
+EXTREME_DRAWS = 64
+"""Random networks that start the search for an end of a space whose domains' ends are not a network of it."""
+EXTREME_PASSES = 4
+"""Passes over the decisions in the search for an end of the space (each changes one decision at a time)."""
 RECALIBRATION_BATCHES = 8
 """Training batches that measure a subnet's batch-norm statistics."""
 
@@ -147,25 +151,35 @@ class Supernet:
 
     def _extreme(self, *, largest: bool) -> Assignment:
         """:func:`extreme`, then each numeric or optional decision in turn set
-        to the value that most raises (lowers) the MACs: the top of a
-        domain is not always the most work (a stride of 2, a pooling that
-        may be left out)."""
+        to the value that most raises (lowers) the MACs, until no change
+        helps: the top of a domain is not always the most work (a stride of
+        2, a pooling that may be left out). Where the ends of every domain
+        together are no network of the space (over its limits: ``early``'s
+        widest, deepest net has too many parameters), the search starts from
+        the most (fewest) MACs of :data:`EXTREME_DRAWS` random networks."""
         sign = 1 if largest else -1
-        best = extreme(self.space, largest=largest)
+        try:
+            best = extreme(self.space, largest=largest)
+        except NASError:
+            rng = random.Random(0)
+            drawn = [self.sample(rng) for _ in range(EXTREME_DRAWS)]
+            best = max(drawn, key=lambda a: sign * self.network(a).macs)
         score = sign * self.network(best).macs
-        for d in self.space.decisions:
-            if d.label not in best or d.size < 2 or (d.kind == "choice" and not _numbers(d.choices)):
-                continue
-            for i in range(d.size):
-                trial = complete(self.space, {**best, d.label: d.value(i)}, random.Random(0))
-                try:
-                    macs = self.network(trial).macs
-                except NASError:
+        for _ in range(EXTREME_PASSES):
+            before = score
+            for d in self.space.decisions:
+                if d.label not in best or d.size < 2 or (d.kind == "choice" and not _numbers(d.choices)):
                     continue
-                if sign * macs > score and all(
-                    getattr(self.network(trial), k) <= v for k, v in self.space.limits.items()
-                ):
-                    best, score = trial, sign * macs
+                for i in range(d.size):
+                    trial = complete(self.space, {**best, d.label: d.value(i)}, random.Random(0))
+                    try:
+                        graph = self.network(trial)
+                    except NASError:
+                        continue
+                    if sign * graph.macs > score and all(getattr(graph, k) <= v for k, v in self.space.limits.items()):
+                        best, score = trial, sign * graph.macs
+            if score == before:
+                break
         return best
 
     def sample(self, rng: random.Random) -> Assignment:
