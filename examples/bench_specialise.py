@@ -16,7 +16,9 @@ For each seed of ``--seeds``, on one narrowed space (``--space``, narrowed by
   supernet exists.
 
 Each arm measures latency into a store of its own, so that neither is
-timed on figures the other measured. Printed per seed: both arms' time and
+timed on figures the other measured; or both predict it from one table
+(``--latency-table``, made by ``nas latency profile``), as a search for
+another device does, and as a CPU shared with other work requires. Printed per seed: both arms' time and
 accuracy, whether the supernet's network is at least as accurate as the
 best from-scratch one, and the speed-up; then the median over seeds and
 whether the goals hold (at least 5x, under 60 s per new budget), and from
@@ -80,7 +82,7 @@ def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple
 
 def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     fixes = tuple(FIXES[args.space])
-    common = {"latency_budget_ms": args.budget, "sampler": "evolution", "seed": seed}
+    common = {"latency_budget_ms": args.budget, "sampler": "evolution", "seed": seed, "latency_table": args.latency_table}
     log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
     scratch, scratch_s = search(
         SearchConfig(
@@ -128,6 +130,7 @@ def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, A
                 supernet=str(directory),
                 trials=args.trials,
                 latency_budget_ms=budget,
+                latency_table=args.latency_table,
                 sampler="evolution",
                 seed=seed,
                 storage=f"sqlite:///{folder}/supernet-{seed}.db",
@@ -175,6 +178,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2.0, help="latency budget, ms")
     parser.add_argument("--more-budget", type=float, default=1.0, help="the budget specialised afterwards, ms")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--latency-table",
+        metavar="PATH",
+        help="predict latency from this table in both arms (measuring on a busy CPU moves the budget's meaning)",
+    )
     parser.add_argument("--scratch-trials", type=int, default=30)
     parser.add_argument("--scratch-epochs", type=int, default=2)
     parser.add_argument("--supernet-epochs", type=int, default=10)
