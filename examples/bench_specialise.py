@@ -82,7 +82,7 @@ def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple
 
 def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     fixes = tuple(FIXES[args.space])
-    common = {"latency_budget_ms": args.budget, "sampler": "evolution", "seed": seed, "latency_table": args.latency_table}
+    common = {"latency_budget_ms": args.budget, "latency_table": args.latency_table, "sampler": "evolution"}
     log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
     scratch, scratch_s = search(
         SearchConfig(
@@ -95,6 +95,7 @@ def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, A
             storage=f"sqlite:///{folder}/scratch-{seed}.db",
             study="scratch",
             runs=str(folder / f"runs-scratch-{seed}"),
+            seed=seed,
             **common,
         ),
         folder / f"cache-scratch-{seed}",
