@@ -629,3 +629,12 @@ def test_over_a_supernet_the_classic_nets_over_the_budget_are_evaluated_too(tmp_
     trial = study.ask()
     assert shared.evaluate(trial, over, 2 * budget) == 0.5
     assert TrialRecord.of(trial).inherited
+
+
+def test_a_tight_budget_starts_from_the_smallest_network(tmp_path: Path, digits: DataSet) -> None:
+    space = S.narrowed(S.load_space("early"), ["x.shape=1x32x32"])
+    smallest = nas.build(S.decode(space, S.extreme(space, largest=False)), classes=digits.classes)
+    latency = lambda g: (g.macs / smallest.macs, "")  # noqa: E731 (the smallest takes 1 ms, the rest more)
+    search = _Search(config(tmp_path, latency_budget_ms=1.0), space, digits, latency, tmp_path)
+    ((origin, assignment, ms),) = starting_points(search, random.Random(0))
+    assert origin == "smallest" and ms == 1.0 and search.network(assignment).hash == smallest.hash
