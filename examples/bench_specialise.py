@@ -196,10 +196,13 @@ def main() -> None:
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-specialise-") as tmp:
-        rows = [bench_seed(seed, args, Path(tmp)) for seed in args.seeds]
-    if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+        for seed in args.seeds:
+            rows.append(bench_seed(seed, args, Path(tmp)))
+            log(json.dumps(rows[-1]))
+            if args.json:  # after every seed: a long run stopped early keeps what it measured
+                Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
     print(f"space {args.space} narrowed by: {' '.join(FIXES[args.space])}; budget {args.budget:g} ms")
     print(
         f"from scratch: {args.scratch_trials} trials of {args.scratch_epochs} epochs; supernet: "
