@@ -196,10 +196,14 @@ def main() -> None:
         if args.json:
             print(text)
             return
-    print(
-        f"space {args.space}, data {args.data}, {args.trials} trials, budget {args.budget:g} ms on {args.backend} "
-        f"({args.threads} thread(s)), objective {args.objective}, {args.epochs} epochs, hypervolume floor {floor:g}"
+    searched = (
+        f"supernet {args.supernet} (inherited accuracy)"
+        if args.supernet
+        else f"space {args.space}, data {args.data}, objective {args.objective}, {args.epochs} epochs"
     )
+    measured = f"on {args.backend} ({args.threads} thread(s))"
+    latency = f"predicted by {args.latency_table}" if args.latency_table else measured
+    print(f"{searched}, {args.trials} trials, budget {args.budget:g} ms {latency}, hypervolume floor {floor:g}")
     header = ("sampler", "seed", "done", "feasible", "over", "pruned", "failed", "best", "front", "hypervol", "wall s")
     print("  ".join(f"{h:>9}" for h in header))
     for r in sorted(rows, key=lambda r: (args.samplers.index(r["sampler"]), r["seed"])):
