@@ -633,7 +633,7 @@ def test_over_a_supernet_the_classic_nets_over_the_budget_are_evaluated_too(tmp_
 
 def test_a_tight_budget_starts_from_the_smallest_network(tmp_path: Path, digits: DataSet) -> None:
     space = S.narrowed(S.load_space("early"), ["x.shape=1x32x32"])
-    smallest = nas.build(S.decode(space, S.extreme(space, largest=False)), classes=digits.classes)
+    smallest = nas.build(S.decode(space, S.end(space, largest=False)), classes=digits.classes)
     latency = lambda g: (g.macs / smallest.macs, "")  # noqa: E731 (the smallest takes 1 ms, the rest more)
     search = _Search(config(tmp_path, latency_budget_ms=1.0), space, digits, latency, tmp_path)
     ((origin, assignment, ms),) = starting_points(search, random.Random(0))

@@ -523,7 +523,7 @@ def starting_points(search: _Search, rng: random.Random) -> list[tuple[str, S.As
             if ms <= budget:
                 return [("random", assignment, ms), *beyond]
     with contextlib.suppress(NASError, EvaluationFailed):  # a tight budget: the fewest MACs the space has
-        assignment = S.extreme(search.space, largest=False)
+        assignment = S.end(search.space, largest=False)
         ms, _ = search.latency(search.network(assignment))
         tried.append((ms, "the smallest architecture"))
         if ms <= budget:

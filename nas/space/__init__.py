@@ -29,7 +29,8 @@ The operations a searcher needs are functions over a :class:`Space`:
 :func:`decode`, :func:`encode` (the assignment that gives a network; every
 zoo net is a fixed point of a shipped space), :func:`sample`, :func:`mutate`,
 :func:`distance` and :func:`size`; :func:`restrict` narrows decisions
-(:func:`narrowed` from ``--fix LABEL=VALUE`` texts) and :func:`extreme` gives the largest or smallest network.
+(:func:`narrowed` from ``--fix LABEL=VALUE`` texts); :func:`extreme` and
+:func:`end` give the largest or smallest network.
 
 The modules, each importing only those before it: ``model`` (what a space is
 made of), ``parser`` (the YAML reader), ``operations`` (decode, sample,
@@ -47,9 +48,11 @@ from nas.space.operations import (
     complete,
     decode,
     distance,
+    end,
     extreme,
     mutate,
     narrowed,
+    numeric,
     parse_fixes,
     restrict,
     sample,
@@ -78,12 +81,14 @@ __all__ = [
     "describe",
     "distance",
     "encode",
+    "end",
     "extreme",
     "fixed_points",
     "from_plain",
     "load_space",
     "mutate",
     "narrowed",
+    "numeric",
     "overview",
     "parse_fixes",
     "parse_space",

@@ -313,3 +313,49 @@ def extreme(space: Space, largest: bool = True) -> Assignment:
         which = "largest" if largest else "smallest"
         raise NASError(f"the {which} network of the space is not valid: {reason}", file=space.file)
     return result
+
+
+END_DRAWS = 64
+"""Random networks that start :func:`end` where the ends of the domains are no network of the space."""
+END_PASSES = 4
+"""Passes over the decisions in :func:`end` (each pass changes one decision at a time)."""
+
+
+def end(space: Space, *, largest: bool) -> Assignment:
+    """The network of the most (``largest``) or fewest MACs within the
+    space's limits, as far as changing one decision at a time finds it:
+    :func:`extreme`, then each numeric or optional decision in turn set to
+    the value that most raises (lowers) the MACs, until no change helps (the
+    top of a domain is not always the most work: a stride of 2, a pooling
+    that may be left out). Where the ends of every domain together are no
+    network of the space (``early``'s widest, deepest net has too many
+    parameters), it starts from the most (fewest) MACs of :data:`END_DRAWS`
+    random networks.
+
+    Raises:
+        NASError: the space has no valid network in those draws.
+    """
+    sign = 1 if largest else -1
+    try:
+        best = extreme(space, largest=largest)
+    except NASError:
+        rng = random.Random(0)
+        best = max((sample(space, rng) for _ in range(END_DRAWS)), key=lambda a: sign * decode(space, a).macs)
+    score = sign * decode(space, best).macs
+    for _ in range(END_PASSES):
+        before = score
+        for d in space.decisions:
+            if d.label not in best or d.size < 2 or (d.kind == "choice" and not numeric(d.choices)):
+                continue
+            for i in range(d.size):
+                trial = complete(space, {**best, d.label: d.value(i)}, random.Random(0))
+                if _invalid(space, trial) is None and sign * decode(space, trial).macs > score:
+                    best, score = trial, sign * decode(space, trial).macs
+        if score == before:
+            break
+    return best
+
+
+def numeric(values: Iterable[Any]) -> bool:
+    """Whether every value is a number (not a name, not a bool): a domain :func:`end` may order."""
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from nas.ir.errors import NASError
 from nas.ir.graph import Graph
 from nas.passes.canonical import flatten
 from nas.passes.lower import lower
-from nas.space import Assignment, Space, complete, decode, extreme, restrict, sample
+from nas.space import Assignment, Space, decode, end, extreme, numeric, restrict, sample
 from nas.supernet.bank import Bank
 from nas.train import logits
 
@@ -39,10 +39,6 @@ CACHED_MODULES = 32
 """Lowered subnets kept for reuse, the most recently used."""
 CENSUS_SAMPLES = 64
 """Random subnets that size the bank before training, beside the extremes."""
-EXTREME_DRAWS = 64
-"""Random networks that start the search for an end of a space whose domains' ends are not a network of it."""
-EXTREME_PASSES = 4
-"""Passes over the decisions in the search for an end of the space (each changes one decision at a time)."""
 RECALIBRATION_BATCHES = 8
 """Training batches that measure a subnet's batch-norm statistics."""
 
@@ -138,49 +134,16 @@ class Supernet:
         return Subnet(dict(assignment or {}), graph, *lowered)
 
     def largest(self) -> Assignment:
-        """The network of the most MACs that :func:`extreme` and one pass of changes to it find."""
+        """The network of the most MACs (:func:`nas.space.end`): the sandwich rule's teacher."""
         if self._largest is None:
-            self._largest = self._extreme(largest=True)
+            self._largest = end(self.space, largest=True)
         return dict(self._largest)
 
     def smallest(self) -> Assignment:
-        """The network of the fewest MACs that :func:`extreme` and one pass of changes to it find."""
+        """The network of the fewest MACs (:func:`nas.space.end`)."""
         if self._smallest is None:
-            self._smallest = self._extreme(largest=False)
+            self._smallest = end(self.space, largest=False)
         return dict(self._smallest)
-
-    def _extreme(self, *, largest: bool) -> Assignment:
-        """:func:`extreme`, then each numeric or optional decision in turn set
-        to the value that most raises (lowers) the MACs, until no change
-        helps: the top of a domain is not always the most work (a stride of
-        2, a pooling that may be left out). Where the ends of every domain
-        together are no network of the space (over its limits: ``early``'s
-        widest, deepest net has too many parameters), the search starts from
-        the most (fewest) MACs of :data:`EXTREME_DRAWS` random networks."""
-        sign = 1 if largest else -1
-        try:
-            best = extreme(self.space, largest=largest)
-        except NASError:
-            rng = random.Random(0)
-            drawn = [self.sample(rng) for _ in range(EXTREME_DRAWS)]
-            best = max(drawn, key=lambda a: sign * self.network(a).macs)
-        score = sign * self.network(best).macs
-        for _ in range(EXTREME_PASSES):
-            before = score
-            for d in self.space.decisions:
-                if d.label not in best or d.size < 2 or (d.kind == "choice" and not _numbers(d.choices)):
-                    continue
-                for i in range(d.size):
-                    trial = complete(self.space, {**best, d.label: d.value(i)}, random.Random(0))
-                    try:
-                        graph = self.network(trial)
-                    except NASError:
-                        continue
-                    if sign * graph.macs > score and all(getattr(graph, k) <= v for k, v in self.space.limits.items()):
-                        best, score = trial, sign * graph.macs
-            if score == before:
-                break
-        return best
 
     def sample(self, rng: random.Random) -> Assignment:
         return sample(self.space, rng)
@@ -192,7 +155,7 @@ class Supernet:
         seen: list[Assignment] = [self.largest(), self.smallest()]
         top = seen[0]
         for d in self.space.decisions:
-            if d.kind == "choice" and d.label in top and not _numbers(d.choices):
+            if d.kind == "choice" and d.label in top and not numeric(d.choices):
                 for value in d.choices:
                     try:
                         seen.append(_largest_with(self.space, d.label, value))
@@ -267,10 +230,6 @@ def nested_names(flat: Graph, module: nn.Module) -> dict[str, str]:
         node, dot, rest = name.partition(".")
         names[name] = flat.node(node).meta.get("path", node) + dot + rest if node in flat else name
     return names
-
-
-def _numbers(values: Iterable[Any]) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 def _largest_with(space: Space, label: str, value: Any) -> Assignment:
