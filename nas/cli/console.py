@@ -25,7 +25,9 @@ NETWORK_HELP = (
 DataOption = Annotated[
     str,
     typer.Option(
-        "--data", help="digits (built in), a .npz file (x, y), an image folder, or torchvision:NAME:ROOT (on disk)."
+        "--data",
+        help="digits or cluttered[:N] (built in), a .npz file (x, y), an image folder, or torchvision:NAME:ROOT "
+        "(on disk).",
     ),
 ]
 RecipeOption = Annotated[

@@ -12,6 +12,11 @@ The spellings:
 
 * ``digits``: scikit-learn's handwritten digits (1,797 grey 8x8 images,
   shipped with scikit-learn: no download);
+* ``cluttered``: those digits placed, scaled and turned, on 32x32 canvases
+  strewn with fragments of other digits (:mod:`nas.data.synthetic`): a
+  harder task, made on the machine, that tells networks apart;
+  ``cluttered:N`` draws ``N`` training images (default
+  :data:`CLUTTERED_IMAGES`) and a quarter as many for validation;
 * ``path/to/file.npz`` with arrays ``x`` (``N x H x W``, ``N x C x H x W`` or
   ``N x H x W x C``) and ``y`` (``N`` integer labels);
 * ``path/to/folder`` with one sub-folder of images per class, or with
@@ -36,9 +41,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.data.synthetic import cluttered
 from nas.ir.errors import NASError, SourceError
 
 VALIDATION_FRACTION = 0.2
+CLUTTERED_IMAGES = 10_000
+"""Training images of ``cluttered``; validation gets a quarter as many, from unseen source digits."""
 SPLIT_SEED = 0
 """The split does not follow ``--seed``: every trial of every study sees the same validation set."""
 
@@ -118,14 +126,16 @@ class DataSet:
         """A short name for studies and folders: ``digits``, ``cifar10``, the file's stem."""
         if self.name.startswith("torchvision:"):
             return self.name.split(":")[1].lower()
-        return "digits" if self.name == "digits" else Path(self.name).stem
+        if self.name in ("digits", "cluttered") or self.name.startswith("cluttered:"):
+            return self.name.replace(":", "-")
+        return Path(self.name).stem
 
 
 def load_data(source: str | Path = "digits", *, validation: float = VALIDATION_FRACTION) -> DataSet:
     """Read a data set (lazily, for folders) and split it with a fixed seed.
 
     Args:
-        source: ``"digits"``, a ``.npz`` file, a folder of class folders (or
+        source: ``"digits"``, ``"cluttered[:N]"``, a ``.npz`` file, a folder of class folders (or
             of ``train/`` and ``val/`` folders of class folders), or
             ``torchvision:NAME:ROOT``.
         validation: the fraction of images held out for validation, where
@@ -139,6 +149,8 @@ def load_data(source: str | Path = "digits", *, validation: float = VALIDATION_F
     spec = str(source)
     if spec == "digits":
         return _from_arrays(spec, *_digits(), validation=validation, kind="digits")
+    if spec == "cluttered" or spec.startswith("cluttered:"):
+        return _cluttered(spec, validation)
     if spec.startswith("torchvision:"):
         return _torchvision(spec, validation)
     path = Path(source)
@@ -146,7 +158,8 @@ def load_data(source: str | Path = "digits", *, validation: float = VALIDATION_F
         raise SourceError(
             "no such data file or folder",
             file=str(path),
-            hint="give 'digits', a .npz file with arrays x and y, a folder of class folders, or torchvision:NAME:ROOT",
+            hint="give 'digits', 'cluttered', a .npz file with arrays x and y, a folder of class folders, "
+            "or torchvision:NAME:ROOT",
         )
     if path.is_dir():
         return _folder(path, validation)
@@ -221,6 +234,22 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1)
     y = torch.tensor(digits.target, dtype=torch.int64)
     return x, y, [str(c) for c in digits.target_names]
+
+
+def _cluttered(spec: str, validation: float) -> DataSet:
+    """Cluttered digits drawn from the split source digits: training images
+    from training digits, validation images from held-out ones."""
+    count = spec.partition(":")[2]
+    if count and not (count.isdigit() and int(count) > 0):
+        raise SourceError(
+            f"'{count}' is not a number of images", file=spec, hint="give cluttered or cluttered:N, e.g. cluttered:5000"
+        )
+    n = int(count) if count else CLUTTERED_IMAGES
+    x, y, names = _digits()
+    train_index, val_index = _split(len(y), validation, spec)
+    train = cluttered(x[train_index], y[train_index], n, seed=SPLIT_SEED)
+    held = cluttered(x[val_index], y[val_index], max(1, n // 4), seed=SPLIT_SEED + 1)
+    return _from_arrays(spec, *train, names, validation=validation, kind="digits", val=held)
 
 
 def _npz(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
