@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import nas.data.sources
 from nas.data import load_data, loader
+from nas.data.synthetic import Clutter, cluttered
 from nas.data.transforms import flip, pad_crop, padding, resized_crop
 from nas.ir.errors import NASError, SourceError
 
@@ -116,6 +118,66 @@ def test_a_missing_torchvision_data_set_is_one_line(tmp_path: Path, spec: str, m
     pytest.importorskip("torchvision")
     with pytest.raises(SourceError, match=message) as raised:
         load_data(spec.format(root=tmp_path))
+    assert "\n" not in str(raised.value)
+
+
+def test_cluttered_digits_are_drawn_the_same_way_every_time() -> None:
+    data = load_data("cluttered:400")
+    assert (len(data.train), len(data.val)) == (400, 100) and data.stem == "cluttered-400"
+    assert data.train.x.shape == (400, 1, 32, 32) and data.train.x.dtype == torch.uint8
+    assert data.kind == "digits" and data.augmentation == "none" and data.classes == 10
+    assert set(data.train.y.tolist()) == set(range(10))
+    again = load_data("cluttered:400")
+    assert torch.equal(again.train.x, data.train.x) and torch.equal(again.val.y, data.val.y)
+    assert not torch.equal(data.train.x[:100], data.val.x)
+    train = data.train.x.to(torch.float64) / 255
+    assert abs(data.mean[0] - float(train.mean())) < 1e-9 and abs(data.std[0] - float(train.std())) < 1e-9
+
+
+def test_cluttered_validation_images_come_from_unseen_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Label each source digit by its index: the two parts must share none."""
+    x, _, _ = nas.data.sources._digits()
+    index = torch.arange(len(x))
+    monkeypatch.setattr(nas.data.sources, "_digits", lambda: (x, index, [str(i) for i in range(len(x))]))
+    data = load_data("cluttered:2000")
+    train, val = set(data.train.y.tolist()), set(data.val.y.tolist())
+    assert not train & val
+    assert len(val) > 0.7 * round(0.2 * len(x))  # 500 draws reach most of the 359 held-out digits
+
+
+@pytest.mark.parametrize("angle", [0.0, 45.0])
+def test_a_cluttered_digit_lies_wholly_on_the_canvas_at_its_scale(angle: float) -> None:
+    """Without fragments or noise a canvas holds one digit: its ink is the
+    source's ink times the area scale (a digit cut by the edge would lose some),
+    and it is not always in the same place."""
+    glyph = torch.zeros(1, 1, 8, 8)
+    glyph[0, 0, 1:7, 2:6] = 16.0
+    side = 16.0
+    clutter = Clutter(size=32, scale=(side, side), rotation=angle, fragments=0, noise=0.0)
+    images, labels = cluttered(glyph, torch.tensor([3]), 64, seed=0, clutter=clutter)
+    assert labels.tolist() == [3] * 64
+    ink = images.to(torch.float64).sum(dim=(1, 2, 3)) / 255
+    expected = float((glyph / 16).sum()) * (side / 8) ** 2
+    assert torch.allclose(ink, torch.full_like(ink, expected), rtol=0.05)
+    rows = images[:, 0].to(torch.float64).sum(dim=2).argmax(dim=1)
+    assert len(set(rows.tolist())) > 4
+
+
+def test_fragments_and_noise_clutter_the_canvas() -> None:
+    glyph = torch.zeros(1, 1, 8, 8)
+    glyph[0, 0, 1:7, 2:6] = 1.0
+    clean = Clutter(fragments=0, noise=0.0)
+    busy = Clutter(fragments=4, noise=0.0)
+    plain, _ = cluttered(glyph, torch.tensor([0]), 32, seed=0, clutter=clean)
+    strewn, _ = cluttered(glyph, torch.tensor([0]), 32, seed=0, clutter=busy)
+    assert (strewn.to(torch.int64).sum() > 1.3 * plain.to(torch.int64).sum()).item()
+    noisy, _ = cluttered(glyph, torch.tensor([0]), 32, seed=0, clutter=Clutter(fragments=0, noise=0.1))
+    assert ((noisy > 0) & (plain == 0)).sum() > 0.3 * (plain == 0).sum()
+
+
+def test_a_cluttered_count_that_is_not_a_number_is_one_line() -> None:
+    with pytest.raises(SourceError, match=r"'ten' is not a number of images.*cluttered:N") as raised:
+        load_data("cluttered:ten")
     assert "\n" not in str(raised.value)
 
 
