@@ -131,6 +131,44 @@ def test_restrict_narrows_decisions_and_names_a_bad_one(space: S.Space) -> None:
         S.restrict(space, {"body.depth": 7})
 
 
+def test_near_keeps_the_share_of_each_domain_nearest_the_anchor(space: S.Space) -> None:
+    fixed = S.restrict(space, {"x.shape": (1, 8, 8), "body.args.out_channels": [8, 16]})
+    top = S.extreme(fixed, largest=True)
+    first = S.near(fixed, top, 0.5)
+    assert first.by_label["stem.out_channels"].choices == (16,)  # the anchor's half of [8, 16]
+    assert first.by_label["body.depth"].choices == (2,)
+    assert first.by_label["mix.present"].choices == (True,)
+    assert first.by_label["mix.block"].choices == fixed.by_label["mix.block"].choices  # names stay whole
+    assert S.near(fixed, top, 1.0) is fixed
+    low = dict(top, **{"stem.kernel_size": 3})
+    assert S.near(fixed, low, 0.5).by_label["stem.kernel_size"].choices == (3,)
+    draws = [S.sample(first, random.Random(i)) for i in range(20)]
+    assert all(d["stem.out_channels"] == 16 and d["body.depth"] == 2 for d in draws)
+    assert {d["mix.block"] for d in draws} == {"conv_bn_act", "depthwise_separable"}
+
+
+RANGED = """
+name: ranged
+inputs:
+  x: {choice: [[1, 8, 8]]}
+nodes:
+  conv: {block: conv_bn_act, in: x, out_channels: {range: [8, 64, 8]}}
+  pool: {block: adaptive_avg_pool2d}
+  flat: {block: flatten}
+  fc: {block: linear, out_features: 10}
+outputs: [fc]
+"""
+
+
+def test_a_range_widens_around_its_anchor_nearest_first() -> None:
+    ranged = S.parse_space(RANGED)
+    label = "conv.out_channels"
+    assert ranged.by_label[label].size == 8  # 8, 16, .. 64
+    assert S.near(ranged, {label: 32}, 0.25).by_label[label].choices == (32, 40)  # ties go to the later value
+    assert S.near(ranged, {label: 64}, 0.5).by_label[label].choices == (40, 48, 56, 64)
+    assert S.near(ranged, {label: 8}, 0.1).by_label[label].choices == (8,)
+
+
 def test_a_supernet_needs_one_input_shape(space: S.Space) -> None:
     with pytest.raises(NASError, match=r"one input shape.*fix it: --fix x.shape=1x16x16") as info:
         Supernet(space, classes=10)
@@ -183,6 +221,37 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
         assert "over the supernet `sn`" in card
         assert nas.build(str(exported)).hash  # an ordinary network
     assert main(["supernet", "search", "nowhere", "--latency-budget-ms", "1"]) == 2
+
+
+def test_progressive_epochs_draw_near_the_largest_network_then_everywhere(space: S.Space) -> None:
+    fixed = S.restrict(space, {"x.shape": (1, 8, 8)})
+    net = Supernet(fixed, classes=10)
+    run = SupernetRun(net, load_data("digits"), recipe="digits", epochs=4, progressive=2, random_subnets=3)
+    assert [run.fraction(e) for e in range(4)] == [1 / 3, 2 / 3, 1.0, 1.0]
+    assert run.settings(load_data("digits"))["progressive"] == 2
+    rng = random.Random(0)
+    early = [s.assignment for _ in range(10) for s in run.subnets(rng, epoch=0)]
+    assert early[0] == net.largest()
+    assert all(a["stem.out_channels"] == 16 and a["body.depth"] == 2 and a["mix.present"] for a in early)
+    smallest = net.network(run.phase(0)[1])
+    assert net.network(net.smallest()).macs < smallest.macs <= net.network(net.largest()).macs
+    late = [s.assignment for _ in range(10) for s in run.subnets(rng, epoch=2)]
+    assert late[1] == net.smallest()
+    assert {a["stem.out_channels"] for a in late} == {8, 16}
+    assert "progressive" not in SupernetRun(net, load_data("digits"), epochs=4).settings(load_data("digits"))
+    with pytest.raises(NASError, match="progressive epochs must be fewer than the epochs") as raised:
+        SupernetRun(net, load_data("digits"), epochs=4, progressive=4)
+    assert len(str(raised.value).splitlines()) == 1
+
+
+def test_the_command_refuses_more_progressive_epochs_than_epochs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["supernet", "train", "--space", "mobile", "--epochs", "2", "--progressive", "2", "-o", str(tmp_path / "sn")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--progressive must be fewer than the 2 epochs" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "sn").exists()
 
 
 def test_the_sandwich_ends_are_the_most_and_fewest_macs_not_the_ends_of_each_domain() -> None:

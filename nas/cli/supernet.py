@@ -54,6 +54,14 @@ def train_command(
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 10,
     rule: Annotated[str, typer.Option("--rule", help="sandwich (largest, smallest, random) or uniform.")] = "sandwich",
     random_subnets: Annotated[int, typer.Option("--random-subnets", help="Random subnets per step (sandwich).")] = 2,
+    progressive: Annotated[
+        int,
+        typer.Option(
+            "--progressive",
+            help="Epochs over which the subnets drawn widen from the largest network to the whole space "
+            "(progressive shrinking; 0: the whole space from the start).",
+        ),
+    ] = 0,
     recipe: RecipeOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and of the subnets drawn.")] = 0,
     device: DeviceOption = None,
@@ -65,6 +73,12 @@ def train_command(
         raise NASError("--epochs must be at least 1 and --random-subnets 0 or more", field="epochs")
     if rule not in RULES:
         raise NASError(f"unknown rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
+    if not 0 <= progressive < epochs:
+        raise NASError(
+            f"--progressive must be fewer than the {epochs} epochs, got {progressive}",
+            field="progressive",
+            hint=f"give 0 (off) to {epochs - 1}, e.g. {epochs // 2}",
+        )
     directory = Path(output)
     space = load_space(space_name)
     assert space.file is not None  # a loaded space knows its file
@@ -76,17 +90,26 @@ def train_command(
         fixed=fixed,
         data=split.name,
         classes=split.classes,
-        training={"recipe": chosen.name, "rule": rule, "random_subnets": random_subnets, "epochs": epochs},
+        training={"recipe": chosen.name, "rule": rule, "random_subnets": random_subnets, "epochs": epochs}
+        | ({"progressive": progressive} if progressive else {}),
     )
     _check_same(directory, info)
     supernet = Supernet(narrowed(space, fixed), split.classes).to(resolve_device(device))
     run = SupernetRun(
-        supernet, split, recipe=chosen, epochs=epochs, rule=rule, random_subnets=random_subnets, seed=seed
+        supernet,
+        split,
+        recipe=chosen,
+        epochs=epochs,
+        rule=rule,
+        random_subnets=random_subnets,
+        progressive=progressive,
+        seed=seed,
     )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / META).write_text(json.dumps(info.__dict__, indent=2) + "\n")
     print(
-        f"training a supernet of '{space.name}' on {split.name}: {epochs} epochs, rule {rule}, recipe {chosen.name}, "
+        f"training a supernet of '{space.name}' on {split.name}: {epochs} epochs"
+        f"{f' ({progressive} progressive)' if progressive else ''}, rule {rule}, recipe {chosen.name}, "
         f"{run.steps} steps per epoch",
         file=sys.stderr,
     )

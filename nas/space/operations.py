@@ -356,6 +356,32 @@ def end(space: Space, *, largest: bool) -> Assignment:
     return best
 
 
+def near(space: Space, anchor: Mapping[str, Any], fraction: float) -> Space:
+    """The space narrowed around the network ``anchor``: each numeric or
+    optional decision that the anchor sets keeps the ``ceil(fraction * size)``
+    values of its domain nearest the anchor's, in the domain's order (ties to
+    the later value); choices of names (block types, activations) and
+    decisions the anchor leaves unset are kept whole. Around the largest
+    network, a fraction growing to 1 over training is Once-for-All's
+    progressive shrinking, for any space: the largest network first, then
+    ever smaller kernels, depths and widths beside it.
+    """
+    if fraction >= 1:
+        return space
+    values: dict[str, Any] = {}
+    for d in space.decisions:
+        if d.label not in anchor or d.size < 2 or (d.kind == "choice" and not numeric(d.choices)):
+            continue
+        domain = [d.value(i) for i in range(d.size)]
+        if d.kind == "choice":
+            domain = sorted(domain)
+        at = next(i for i, v in enumerate(domain) if same(v, anchor[d.label]))
+        keep = max(1, math.ceil(fraction * d.size))
+        nearest = sorted(range(d.size), key=lambda i: (abs(i - at), -i))[:keep]
+        values[d.label] = [domain[i] for i in sorted(nearest)]
+    return restrict(space, values)
+
+
 def numeric(values: Iterable[Any]) -> bool:
     """Whether every value is a number (not a name, not a bool): a domain :func:`end` may order."""
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)

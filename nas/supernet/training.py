@@ -8,6 +8,13 @@ Two rules choose the subnets of a step:
   the labels and the others on its predictions (in-place distillation),
   their gradients summed into one step.
 
+With ``progressive`` epochs (Once-for-All's progressive shrinking, Cai et
+al. 2020, made generic by :func:`nas.space.near`), the subnets drawn in
+the first epochs stay near the largest network: in epoch ``e`` each
+numeric or optional decision is drawn from the ``(e + 1) / (progressive +
+1)`` of its domain nearest the largest network's value, so that small
+subnets start from weights the large ones have shaped.
+
 The recipe is a training recipe as for one network (:mod:`nas.train.recipes`):
 its optimiser over the bank, its schedule over all steps. After each epoch
 the largest and the smallest subnets are evaluated (statistics recalibrated)
@@ -34,6 +41,7 @@ import torch.nn.functional as F
 from nas.data import DataSet, Loader, loader
 from nas.ir.errors import NASError, WriteError, one_line
 from nas.ir.graph import Graph
+from nas.space import Assignment, Space, end, near, sample
 from nas.supernet.net import Subnet, Supernet
 from nas.train import EvaluationFailed, Recipe, choose_recipe
 from nas.train.checkpoint import RunState
@@ -85,16 +93,25 @@ class SupernetRun:
         rule: str = "sandwich",
         random_subnets: int = 2,
         augment: bool | str | None = None,
+        progressive: int = 0,
         seed: int = 0,
     ) -> None:
         if rule not in RULES:
             raise NASError(f"unknown sampling rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
+        if not 0 <= progressive < max(1, epochs):
+            raise NASError(
+                f"progressive epochs must be fewer than the epochs ({epochs}), got {progressive}",
+                field="progressive",
+                hint=f"give 0 (off) to {max(0, epochs - 1)}, e.g. half the epochs",
+            )
         self.supernet = supernet
         self.recipe = choose_recipe(data, recipe)
         self.epochs = epochs
         self.rule = rule
         self.random_subnets = random_subnets
+        self.progressive = progressive
         self.seed = seed
+        self._phases: dict[float, tuple[Space, Assignment]] = {}
         self.feeds = feeds(supernet, data, self.recipe, augment)
         self.steps = len(self.feeds["train"])
         self.loss = torch.nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
@@ -102,8 +119,8 @@ class SupernetRun:
         self.log: list[EpochLog] = []
 
     def settings(self, data: DataSet) -> dict[str, Any]:
-        """What a resumed run must agree on."""
-        return {
+        """What a resumed run must agree on (``progressive`` only where set, so that older runs resume)."""
+        settings = {
             "space": self.supernet.space.name,
             "data": data.name,
             "recipe": self.recipe.plain(),
@@ -112,6 +129,7 @@ class SupernetRun:
             "random_subnets": self.random_subnets,
             "seed": self.seed,
         }
+        return settings | ({"progressive": self.progressive} if self.progressive else {})
 
     def optimise(self, step: int = 0) -> None:
         """A new optimiser and schedule over the bank as it is now, the schedule at ``step``."""
@@ -126,18 +144,31 @@ class SupernetRun:
         )
         self.state.optimizer, self.state.scheduler = optimizer, scheduler
 
-    def subnets(self, rng: random.Random) -> list[Subnet]:
+    def fraction(self, epoch: int) -> float:
+        """The share of each domain that epoch ``epoch`` draws from (1 once the progressive epochs are over)."""
+        return 1.0 if epoch >= self.progressive else (epoch + 1) / (self.progressive + 1)
+
+    def phase(self, epoch: int) -> tuple[Space, Assignment]:
+        """The space that epoch ``epoch`` draws from and its smallest network."""
+        fraction = self.fraction(epoch)
+        if fraction not in self._phases:
+            space = near(self.supernet.space, self.supernet.largest(), fraction)
+            self._phases[fraction] = space, (self.supernet.smallest() if fraction >= 1 else end(space, largest=False))
+        return self._phases[fraction]
+
+    def subnets(self, rng: random.Random, epoch: int = 0) -> list[Subnet]:
         """The subnets of one step, the teacher (the largest) first under the sandwich rule."""
         net = self.supernet
+        space, smallest = self.phase(epoch)
         if self.rule == "uniform":
-            chosen = [net.sample(rng)]
+            chosen = [sample(space, rng)]
         else:
-            chosen = [net.largest(), net.smallest(), *(net.sample(rng) for _ in range(self.random_subnets))]
+            chosen = [net.largest(), smallest, *(sample(space, rng) for _ in range(self.random_subnets))]
         return [net.subnet(a) for a in chosen]
 
     def step(self, x: torch.Tensor, y: torch.Tensor, rng: random.Random, done: int) -> float:
         """One optimiser step over this batch's subnets; their mean loss."""
-        subnets = self.subnets(rng)
+        subnets = self.subnets(rng, done // self.steps)
         for s in subnets:  # a drawn subnet larger than the census saw grows the bank
             if self.supernet.bank.grow(s.graph, s.parameters()):
                 self.optimise(done)
