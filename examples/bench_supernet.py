@@ -21,6 +21,13 @@ Run from the repository root::
     .venv/bin/python examples/bench_supernet.py                      # residual, 30 subnets
     .venv/bin/python examples/bench_supernet.py --spaces residual,mobile
     .venv/bin/python examples/bench_supernet.py --subnets 8 --epochs 2 --standalone-epochs 1   # a pilot
+    .venv/bin/python examples/bench_supernet.py --data cluttered:5000 --progressive 15 --epochs 30 \
+        --standalone-from runs/mobile.json     # another supernet, ranked against the same stand-alone runs
+
+``--standalone-from`` reads the stand-alone accuracies of an earlier run's
+``--json`` (the same space, data, seed and subnets drawn: the same networks)
+and trains only the networks it lacks, so that training rules are compared
+against one set of stand-alone runs.
 """
 
 from __future__ import annotations
@@ -162,6 +169,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         epochs=args.epochs,
         rule=args.rule,
         random_subnets=args.random_subnets,
+        progressive=args.progressive,
         seed=args.seed,
     )
     largest, smallest = (supernet.network(a) for a in (supernet.largest(), supernet.smallest()))
@@ -174,6 +182,11 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for r in chosen:
         r["inherited"] = run.evaluate(r["assignment"])
     inherited_s = (time.perf_counter() - started) / len(chosen)
+    earlier = _earlier_runs(args, name)
+    for r in chosen:
+        runs = {seed: earlier[r["hash"]][seed] for seed in args.standalone_seeds if seed in earlier.get(r["hash"], {})}
+        if runs:
+            r["runs"] = runs
     jobs = [
         {
             "assignment": r["assignment"],
@@ -184,16 +197,19 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         }
         for r in sorted(chosen, key=lambda r: -r["macs"])
         for seed in args.standalone_seeds
+        if seed not in r.get("runs", {})
     ]
+    log(f"  stand-alone: {len(jobs)} runs to train, {len(chosen) * len(args.standalone_seeds) - len(jobs)} read")
     context = multiprocessing.get_context("spawn")
     by_hash = {r["hash"]: r for r in chosen}
     started = time.perf_counter()
-    with context.Pool(args.workers, initializer=_start, initargs=(name, fixes, args.data)) as pool:
-        for i, out in enumerate(pool.imap_unordered(_standalone, jobs)):
-            r = by_hash[out["hash"]]
-            r.setdefault("runs", {})[out["seed"]] = out["accuracy"]
-            r["standalone_s"] = r.get("standalone_s", 0.0) + out["seconds"]
-            log(f"  stand-alone {i + 1}/{len(jobs)}: {out['accuracy']} ({out['seconds']:.1f} s)")
+    if jobs:
+        with context.Pool(max(1, args.workers), initializer=_start, initargs=(name, fixes, args.data)) as pool:
+            for i, out in enumerate(pool.imap_unordered(_standalone, jobs)):
+                r = by_hash[out["hash"]]
+                r.setdefault("runs", {})[out["seed"]] = out["accuracy"]
+                r["standalone_s"] = r.get("standalone_s", 0.0) + out["seconds"]
+                log(f"  stand-alone {i + 1}/{len(jobs)}: {out['accuracy']} ({out['seconds']:.1f} s)")
     standalone_wall = time.perf_counter() - started
     for r in chosen:  # the mean over seeds, where every seed's run finished
         runs = list(r.get("runs", {}).values())
@@ -231,6 +247,24 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _earlier_runs(args: argparse.Namespace, space: str) -> dict[str, dict[int, float | None]]:
+    """Stand-alone accuracies by network hash and seed from ``--standalone-from`` (an earlier ``--json``)."""
+    if not args.standalone_from:
+        return {}
+    with open(args.standalone_from) as f:
+        earlier = json.load(f)
+    kept = ("data", "standalone_epochs", "recipe", "seed")
+    different = [k for k in kept if earlier["settings"].get(k) != getattr(args, k)]
+    if different:
+        sys.exit(f"{args.standalone_from}: stand-alone runs of another {', '.join(different)}; give the same settings")
+    return {
+        r["hash"]: {int(seed): accuracy for seed, accuracy in r.get("runs", {}).items()}
+        for row in earlier["rows"]
+        if row["space"] == space
+        for r in row["subnets"]
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spaces", default="residual")
@@ -239,6 +273,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="supernet training epochs")
     parser.add_argument("--rule", default="sandwich", help="sandwich or uniform (nas supernet train --rule)")
     parser.add_argument("--random-subnets", type=int, default=2, help="random subnets per step (sandwich)")
+    parser.add_argument(
+        "--progressive", type=int, default=0, help="progressive-shrinking epochs (nas supernet train --progressive)"
+    )
     parser.add_argument("--subnets", type=int, default=30)
     parser.add_argument("--draws", type=int, default=300, help="random networks the subnets are chosen from")
     parser.add_argument("--standalone-epochs", type=int, default=4)
@@ -246,6 +283,7 @@ def main() -> None:
         "--standalone-seeds", default="0,1", help="seeds of the stand-alone runs (their mean is compared)"
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--standalone-from", metavar="JSON", help="stand-alone accuracies of an earlier --json run")
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of the supernet (more than one thrashes on a shared CPU)"
     )
@@ -261,7 +299,10 @@ def main() -> None:
             json.dump({"settings": vars(args), "rows": rows}, f, indent=2, default=str)
     for r in rows:
         print(f"space {r['space']} narrowed by: {' '.join(r['fixes'])}")
-        print(f"  rule {args.rule}, {args.random_subnets} random subnets per step, recipe {args.recipe}")
+        print(
+            f"  rule {args.rule}, {args.random_subnets} random subnets per step, recipe {args.recipe}, "
+            f"{args.progressive} progressive epochs, data {args.data}"
+        )
         print(
             f"  MACs {r['macs'][0]:,} .. {r['macs'][1]:,}; supernet {r['epochs']} epochs in {r['supernet_s']:.0f} s "
             f"(largest {r['history'][-1]['largest']:.4f}, smallest {r['history'][-1]['smallest']:.4f})"
