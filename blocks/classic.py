@@ -285,6 +285,24 @@ class Subsampling2d(Block):
 # Euclidean RBF output (LeNet-5's output layer)
 
 
+RBF_CODE_SEED = 5
+"""Seed of the +-1 codes that stand in for LeNet-5's hand-drawn class bitmaps."""
+
+
+def rbf_codes(in_features: int, out_features: int) -> torch.Tensor:
+    """The ``out_features x in_features`` +-1 centres of an RBF output.
+
+    Drawn from their own seed, not the global generator: every lowering of
+    a network has the same centres (a supernet lowers each subnet anew, and
+    a fixed code that changed with each lowering would be a new target each
+    time), and the codes of a narrower input are the leading columns of a
+    wider one's, as a supernet's windows are the leading features.
+    """
+    generator = torch.Generator().manual_seed(RBF_CODE_SEED)
+    codes = torch.randint(0, 2, (in_features, out_features), generator=generator, dtype=torch.int64)
+    return codes.T.float() * 2 - 1
+
+
 class EuclideanRBFModule(nn.Module):
     """``y_i = sum_j (x_j - c_ij)^2``, computed as
     ``|x|^2 - 2 x.c_i + |c_i|^2`` so that the work is one matrix product."""
@@ -292,8 +310,8 @@ class EuclideanRBFModule(nn.Module):
     def __init__(self, in_features: int, out_features: int, trainable: bool = False) -> None:
         super().__init__()
         # The paper's centres are +-1 codes (stylised 7x12 bitmaps of the
-        # characters); random +-1 codes stand in for them.
-        centres = torch.randint(0, 2, (out_features, in_features)).float() * 2 - 1
+        # characters); fixed random +-1 codes stand in for them.
+        centres = rbf_codes(in_features, out_features)
         if trainable:
             self.centres = nn.Parameter(centres)
         else:

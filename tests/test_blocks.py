@@ -75,6 +75,20 @@ def test_every_parameter_gets_a_gradient(block: Block, example: Example) -> None
 
 
 @pytest.mark.parametrize(("block", "example"), CASES)
+def test_buffers_do_not_depend_on_the_global_generator(block: Block, example: Example) -> None:
+    """A network lowered twice holds the same buffers whatever the global seed:
+    a supernet lowers every subnet anew and shares only parameters, so a
+    buffer drawn at random (a fixed code, a mask) would change under it."""
+    graph = example_graph(block, example)
+    torch.manual_seed(1)
+    first = nas.lower(graph)
+    torch.manual_seed(2)
+    second = nas.lower(graph)
+    for (name, a), (_, b) in zip(first.named_buffers(), second.named_buffers()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(("block", "example"), CASES)
 def test_yaml_round_trip_and_flatten_keep_the_hash(block: Block, example: Example) -> None:
     graph = example_graph(block, example)
     text = graph.to_yaml()

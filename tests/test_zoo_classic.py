@@ -122,6 +122,19 @@ def test_rbf_outputs_are_squared_distances_to_the_centres() -> None:
     torch.testing.assert_close(rbf(x), expected, atol=1e-4, rtol=1e-5)
 
 
+def test_rbf_centres_are_fixed_codes_nested_across_widths() -> None:
+    """The same +-1 codes at every lowering, a narrower input's the leading
+    columns of a wider one's (a supernet's windows are leading features)."""
+    torch.manual_seed(0)
+    narrow = nas.lower(nas.build("lenet5")).get_submodule("output").centres
+    torch.manual_seed(1)
+    again = nas.lower(nas.build("lenet5")).get_submodule("output").centres
+    text = "inputs: {x: [100]}\nnodes:\n  rbf: {block: euclidean_rbf, in: x, out_features: 10}\noutputs: [rbf]\n"
+    wide = nas.lower(nas.build(text))
+    assert torch.equal(narrow, again) and set(narrow.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(wide.get_submodule("rbf").centres[:, :84], narrow)
+
+
 # --------------------------------------------------------------------------
 # Ciresan
 
