@@ -104,7 +104,10 @@ FIXES = {
         "pool7.present=false",
         "dropout.present=false",
     ],
-    "early": [  # LeNet-5 and its neighbours: its layers, other widths, kernels, blocks and activations
+    # LeNet-5 and its neighbours: its layers, output and bounded activations; other widths, kernels,
+    # poolings and convolutions. An RBF output after an unbounded (relu) activation diverges in a
+    # supernet: its squared distances grow without bound, and so do its scores.
+    "early": [
         "x.shape=1x32x32",
         "conv1.present=true",
         "act1.present=false",
@@ -137,6 +140,19 @@ FIXES = {
         "conv3.bias=true",
         "conv3.norm=none",
         "fc1.out_features=[84,100,150,200]",
+        "classifier.block=euclidean_rbf",
+        *(
+            f"{label}=[tanh,scaled_tanh]"
+            for label in (
+                "conv1.act",
+                "pool1_act.block",
+                "act2.block",
+                "pool2_act.block",
+                "conv2.conv_bn_act.act",
+                "conv3.act",
+                "fc1_act.block",
+            )
+        ),
     ],
 }
 """What narrows each space for a run of minutes on two CPU cores."""
