@@ -14,7 +14,8 @@ share from each quantile of a few hundred draws) and evaluated twice:
 Printed: Kendall's tau-b between the two (with a bootstrap 95% interval)
 and Spearman's rho, the supernet's training time against the stand-alone
 trainings', the fixed points of the space (zoo nets that the narrowed
-space holds) with their inherited accuracy, and whether the goal holds.
+space holds) with their inherited and stand-alone accuracy, and whether
+the goal holds.
 
 Run from the repository root::
 
@@ -197,12 +198,16 @@ def _standalone(job: dict[str, Any]) -> dict[str, Any]:
     return {"hash": job["hash"], "seed": job["seed"], "accuracy": accuracy, "seconds": time.perf_counter() - started}
 
 
-def fixed_points(supernet: Supernet, run: SupernetRun) -> list[tuple[str, float, int]]:
-    """Zoo nets the narrowed space holds, with their inherited accuracy and MACs."""
+def fixed_points(supernet: Supernet, run: SupernetRun) -> list[dict[str, Any]]:
+    """Zoo nets the narrowed space holds: assignment, MACs and inherited accuracy."""
     rows = []
     for name in S.fixed_points(supernet.space):
         assignment = S.encode(supernet.space, zoo.load(name))
-        rows.append((name, run.evaluate(assignment), supernet.network(assignment).macs))
+        graph = supernet.network(assignment)
+        rows.append(
+            {"name": name, "assignment": assignment, "hash": graph.hash, "macs": graph.macs, "params": graph.params}
+            | {"inherited": run.evaluate(assignment)}
+        )
     return rows
 
 
@@ -232,8 +237,9 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for r in chosen:
         r["inherited"] = run.evaluate(r["assignment"])
     inherited_s = (time.perf_counter() - started) / len(chosen)
+    classics = fixed_points(supernet, run)
     earlier = _earlier_runs(args, name)
-    for r in chosen:
+    for r in chosen + classics:
         runs = {seed: earlier[r["hash"]][seed] for seed in args.standalone_seeds if seed in earlier.get(r["hash"], {})}
         if runs:
             r["runs"] = runs
@@ -245,13 +251,14 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "epochs": args.standalone_epochs,
             "seed": seed,
         }
-        for r in sorted(chosen, key=lambda r: -r["macs"])
+        for r in sorted(chosen + classics, key=lambda r: -r["macs"])
         for seed in args.standalone_seeds
         if seed not in r.get("runs", {})
     ]
-    log(f"  stand-alone: {len(jobs)} runs to train, {len(chosen) * len(args.standalone_seeds) - len(jobs)} read")
+    total = len(chosen + classics) * len(args.standalone_seeds)
+    log(f"  stand-alone: {len(jobs)} runs to train, {total - len(jobs)} read")
     context = multiprocessing.get_context("spawn")
-    by_hash = {r["hash"]: r for r in chosen}
+    by_hash = {r["hash"]: r for r in chosen + classics}
     started = time.perf_counter()
     if jobs:
         with context.Pool(max(1, args.workers), initializer=_start, initargs=(name, fixes, args.data)) as pool:
@@ -261,7 +268,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 r["standalone_s"] = r.get("standalone_s", 0.0) + out["seconds"]
                 log(f"  stand-alone {i + 1}/{len(jobs)}: {out['accuracy']} ({out['seconds']:.1f} s)")
     standalone_wall = time.perf_counter() - started
-    for r in chosen:  # the mean over seeds, where every seed's run finished
+    for r in chosen + classics:  # the mean over seeds, where every seed's run finished
         runs = list(r.get("runs", {}).values())
         r["standalone"] = None if not runs or None in runs else statistics.fmean(runs)
     pairs = [(r["inherited"], r["standalone"]) for r in chosen if r["standalone"] is not None]
@@ -292,7 +299,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "rho": float(scipy.stats.spearmanr(xs, ys).statistic),
         "inherited_mean": statistics.fmean(xs),
         "standalone_mean": statistics.fmean(ys),
-        "fixed_points": fixed_points(supernet, run),
+        "fixed_points": [{k: v for k, v in r.items() if k != "assignment"} for r in classics],
         "subnets": [{k: v for k, v in r.items() if k != "assignment"} for r in chosen],
     }
 
@@ -311,7 +318,8 @@ def _earlier_runs(args: argparse.Namespace, space: str) -> dict[str, dict[int, f
         r["hash"]: {int(seed): accuracy for seed, accuracy in r.get("runs", {}).items()}
         for row in earlier["rows"]
         if row["space"] == space
-        for r in row["subnets"]
+        for r in row["subnets"] + row.get("fixed_points", [])
+        if isinstance(r, dict)
     }
 
 
@@ -370,8 +378,12 @@ def main() -> None:
             f"  stand-alone against itself (seed {args.standalone_seeds[0]} vs {args.standalone_seeds[-1]}): "
             f"Kendall tau-b {r['standalone_tau']:+.3f}, the ceiling of any evaluator's agreement with one run"
         )
-        for name, accuracy, macs in r["fixed_points"]:
-            print(f"  fixed point {name}: inherited accuracy {accuracy:.4f} at {macs:,} MACs")
+        for c in r["fixed_points"]:
+            alone = "failed" if c["standalone"] is None else f"{c['standalone']:.4f}"
+            print(
+                f"  fixed point {c['name']}: inherited accuracy {c['inherited']:.4f}, stand-alone {alone}, "
+                f"at {c['macs']:,} MACs"
+            )
 
 
 if __name__ == "__main__":
