@@ -20,6 +20,7 @@ from nas.cli.root import main
 from nas.data import load_data
 from nas.ir.errors import NASError
 from nas.supernet import Bank, EpochLog, Supernet, SupernetRun, entry_name, load_supernet, train_supernet, window
+from nas.train import RECIPES
 
 SPACE = """
 name: tiny
@@ -242,6 +243,26 @@ def test_progressive_epochs_draw_near_the_largest_network_then_everywhere(space:
     with pytest.raises(NASError, match="progressive epochs must be fewer than the epochs") as raised:
         SupernetRun(net, load_data("digits"), epochs=4, progressive=4)
     assert len(str(raised.value).splitlines()) == 1
+
+
+def test_a_supernet_step_clips_the_gradients_the_recipe_bounds(space: S.Space) -> None:
+    """Under SGD a step moves the bank by the rate times the clipped gradient."""
+    data = load_data("digits")
+    fixed = S.restrict(space, {"x.shape": (1, 8, 8)})
+    sgd = RECIPES["cifar"].with_changes(weight_decay=0.0, warmup=0.0, momentum=0.0, nesterov=False, augment=False)
+    moved = []
+    for clip in (1e-9, None):
+        torch.manual_seed(0)
+        net = Supernet(fixed, data.classes)
+        net.census(random.Random(0), samples=4)
+        before = {name: net.bank[name].detach().clone() for name in net.bank.names}
+        run = SupernetRun(net, data, recipe=sgd.with_changes(clip_grad=clip), epochs=1)
+        run.optimise()
+        x, y = next(iter(run.feeds["train"].epoch(0)))
+        run.step(x, y, random.Random(0), 0)
+        moved.append(max(float((net.bank[n].detach() - before[n]).abs().max()) for n in net.bank.names))
+    clipped, free = moved
+    assert clipped < 1e-8 < 1e-3 < free
 
 
 def test_the_command_refuses_more_progressive_epochs_than_epochs(

@@ -171,6 +171,35 @@ def test_a_recipes_norm_momentum_replaces_the_networks_while_training(colour) ->
         dataclasses.replace(RECIPES["cifar"], norm_momentum=0.0)
 
 
+def test_a_recipe_clips_the_norm_of_all_gradients_together() -> None:
+    a, b = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(4))
+    a.grad, b.grad = torch.full((3,), 4.0), torch.full((4,), -3.0)
+    norm = float(torch.linalg.vector_norm(torch.cat([a.grad, b.grad])))  # sqrt(48 + 36)
+    RECIPES["digits"].with_changes(clip_grad=2.0).clip([a, b])
+    torch.testing.assert_close(a.grad, torch.full((3,), 4.0 * 2.0 / norm))
+    torch.testing.assert_close(b.grad, torch.full((4,), -3.0 * 2.0 / norm))
+    RECIPES["digits"].clip([a, b])  # no clip_grad: left alone
+    torch.testing.assert_close(a.grad, torch.full((3,), 4.0 * 2.0 / norm))
+    assert "clip_grad" not in RECIPES["digits"].plain()  # runs stored before the field resume
+    assert RECIPES["digits"].with_changes(clip_grad=1.0).plain()["clip_grad"] == 1.0
+    with pytest.raises(NASError, match="clip_grad is a gradient norm above 0"):
+        RECIPES["digits"].with_changes(clip_grad=0.0)
+
+
+def test_clipped_gradients_bound_every_training_step(colour) -> None:  # type: ignore[no-untyped-def]
+    """Under SGD a step is the rate times the (clipped) gradient: clipped to
+    almost nothing, the weights stay where they started."""
+    graph = nas.build(NET)
+    plain = dataclasses.replace(RECIPES["cifar"], weight_decay=0.0, warmup=0.0)
+    runs = [
+        train(graph, colour, recipe=plain.with_changes(clip_grad=clip), epochs=1, batch_size=16, seed=2)
+        for clip in (1e-9, 1e-8, None)
+    ]
+    tiny, small, free = (r.state["conv.weight"] for r in runs)
+    assert (tiny - small).abs().max() < 1e-6
+    assert (tiny - free).abs().max() > 2e-4  # four unclipped steps moved it by 8e-4
+
+
 # -- devices -------------------------------------------------------------------------------
 
 

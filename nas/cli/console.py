@@ -30,6 +30,12 @@ DataOption = Annotated[
         "(on disk).",
     ),
 ]
+ClipGradOption = Annotated[
+    float | None,
+    typer.Option(
+        "--clip-grad", help="Clip the gradients' norm to this before each step (default: the recipe's; none)."
+    ),
+]
 RecipeOption = Annotated[
     str | None,
     typer.Option("--recipe", help="adam, digits, cifar, imagenet or a recipe .yaml (default: suits the data)."),

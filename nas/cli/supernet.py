@@ -22,7 +22,7 @@ import typer
 import nas
 import nas.export
 import nas.search
-from nas.cli.console import DataOption, DeviceOption, FixOption, RecipeOption
+from nas.cli.console import ClipGradOption, DataOption, DeviceOption, FixOption, RecipeOption
 from nas.cli.progress import progress_bar
 from nas.cli.root import _SETTINGS
 from nas.data import DataSet, load_data
@@ -63,6 +63,7 @@ def train_command(
         ),
     ] = 0,
     recipe: RecipeOption = None,
+    clip_grad: ClipGradOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and of the subnets drawn.")] = 0,
     device: DeviceOption = None,
 ) -> None:
@@ -84,14 +85,15 @@ def train_command(
     assert space.file is not None  # a loaded space knows its file
     fixed = list(fix or [])
     split = load_data(data)
-    chosen = choose_recipe(split, recipe)
+    chosen = choose_recipe(split, recipe, clip_grad=clip_grad)
     info = SupernetInfo(
         space=space.name,
         fixed=fixed,
         data=split.name,
         classes=split.classes,
         training={"recipe": chosen.name, "rule": rule, "random_subnets": random_subnets, "epochs": epochs}
-        | ({"progressive": progressive} if progressive else {}),
+        | ({"progressive": progressive} if progressive else {})
+        | ({"clip_grad": chosen.clip_grad} if chosen.clip_grad is not None else {}),
     )
     _check_same(directory, info)
     supernet = Supernet(narrowed(space, fixed), split.classes).to(resolve_device(device))
@@ -132,7 +134,9 @@ def train_command(
     try:
         log = train_supernet(run, split, directory=directory, on_step=on_step, on_epoch=on_epoch)
     except EvaluationFailed as e:
-        raise NASError(f"supernet training failed: {e}", hint="try a lower --lr in the recipe") from None
+        raise NASError(
+            f"supernet training failed: {e}", hint="clip the gradients (--clip-grad 1) or lower the recipe's lr"
+        ) from None
     finally:
         progress.stop()
     save_supernet(directory, supernet, info, Path(space.file))

@@ -15,6 +15,7 @@ from nas.cli.console import (
     AmpOption,
     AugmentOption,
     ChannelsLastOption,
+    ClipGradOption,
     DataOption,
     DataWorkersOption,
     DeviceOption,
@@ -42,6 +43,7 @@ def train(
         int | None, typer.Option("--batch-size", help="Images per step (the recipe's lr scales with it).")
     ] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default: the recipe's).")] = None,
+    clip_grad: ClipGradOption = None,
     augment: AugmentOption = None,
     device: DeviceOption = None,
     amp: AmpOption = None,
@@ -73,7 +75,7 @@ def train(
     target = Path(output)
     nas.export.check_target(target, force)  # fail before training, not after
     split = load_data(data)
-    chosen = choose_recipe(split, recipe, batch_size=batch_size, lr=lr)
+    chosen = choose_recipe(split, recipe, batch_size=batch_size, lr=lr, clip_grad=clip_grad)
     where = resolve_device(device)  # once: 'auto' claims a GPU
     augmentation = augmentation_of(split, chosen.augment if augment is None else augment_choice(augment))
     origin = nas.export.from_source(source, input_shape=input_shape)

@@ -191,6 +191,7 @@ class SupernetRun:
         value = sum(losses) / len(losses)
         if not math.isfinite(value):
             raise EvaluationFailed(f"the supernet's loss is {value} at step {done + 1}")
+        self.recipe.clip(self.supernet.bank.parameters())
         optimizer.step()
         assert self.state.scheduler is not None
         self.state.scheduler.step()

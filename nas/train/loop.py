@@ -234,10 +234,14 @@ class _Run:
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
+                    if self.recipe.clip_grad is not None:
+                        scaler.unscale_(optimizer)
+                        self.recipe.clip(self.model.parameters())
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     loss.backward()
+                    self.recipe.clip(self.model.parameters())
                     optimizer.step()
                 if scheduler is not None:
                     scheduler.step()

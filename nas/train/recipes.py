@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ class Recipe:
             PyTorch's 0.1: an imported MobileNet v3 keeps torchvision's 0.01,
             whose running statistics hardly move in a search trial, and
             validates as a network with untrained statistics.
+        clip_grad: the largest norm of all gradients together, rescaled to
+            it before each step (``None``: not clipped). A supernet step sums
+            the gradients of several subnets, and in a space without
+            normalisation (``early``) they can grow until training diverges.
     """
 
     name: str
@@ -84,6 +89,7 @@ class Recipe:
     label_smoothing: float = 0.1
     augment: bool = True
     norm_momentum: float | None = None
+    clip_grad: float | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -96,6 +102,8 @@ class Recipe:
             raise NASError("a recipe's lr must be above 0 and its batch size at least 1", field="lr")
         if not 0 <= self.warmup < 1 or not 0 <= self.label_smoothing < 1 or self.weight_decay < 0:
             raise NASError("warmup and label_smoothing are fractions in [0, 1), weight_decay 0 or more", field="warmup")
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            raise NASError("clip_grad is a gradient norm above 0, or null for none", field="clip_grad")
         if self.norm_momentum is not None and not 0 < self.norm_momentum <= 1:
             raise NASError(
                 "norm_momentum is a fraction in (0, 1], or null for the network's own", field="norm_momentum"
@@ -121,8 +129,17 @@ class Recipe:
         return dataclasses.replace(self, **changes) if changes else self
 
     def plain(self) -> dict[str, Any]:
-        """The recipe as plain data (for trial attributes, checkpoints and model cards)."""
-        return dataclasses.asdict(self)
+        """The recipe as plain data (for trial attributes, checkpoints and model
+        cards); ``clip_grad`` only where set, so that runs stored before it resume."""
+        plain = dataclasses.asdict(self)
+        if self.clip_grad is None:
+            del plain["clip_grad"]
+        return plain
+
+    def clip(self, parameters: Iterable[torch.Tensor]) -> None:
+        """Rescale the gradients of ``parameters`` to a norm of at most ``clip_grad`` (if set)."""
+        if self.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_([p for p in parameters if p.grad is not None], self.clip_grad)
 
     def optimizer_for(self, model: torch.nn.Module) -> torch.optim.Optimizer | None:
         """The optimiser over ``model``'s parameters, with norms and biases in a
