@@ -52,7 +52,7 @@ from nas.data import load_data
 from nas.io import zoo
 from nas.predict.predictor import kendall_tau, kendall_tau_interval
 from nas.supernet import Supernet, SupernetRun, train_supernet
-from nas.train import EvaluationFailed, train
+from nas.train import EvaluationFailed, choose_recipe, train
 
 FIXES = {
     "residual": [
@@ -220,7 +220,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     run = SupernetRun(
         supernet,
         data,
-        recipe=args.recipe,
+        recipe=choose_recipe(data, args.recipe, clip_grad=args.clip_grad),
         epochs=args.epochs,
         rule=args.rule,
         random_subnets=args.random_subnets,
@@ -247,7 +247,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         {
             "assignment": r["assignment"],
             "hash": r["hash"],
-            "recipe": run.recipe.name,
+            "recipe": run.recipe,  # the same recipe, clipping included
             "epochs": args.standalone_epochs,
             "seed": seed,
         }
@@ -310,7 +310,7 @@ def _earlier_runs(args: argparse.Namespace, space: str) -> dict[str, dict[int, f
         return {}
     with open(args.standalone_from) as f:
         earlier = json.load(f)
-    kept = ("data", "standalone_epochs", "recipe", "seed")
+    kept = ("data", "standalone_epochs", "recipe", "clip_grad", "seed")
     different = [k for k in kept if earlier["settings"].get(k) != getattr(args, k)]
     if different:
         sys.exit(f"{args.standalone_from}: stand-alone runs of another {', '.join(different)}; give the same settings")
@@ -331,6 +331,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="supernet training epochs")
     parser.add_argument("--rule", default="sandwich", help="sandwich or uniform (nas supernet train --rule)")
     parser.add_argument("--random-subnets", type=int, default=2, help="random subnets per step (sandwich)")
+    parser.add_argument("--clip-grad", type=float, help="gradient norm clipped to, supernet and stand-alone alike")
     parser.add_argument(
         "--progressive", type=int, default=0, help="progressive-shrinking epochs (nas supernet train --progressive)"
     )
@@ -358,7 +359,8 @@ def main() -> None:
     for r in rows:
         print(f"space {r['space']} narrowed by: {' '.join(r['fixes'])}")
         print(
-            f"  rule {args.rule}, {args.random_subnets} random subnets per step, recipe {args.recipe}, "
+            f"  rule {args.rule}, {args.random_subnets} random subnets per step, recipe {args.recipe}"
+            f"{'' if args.clip_grad is None else f' (gradients clipped to {args.clip_grad})'}, "
             f"{args.progressive} progressive epochs, data {args.data}"
         )
         print(
