@@ -300,7 +300,7 @@ def rbf_codes(in_features: int, out_features: int) -> torch.Tensor:
     """
     generator = torch.Generator().manual_seed(RBF_CODE_SEED)
     codes = torch.randint(0, 2, (in_features, out_features), generator=generator, dtype=torch.int64)
-    return codes.T.float() * 2 - 1
+    return codes.T.contiguous().float() * 2 - 1
 
 
 class EuclideanRBFModule(nn.Module):
