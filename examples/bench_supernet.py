@@ -22,8 +22,10 @@ Run from the repository root::
     .venv/bin/python examples/bench_supernet.py                      # residual, 30 subnets
     .venv/bin/python examples/bench_supernet.py --spaces residual,mobile
     .venv/bin/python examples/bench_supernet.py --subnets 8 --epochs 2 --standalone-epochs 1   # a pilot
-    .venv/bin/python examples/bench_supernet.py --data cluttered:5000 --progressive 15 --epochs 30 \
-        --standalone-from runs/mobile.json     # another supernet, ranked against the same stand-alone runs
+    .venv/bin/python examples/bench_supernet.py --spaces mobile --data cluttered:5000 --epochs 30 --json mob.json
+    .venv/bin/python examples/bench_supernet.py --spaces mobile --data cluttered:5000 --epochs 30 --progressive 15 \
+        --standalone-from mob.json     # another supernet, ranked against the same stand-alone runs
+    .venv/bin/python examples/bench_supernet.py --spaces early --epochs 30 --clip-grad 1   # LeNet-5 inside
 
 ``--standalone-from`` reads the stand-alone accuracies of an earlier run's
 ``--json`` (the same space, data, seed and subnets drawn: the same networks)
