@@ -26,14 +26,14 @@ from typing import Any
 
 import nas
 import nas.space as S
-from nas.passes.analysis import _expand
+from nas.passes.analysis import clear_cache
 
 
 def _median_ms(fn: Any, repeats: int, cold: bool) -> float:
     times = []
     for _ in range(repeats):
         if cold:
-            _expand.cache_clear()
+            clear_cache()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)

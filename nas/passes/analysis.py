@@ -143,6 +143,12 @@ def _expand(block: Block, p: Params, ins: tuple[Shape, ...]) -> Graph:
     return cast("Composite", block).expand(p, ins)
 
 
+def clear_cache() -> None:
+    """Forget the shared expansions, so that the next analysis builds each
+    composite again (what a cold start, or a benchmark of one, measures)."""
+    _expand.cache_clear()
+
+
 _RANK_NAMES = {1: "a flat (F,)", 2: "a (C, L) or (N, D)", 3: "a (C, H, W)"}
 
 
