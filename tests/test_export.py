@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,7 @@ def test_a_failing_format_fails_alone(tmp_path: Path, monkeypatch: pytest.Monkey
     def broken(*_: object) -> dict[str, Any]:
         raise RuntimeError("Exporting the operator 'aten::frobnicate' to ONNX is not supported")
 
-    monkeypatch.setitem(E.FORMATS, "onnx", E.Format("onnx", "model.onnx", broken, nas.io.exported.OnnxModule))
+    monkeypatch.setitem(E.FORMATS, "onnx", replace(E.FORMATS["onnx"], write=broken))
     assert main(["export", "lenet5", "-o", "out", "--latency", "none"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [
@@ -212,7 +213,7 @@ def test_a_format_that_gives_other_values_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(
         E.FORMATS,
         "torchscript",
-        E.Format("torchscript", "model.torchscript.pt", EF._write_torchscript, off_by_one),
+        replace(E.FORMATS["torchscript"], load=off_by_one),
     )
     exported = E.export(E.from_source("lenet5"), "out", ["torchscript"])
     assert "outputs 1 away from the IR module's" in exported.failed["torchscript"]
@@ -233,9 +234,7 @@ def _shifted_in_one_output(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return run
 
-    monkeypatch.setitem(
-        E.FORMATS, "torchscript", E.Format("torchscript", "model.torchscript.pt", EF._write_torchscript, one_off)
-    )
+    monkeypatch.setitem(E.FORMATS, "torchscript", replace(E.FORMATS["torchscript"], load=one_off))
 
 
 def test_a_disagreement_on_a_few_outputs_is_not_read_as_a_tie(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,9 +260,7 @@ def test_every_format_is_checked_on_several_seeds_at_both_batches(monkeypatch: p
 
         return run
 
-    monkeypatch.setitem(
-        E.FORMATS, "torchscript", E.Format("torchscript", "model.torchscript.pt", EF._write_torchscript, recording)
-    )
+    monkeypatch.setitem(E.FORMATS, "torchscript", replace(E.FORMATS["torchscript"], load=recording))
     exported = E.export(E.from_source("lenet5"), "out", ["torchscript"])
     assert not exported.failed
     assert sorted(b for b, _ in seen) == [1] * E.CHECK_SEEDS + [2] * E.CHECK_SEEDS
@@ -334,7 +331,7 @@ def test_an_interrupted_export_leaves_the_old_one_whole(monkeypatch: pytest.Monk
     def interrupted(*_: object) -> dict[str, Any]:
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(E.FORMATS, "pt2", E.Format("pt2", "model.pt2", interrupted, nas.io.exported._load_pt2))
+    monkeypatch.setitem(E.FORMATS, "pt2", replace(E.FORMATS["pt2"], write=interrupted))
     with pytest.raises(KeyboardInterrupt):
         E.export(E.from_source("ciresan_mlp"), "out", ["yaml", "weights", "pt2"], overwrite=True)
     assert {p.name: p.read_bytes() for p in Path("out").iterdir()} == before
@@ -380,7 +377,7 @@ def test_a_full_disk_fails_the_export_in_one_line_and_keeps_the_old_one(
         # torch's C++ writers report "file write failed" with the OSError only as the cause
         raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed") from _full_disk()
 
-    monkeypatch.setitem(E.FORMATS, "pt2", E.Format("pt2", "model.pt2", full, nas.io.exported._load_pt2))
+    monkeypatch.setitem(E.FORMATS, "pt2", replace(E.FORMATS["pt2"], write=full))
     args = ["export", "ciresan_mlp", "-o", "out", "--format", "yaml,weights,pt2", "--force", "--latency", "none"]
     assert main(args) == 2
     _assert_one_line_naming(capsys.readouterr().err.strip(), "out/model.pt2")
@@ -418,7 +415,7 @@ def test_the_weights_are_checked_by_loading_them_back(monkeypatch: pytest.Monkey
         module = nas.io.exported._load_weights(path)
         return lambda x: module(x) + 1
 
-    monkeypatch.setitem(E.FORMATS, "weights", E.Format("weights", "model.safetensors", EF._write_weights, off_by_one))
+    monkeypatch.setitem(E.FORMATS, "weights", replace(E.FORMATS["weights"], load=off_by_one))
     exported = E.export(E.from_source("lenet5"), "out", ["weights"])
     assert "outputs 1 away from the IR module's" in exported.failed["weights"]
     assert not Path("out/model.safetensors").exists()

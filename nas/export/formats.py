@@ -17,14 +17,14 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
 import torch
 
-from nas.io.exported import STORED_FORMATS, Outputs, Runner
+from nas.io.exported import STORED_FORMATS, Outputs, StoredFormat
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
 from nas.passes.onnx import ONNX_OPSET, to_onnx
@@ -47,17 +47,10 @@ records for it (``{"batch": "dynamic"}`` asks for the check at every batch)."""
 
 
 @dataclass(frozen=True)
-class Format:
-    """One file format: its file name, how to write it, how to load it back
-    (``None``: a file that does not run, such as the architecture), and what
-    it needs (``missing`` says what is absent, or ``None``)."""
+class Format(StoredFormat):
+    """A stored format (its file, loader and needs) with its writer."""
 
-    name: str
-    file: str
-    write: Writer
-    load: Callable[[Path], Runner] | None
-    missing: Callable[[], str | None] = lambda: None
-    unpickles: bool = False
+    write: Writer = field(kw_only=True)
 
 
 def _write_yaml(subject: Subject, path: Path) -> dict[str, Any]:
@@ -138,8 +131,7 @@ _WRITERS: dict[str, Writer] = {
 }
 
 FORMATS: dict[str, Format] = {
-    name: Format(name, stored.file, _WRITERS[name], stored.load, stored.missing, stored.unpickles)
-    for name, stored in STORED_FORMATS.items()
+    name: Format(**vars(stored), write=_WRITERS[name]) for name, stored in STORED_FORMATS.items()
 }
 """Every format, in the order they are written: the architecture first, since
 the weights are loaded back through it."""
