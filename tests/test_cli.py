@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 import torchvision
 
@@ -99,8 +100,6 @@ def test_package_data_is_found_through_importlib_resources() -> None:
 def test_results_dashboard_without_its_package_is_one_line(
     tmp_path: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import optuna
-
     url = f"sqlite:///{tmp_path}/nas.db"
     optuna.create_study(storage=url, study_name="s")
     capsys.readouterr()  # Optuna's note of the new study, on stderr when its log handler is fresh
@@ -112,7 +111,6 @@ def test_results_dashboard_without_its_package_is_one_line(
 
 def test_results_dashboard_serves_the_storage(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
     optuna_dashboard = pytest.importorskip("optuna_dashboard")
-    import optuna
 
     url = f"sqlite:///{tmp_path}/nas.db"
     optuna.create_study(storage=url, study_name="s")

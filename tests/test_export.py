@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import safetensors.torch
 import torch
@@ -161,8 +162,6 @@ def test_a_searched_model_exports_with_its_search(tmp_path: Path, capsys: pytest
     nearest = min(S.distance(assignment, S.encode(space, nas.zoo.load(name))) for name in S.fixed_points(space))
     assert report["closest_zoo"]["distance"] == nearest
     # The weights are the trial's own.
-    import optuna
-
     st = optuna.load_study(study_name="found", storage=storage)
     weights = st.trials[trial].user_attrs["weights"]
     graph = nas.build(st.trials[trial].user_attrs["yaml"])

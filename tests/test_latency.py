@@ -7,6 +7,7 @@ exported ONNX model. Real measurements use small nets and the quick policy.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import sqlite3
@@ -522,8 +523,6 @@ def test_tensorrt_backend_measures(precision: str) -> None:
 
 
 def test_measurements_in_a_frozen_collector_leave_the_caller_s_objects_alone() -> None:
-    import gc
-
     from nas.latency.measurement import frozen_collector
 
     held = [[i] for i in range(1000)]  # objects alive before the loop: frozen, not walked by each gc.collect()

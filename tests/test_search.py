@@ -7,7 +7,11 @@ import json
 import math
 import os
 import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -345,8 +349,6 @@ def test_a_resumed_study_keeps_its_settings(tmp_path: Path) -> None:
 
 
 def test_the_dashboard_without_its_package_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
     monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # import fails, as when not installed
     with pytest.raises(NASError) as error:
         dashboard(f"sqlite:///{tmp_path}/nas.db")
@@ -399,9 +401,6 @@ def test_search_and_results_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     storage = f"sqlite:///{tmp_path}/shared.db"
     command = [sys.executable, "-m", "nas.cli", "search", "--trials", "6", "--objective", "proxy:synflow"]
     command += ["--storage", storage, "--study", "shared", "--latency-budget-ms", "50"]
@@ -428,10 +427,6 @@ def test_random_assignments_round_trip_as_optuna_parameters() -> None:
 def test_a_search_killed_mid_trial_resumes_and_completes(tmp_path: Path) -> None:
     """kill -9 during a trial, start again: every finished trial is kept and
     the study reaches its trial count."""
-    import signal
-    import subprocess
-    import sys
-    import time
 
     storage = f"sqlite:///{tmp_path}/killed.db"
     command = [sys.executable, "-m", "nas.cli", "search", "--trials", "6", "--epochs", "3", "--latency-budget-ms", "50"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -238,8 +239,6 @@ def test_space_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
 
 
 def test_the_format_documentation_example_is_a_working_space() -> None:
-    import re
-
     readme = (Path(__file__).resolve().parent.parent / "search_spaces" / "README.md").read_text()
     (text,) = re.findall(r"```yaml\n(.*?)```", readme, re.S)
     space = S.parse_space(text, "README.md")

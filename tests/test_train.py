@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -246,9 +248,6 @@ def test_mixed_precision_and_channels_last_train_on_a_gpu(colour) -> None:  # ty
 
 @gpu
 def test_auto_claims_a_different_gpu_per_process(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two GPUs")
     code = (
