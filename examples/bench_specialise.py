@@ -11,6 +11,10 @@ For each seed of ``--seeds``, on one narrowed space (``--space``, narrowed by
   the same budget, latency measured the same way), then the best network
   fine-tuned for ``--finetune-epochs`` epochs from its inherited weights;
   its wall time, training included, and the fine-tuned accuracy;
+* to match (``--match-epochs``): where the supernet's network is the more
+  accurate, the search from scratch again with twice the epochs a trial,
+  until its best is as accurate (or the epochs reach the cap): the time
+  from scratch to the supernet's accuracy, or a lower bound on it;
 * specialisation: one more budget (``--more-budget``) searched on the same
   supernet and its best fine-tuned: the time a new target costs once a
   supernet exists.
@@ -29,6 +33,8 @@ Run from the repository root::
 
     .venv/bin/python examples/bench_specialise.py                    # mobile, 3 seeds
     .venv/bin/python examples/bench_specialise.py --seeds 0 --scratch-trials 6 --trials 50   # a pilot
+    .venv/bin/python examples/bench_specialise.py --data cluttered:5000 --latency-table TABLE --budget 0.4 \
+        --more-budget 0.3 --supernet-epochs 30 --match-epochs 16 --seeds 0
 """
 
 from __future__ import annotations
@@ -80,26 +86,51 @@ def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple
     return trained.accuracy, time.perf_counter() - started
 
 
-def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    fixes = tuple(FIXES[args.space])
-    common = {"latency_budget_ms": args.budget, "latency_table": args.latency_table, "sampler": "evolution"}
-    log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
-    scratch, scratch_s = search(
+def scratch_search(seed: int, epochs: int, args: argparse.Namespace, folder: Path) -> tuple[SearchResult, float]:
+    """``nas search`` from scratch under the first budget, trials of ``epochs`` epochs, timed."""
+    return search(
         SearchConfig(
             space=args.space,
-            fix=fixes,
+            fix=tuple(FIXES[args.space]),
             data=args.data,
             recipe=args.recipe,
             trials=args.scratch_trials,
-            epochs=args.scratch_epochs,
-            storage=f"sqlite:///{folder}/scratch-{seed}.db",
+            epochs=epochs,
+            latency_budget_ms=args.budget,
+            latency_table=args.latency_table,
+            sampler="evolution",
+            storage=f"sqlite:///{folder}/scratch-{seed}-{epochs}.db",
             study="scratch",
-            runs=str(folder / f"runs-scratch-{seed}"),
+            runs=str(folder / f"runs-scratch-{seed}-{epochs}"),
             seed=seed,
-            **common,
         ),
         folder / f"cache-scratch-{seed}",
     )
+
+
+def to_match(seed: int, accuracy: float, args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
+    """From-scratch searches with twice the epochs each time, from ``--scratch-epochs`` up to
+    ``--match-epochs``, until one finds a network as accurate as ``accuracy``: each rung's epochs,
+    time and best. A user who knew the epochs needed would run only the last rung, so its time
+    (not the sum) is what weight sharing is compared with."""
+    rungs = []
+    epochs = args.scratch_epochs * 2
+    while epochs <= args.match_epochs:
+        log(f"seed {seed}: from scratch to match {accuracy:.4f}, {args.scratch_trials} trials of {epochs} epochs")
+        result, seconds = scratch_search(seed, epochs, args, folder)
+        best = result.best.values[0] if result.best is not None else math.nan
+        rungs.append({"epochs": epochs, "seconds": seconds, "best": best})
+        log(f"  best {best:.4f} in {seconds:.0f} s")
+        if best >= accuracy:
+            break
+        epochs *= 2
+    return rungs
+
+
+def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    fixes = tuple(FIXES[args.space])
+    log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
+    scratch, scratch_s = scratch_search(seed, args.scratch_epochs, args, folder)
     if scratch.best is None:
         raise SystemExit(f"the from-scratch search found no network within {args.budget} ms: {scratch.best_error}")
     target = scratch.best.values[0]
@@ -156,6 +187,8 @@ def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, A
         log(f"  {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, accuracy {accuracy:.4f}")
     first = specialised[0]
     supernet_total = supernet_s + first["search_s"] + first["finetune_s"]
+    rungs = to_match(seed, first["accuracy"], args, folder) if first["accuracy"] > target else []
+    matched = [r for r in rungs if r["best"] >= first["accuracy"]]
     return {
         "seed": seed,
         "scratch_s": scratch_s,
@@ -166,6 +199,11 @@ def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, A
         "supernet_accuracy": first["accuracy"],
         "reached": first["accuracy"] >= target,
         "speedup": scratch_s / supernet_total,
+        "match": rungs,
+        # Time from scratch to the supernet's accuracy over the supernet's: exact if a rung matched,
+        # else a lower bound (the last rung's time), None if no rung ran.
+        "match_speedup": (matched[0] if matched else rungs[-1])["seconds"] / supernet_total if rungs else None,
+        "match_reached": bool(matched),
         "more_budget_s": specialised[1]["search_s"] + specialised[1]["finetune_s"],
         "specialised": specialised,
     }
@@ -186,6 +224,13 @@ def main() -> None:
     )
     parser.add_argument("--scratch-trials", type=int, default=30)
     parser.add_argument("--scratch-epochs", type=int, default=2)
+    parser.add_argument(
+        "--match-epochs",
+        type=int,
+        default=0,
+        help="where the supernet's network beats the search from scratch, search again from scratch with "
+        "twice the epochs, up to this many, until it is matched (0: do not)",
+    )
     parser.add_argument("--supernet-epochs", type=int, default=10)
     parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
     parser.add_argument("--finetune-epochs", type=int, default=2)
@@ -215,7 +260,22 @@ def main() -> None:
             f"fine-tuned {r['supernet_accuracy']:.4f} ({'as accurate' if r['reached'] else 'LESS accurate'}); "
             f"speed-up {r['speedup']:.2f}x; one more budget ({args.more_budget:g} ms) {r['more_budget_s']:.0f} s"
         )
+        for rung in r["match"]:
+            print(f"    from scratch, {rung['epochs']} epochs a trial: {rung['best']:.4f} in {rung['seconds']:.0f} s")
+        if r["match"]:
+            bound = "" if r["match_reached"] else "at least "
+            print(
+                f"    to the supernet's accuracy, weight sharing is {bound}{r['match_speedup']:.2f}x faster"
+                + ("" if r["match_reached"] else f" (not matched within {args.match_epochs} epochs a trial)")
+            )
     speedup = statistics.median(r["speedup"] for r in rows)
+    matched = [r for r in rows if r["match"]]
+    if matched:
+        bounds = sum(not r["match_reached"] for r in matched)
+        print(
+            f"to the supernet's accuracy: median {statistics.median(r['match_speedup'] for r in matched):.2f}x "
+            f"faster over {len(matched)} seeds ({bounds} of them lower bounds)"
+        )
     more = max(r["more_budget_s"] for r in rows)
     reached = sum(r["reached"] for r in rows)
     scratch = statistics.median(r["scratch_s"] for r in rows)
