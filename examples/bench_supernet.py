@@ -273,7 +273,6 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for r in chosen + classics:  # the mean over seeds, where every seed's run finished
         runs = list(r.get("runs", {}).values())
         r["standalone"] = None if not runs or None in runs else statistics.fmean(runs)
-    pairs = [(r["inherited"], r["standalone"]) for r in chosen if r["standalone"] is not None]
     seeds = args.standalone_seeds
     both = [r for r in chosen if r["standalone"] is not None]
     ceiling = (
@@ -281,7 +280,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if len(seeds) > 1
         else math.nan
     )
-    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    xs, ys = [r["inherited"] for r in both], [r["standalone"] for r in both]
     tau, low, high = kendall_tau_interval(xs, ys, seed=args.seed)
     return {
         "space": name,
@@ -293,13 +292,13 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "inherited_s": inherited_s,
         "standalone_s": sum(r.get("standalone_s", 0.0) for r in chosen),
         "standalone_wall_s": standalone_wall,
-        "n": len(pairs),
+        "n": len(both),
         "tau": tau,
         "tau_low": low,
         "tau_high": high,
         "standalone_tau": ceiling,
         "rho": float(scipy.stats.spearmanr(xs, ys).statistic),
-        "macs_tau": kendall_tau([r["macs"] for r in both], [r["standalone"] for r in both]),
+        "macs_tau": kendall_tau([r["macs"] for r in both], ys),
         "inherited_mean": statistics.fmean(xs),
         "standalone_mean": statistics.fmean(ys),
         "fixed_points": [{k: v for k, v in r.items() if k != "assignment"} for r in classics],

@@ -153,7 +153,7 @@ class SupernetRun:
         fraction = self.fraction(epoch)
         if fraction not in self._phases:
             space = near(self.supernet.space, self.supernet.largest(), fraction)
-            self._phases[fraction] = space, (self.supernet.smallest() if fraction >= 1 else end(space, largest=False))
+            self._phases[fraction] = space, end(space, largest=False)
         return self._phases[fraction]
 
     def subnets(self, rng: random.Random, epoch: int = 0) -> list[Subnet]:
