@@ -7,15 +7,17 @@ What it measures:
    VGG-16, SqueezeNet (1.0) and MobileNet v1 (224x224, fp32) through
    ``nas.latency.measure`` with the ``torch`` backend (PyTorch eager) and the
    ``onnxruntime`` backend (CPU execution provider), threads pinned to the
-   physical cores, next to the seed's figures on a Titan Xp (2.9, 1.0, 1.7,
-   2.7 and 33 ms; MobileNet was slow there because of its depthwise
-   convolutions) and to the roofline lower bound of each net on this CPU
-   (peaks measured here: a large matmul and a large copy). The ordering is
-   compared with the seed's: is MobileNet still the slowest at batch 1?
+   physical cores (or with the backends of ``--backends`` at
+   ``--precision``: ``cuda`` on a GPU), next to the seed's figures on a
+   Titan Xp (2.9, 1.0, 1.7, 2.7 and 33 ms; MobileNet was slow there because
+   of its depthwise convolutions) and to the roofline lower bound of each net
+   on this device (peaks measured here: a large matmul and a large copy).
+   The ordering is compared with the seed's: is MobileNet still the slowest
+   at batch 1?
 
 2. **Overhead of the lowered IR module** against torchvision's module of the
    same network (timm's ``mobilenetv1_100`` for MobileNet v1, which
-   torchvision lacks), with the ``torch`` backend through
+   torchvision lacks), with the first backend of ``--backends`` through
    ``nas.latency.measure_module``: the two are measured alternately (A B B A
    ...) and the ratio of their pooled medians is reported (ours / reference;
    1.00 means no overhead).
@@ -28,6 +30,7 @@ Run it from the repository root::
     .venv/bin/python examples/bench_latency.py            # full, a few minutes on 2 cores
     .venv/bin/python examples/bench_latency.py --quick    # shorter timing policy, one round of part 2
     .venv/bin/python examples/bench_latency.py --json     # one JSON object on stdout
+    .venv/bin/python examples/bench_latency.py --backends cuda,cuda:eager --precision fp16   # on a GPU
 
 Progress goes to stderr, so ``--json`` output can be piped as it is.
 """
@@ -73,6 +76,28 @@ REFERENCES: dict[str, Callable[[], torch.nn.Module]] = {
 """The reference module of each net, for the overhead comparison."""
 
 BACKENDS = ("torch", "onnxruntime")
+"""The default backends: the CPU's (``--backends cuda,cuda:eager`` on a GPU)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A backend to time the nets on, with its variant: ``torch``, ``cuda:eager``."""
+
+    backend: str
+    mode: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        backend, _, mode = text.partition(":")
+        return cls(backend, mode or None)
+
+    @property
+    def key(self) -> str:
+        return self.backend if self.mode is None else f"{self.backend}:{self.mode}"
+
+    def label(self, precision: str) -> str:
+        where = "GPU" if self.backend in ("cuda", "tensorrt") else "CPU"
+        return f"{self.key} {precision} {where}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +125,9 @@ def log(text: str) -> None:
 # 1. The seed's table
 
 
-def seed_table(plan: Plan, threads: int, cache: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def seed_table(
+    plan: Plan, targets: Sequence[Target], precision: str, threads: int, cache: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Each net on each backend, ``plan.seed_rounds`` times, nets and backends
     interleaved; per cell, the round with the lowest median is kept.
 
@@ -114,17 +141,19 @@ def seed_table(plan: Plan, threads: int, cache: bool) -> tuple[list[dict[str, An
     rounds: dict[tuple[str, str], list[latency.Measurement]] = {}
     for r in range(plan.seed_rounds):
         for label, name, _ in SEED_NETS:
-            for backend in BACKENDS if r % 2 == 0 else BACKENDS[::-1]:
-                log(f"  round {r + 1}/{plan.seed_rounds}: {label}, {backend}")
+            for target in targets if r % 2 == 0 else targets[::-1]:
+                log(f"  round {r + 1}/{plan.seed_rounds}: {label}, {target.key}")
                 m = latency.measure(
                     graphs[name],
-                    backend,
+                    target.backend,
+                    mode=target.mode,
+                    precision=precision,
                     threads=threads,
                     cache=store if store is not None else False,
                     refresh=r > 0,
                     policy=plan.policy,
                 )
-                rounds.setdefault((name, backend), []).append(m)
+                rounds.setdefault((name, target.key), []).append(m)
     rows = []
     peaks: latency.Peaks | None = None
     for label, name, seed_ms in SEED_NETS:
@@ -136,16 +165,16 @@ def seed_table(plan: Plan, threads: int, cache: bool) -> tuple[list[dict[str, An
             "macs": graph.macs,
             "seed_titan_xp_ms": seed_ms,
         }
-        for backend in BACKENDS:
-            done = [m for m in rounds[(name, backend)] if m.ok and m.median_ms is not None]
+        for key in (t.key for t in targets):
+            done = [m for m in rounds[(name, key)] if m.ok and m.median_ms is not None]
             if not done:
-                row[backend] = rounds[(name, backend)][-1].to_dict()
+                row[key] = rounds[(name, key)][-1].to_dict()
                 continue
             best = min(done, key=lambda m: m.median_ms or 0.0)
-            row[backend] = best.to_dict()
+            row[key] = best.to_dict()
             medians = [m.median_ms or 0.0 for m in done]
-            row[backend]["round_medians_ms"] = medians
-            row[backend]["round_spread"] = max(medians) / min(medians)
+            row[key]["round_medians_ms"] = medians
+            row[key]["round_spread"] = max(medians) / min(medians)
             peaks = latency.device_peaks(best, store) if peaks is None else peaks
             if peaks is not None and best.median_ms is not None:  # a bound is never above a measurement
                 peaks = latency.attained(peaks, graph, best.median_ms)
@@ -153,7 +182,7 @@ def seed_table(plan: Plan, threads: int, cache: bool) -> tuple[list[dict[str, An
     for row in rows:  # one set of peaks, raised by every net, for every net's bound
         if peaks is not None:
             row["roofline"] = latency.roofline(graphs[row["zoo"]], peaks).to_dict()
-    ordering = compare_orderings(rows)
+    ordering = compare_orderings(rows, [t.key for t in targets])
     ordering["peaks"] = None if peaks is None else peaks.__dict__
     return rows, ordering
 
@@ -163,13 +192,13 @@ def _ranked(rows: Sequence[dict[str, Any]], value: Callable[[dict[str, Any]], fl
     return [net for _, net in sorted(known, key=lambda pair: -pair[0])]  # type: ignore[operator]
 
 
-def compare_orderings(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def compare_orderings(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
     """Slowest-first orderings of the seed and of each backend, and whether they agree."""
     result: dict[str, Any] = {"seed": _ranked(rows, lambda r: r["seed_titan_xp_ms"])}
-    for backend in BACKENDS:
-        result[backend] = _ranked(rows, lambda r, b=backend: r[b]["median_ms"])  # type: ignore[misc]
-    result["mobilenet_slowest"] = {b: bool(result[b]) and result[b][0] == "MobileNet v1" for b in BACKENDS}
-    result["same_order_as_seed"] = {b: result[b] == result["seed"] for b in BACKENDS}
+    for key in keys:
+        result[key] = _ranked(rows, lambda r, k=key: r[k]["median_ms"])  # type: ignore[misc]
+    result["mobilenet_slowest"] = {k: bool(result[k]) and result[k][0] == "MobileNet v1" for k in keys}
+    result["same_order_as_seed"] = {k: result[k] == result["seed"] for k in keys}
     return result
 
 
@@ -177,7 +206,7 @@ def compare_orderings(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 # 2. Overhead of the lowered module
 
 
-def overhead(plan: Plan, threads: int) -> list[dict[str, Any]]:
+def overhead(plan: Plan, target: Target, precision: str, threads: int) -> list[dict[str, Any]]:
     rows = []
     for label, name, _ in SEED_NETS:
         graph = nas.build(name)
@@ -193,7 +222,15 @@ def overhead(plan: Plan, threads: int) -> list[dict[str, Any]]:
             )
         log(f"  {label}: {' '.join(order)}")
         for which in order:
-            m = latency.measure_module(models[which], [shape], "torch", threads=threads, policy=plan.policy)
+            m = latency.measure_module(
+                models[which],
+                [shape],
+                target.backend,
+                mode=target.mode,
+                precision=precision,
+                threads=threads,
+                policy=plan.policy,
+            )
             if not m.ok or m.distribution is None:
                 failed.append(f"{which}: {m.reason}")
                 continue
@@ -218,8 +255,10 @@ def overhead(plan: Plan, threads: int) -> list[dict[str, Any]]:
 # Report
 
 
-def environment(plan: Plan, quick: bool, threads: int) -> dict[str, Any]:
+def environment(plan: Plan, quick: bool, targets: Sequence[Target], precision: str, threads: int) -> dict[str, Any]:
     return {
+        "backends": [t.key for t in targets],
+        "precision": precision,
         "mode": "quick" if quick else "full",
         "seed_rounds": plan.seed_rounds,
         "overhead_rounds": plan.rounds,
@@ -227,11 +266,16 @@ def environment(plan: Plan, quick: bool, threads: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "onnxruntime": _version("onnxruntime"),
         "nas": nas.__version__,
-        "device": latency.get_backend("torch").device_name("eager"),
+        "device": _device(targets[0]),
         "threads": threads,
         "cpu_count": os.cpu_count(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
+
+
+def _device(target: Target) -> str:
+    backend = latency.get_backend(target.backend)
+    return backend.device_name(target.mode or backend.default_mode())
 
 
 def _version(module: str) -> str | None:
@@ -248,8 +292,13 @@ def _ms(record: dict[str, Any]) -> str:
 
 
 def print_report(
-    env: dict[str, Any], rows: list[dict[str, Any]], ordering: dict[str, Any], over: list[dict[str, Any]]
+    env: dict[str, Any],
+    targets: Sequence[Target],
+    rows: list[dict[str, Any]],
+    ordering: dict[str, Any],
+    over: list[dict[str, Any]],
 ) -> None:
+    precision = env["precision"]
     print(
         f"nas latency benchmark ({env['mode']}): {env['device']}, {env['threads']} threads, torch {env['torch']}, "
         f"onnxruntime {env['onnxruntime']}, load average (1/5/15 min) at the start "
@@ -259,26 +308,27 @@ def print_report(
     )
     print()
     print(
-        "1. The seed's table at batch 1, 224x224, fp32: median ms (p10-p90) of the best of "
+        f"1. The seed's table at batch 1, 224x224, {precision}: median ms (p10-p90) of the best of "
         f"{env['seed_rounds']} round(s), coefficient of variation, slowest/fastest round median"
     )
     header = (
-        f"{'net':<13} {'GMACs':>6} {'seed Titan Xp':>13} | {'torch eager CPU':>22} {'cv':>5} {'spread':>6} | "
-        f"{'onnxruntime CPU':>22} {'cv':>5} {'spread':>6} | {'roofline':>8} {'limit':>7} {'bound/torch':>11} "
-        f"{'bound/ort':>9}"
+        f"{'net':<13} {'GMACs':>6} {'seed Titan Xp':>13} | "
+        + "".join(f"{t.label(precision):>22} {'cv':>5} {'spread':>6} | " for t in targets)
+        + f"{'roofline':>8} {'limit':>7} "
+        + " ".join(f"{'bound/' + t.key:>{max(11, len(t.key) + 6)}}" for t in targets)
     )
     print(header)
     print("-" * len(header))
     for row in rows:
-        t, o = row["torch"], row["onnxruntime"]
+        cells = [row[t.key] for t in targets]
         roof = row.get("roofline")
         bound: float = roof["bound_ms"] if roof else math.nan
         print(
             f"{row['net']:<13} {row['macs'] / 1e9:>6.2f} {row['seed_titan_xp_ms']:>10.1f} ms | "
-            f"{_ms(t):>22} {_pct(t.get('cv')):>5} {_spread(t):>6} | "
-            f"{_ms(o):>22} {_pct(o.get('cv')):>5} {_spread(o):>6} | "
+            + "".join(f"{_ms(c):>22} {_pct(c.get('cv')):>5} {_spread(c):>6} | " for c in cells)
             + (
-                f"{bound:>5.2f} ms {roof['limit']:>7} {_frac(bound, t):>11} {_frac(bound, o):>9}"
+                f"{bound:>5.2f} ms {roof['limit']:>7} "
+                + " ".join(f"{_frac(bound, c):>{max(11, len(t.key) + 6)}}" for t, c in zip(targets, cells))
                 if roof
                 else "   (no peaks)"
             )
@@ -291,18 +341,18 @@ def print_report(
         )
     print()
     print("   slowest first:")
-    for key, label in (
-        ("seed", "seed, Titan Xp"),
-        ("torch", "torch, this CPU"),
-        ("onnxruntime", "onnxruntime, this CPU"),
-    ):
-        print(f"   {label:<22} " + " > ".join(ordering[key]))
-    for backend in BACKENDS:
-        slowest = ordering[backend][0] if ordering[backend] else "?"
-        verdict = "yes" if ordering["mobilenet_slowest"][backend] else f"no, the slowest is {slowest}"
-        print(f"   MobileNet v1 still the slowest at batch 1 with {backend}? {verdict}")
+    print(f"   {'seed, Titan Xp':<26} " + " > ".join(ordering["seed"]))
+    for t in targets:
+        print(f"   {t.label(precision) + ', here':<26} " + " > ".join(ordering[t.key]))
+    for t in targets:
+        slowest = ordering[t.key][0] if ordering[t.key] else "?"
+        verdict = "yes" if ordering["mobilenet_slowest"][t.key] else f"no, the slowest is {slowest}"
+        print(f"   MobileNet v1 still the slowest at batch 1 with {t.key}? {verdict}")
     print()
-    print("2. Overhead of the lowered IR module: torch eager CPU, batch 1, ours / reference, pooled medians, A B B A")
+    print(
+        f"2. Overhead of the lowered IR module: {targets[0].label(precision)}, batch 1, ours / reference, "
+        "pooled medians, A B B A"
+    )
     header = f"{'net':<13} {'reference':<22} {'ours':>9} {'reference':>10} {'ratio':>6} {'runs':>11}"
     print(header)
     print("-" * len(header))
@@ -338,18 +388,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a shorter timing policy and one A/B round")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: the physical cores)")
     parser.add_argument("--cache", action="store_true", help="read and write the latency store (default: fresh)")
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="BACKEND[:MODE],... to time the seed's table on; the first also times part 2 (e.g. cuda,cuda:eager)",
+    )
+    parser.add_argument("--precision", default="fp32", help="fp32, fp16 or bf16")
     args = parser.parse_args(argv)
+    targets = [Target.parse(t) for t in args.backends.split(",") if t.strip()]
     plan = QUICK if args.quick else FULL
     threads = args.threads or physical_cores()
 
     start = time.perf_counter()
     load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     log("1. the seed's table")
-    rows, ordering = seed_table(plan, threads, args.cache)
+    rows, ordering = seed_table(plan, targets, args.precision, threads, args.cache)
     log("2. overhead of the lowered module")
-    over = overhead(plan, threads)
+    over = overhead(plan, targets[0], args.precision, threads)
     elapsed = time.perf_counter() - start
-    env = environment(plan, args.quick, threads)
+    env = environment(plan, args.quick, targets, args.precision, threads)
     env["load_average_at_start"] = load_at_start
     if args.json:
         print(
@@ -359,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     else:
-        print_report(env, rows, ordering, over)
+        print_report(env, targets, rows, ordering, over)
         print(f"total time {elapsed:.1f} s")
     return 0
 

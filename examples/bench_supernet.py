@@ -26,6 +26,8 @@ Run from the repository root::
     .venv/bin/python examples/bench_supernet.py --spaces mobile --data cluttered:5000 --epochs 30 --progressive 15 \
         --standalone-from mob.json     # another supernet, ranked against the same stand-alone runs
     .venv/bin/python examples/bench_supernet.py --spaces early --epochs 30 --clip-grad 1   # LeNet-5 inside
+    .venv/bin/python examples/bench_supernet.py --data cluttered:5000 --epochs 20 --standalone-epochs 12 \
+        --device cuda --workers 4      # on a GPU, its workers sharing it
 
 ``--standalone-from`` reads the stand-alone accuracies of an earlier run's
 ``--json`` (the same space, data, seed and subnets drawn: the same networks)
@@ -193,7 +195,7 @@ def _standalone(job: dict[str, Any]) -> dict[str, Any]:
     graph = nas.build(S.decode(_WORKER["space"], job["assignment"]), classes=data.classes)
     started = time.perf_counter()
     try:
-        result = train(graph, data, recipe=job["recipe"], epochs=job["epochs"], seed=job["seed"], device="cpu")
+        result = train(graph, data, recipe=job["recipe"], epochs=job["epochs"], seed=job["seed"], device=job["device"])
         accuracy: float | None = result.accuracy
     except EvaluationFailed:
         accuracy = None
@@ -218,7 +220,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     fixes = FIXES.get(name, [])
     space = S.narrowed(S.load_space(name), fixes)
     torch.manual_seed(args.seed)
-    supernet = Supernet(space, data.classes)
+    supernet = Supernet(space, data.classes).to(torch.device(args.device))
     run = SupernetRun(
         supernet,
         data,
@@ -252,6 +254,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "recipe": run.recipe,  # the same recipe, clipping included
             "epochs": args.standalone_epochs,
             "seed": seed,
+            "device": args.device,
         }
         for r in sorted(chosen + classics, key=lambda r: -r["macs"])
         for seed in args.standalone_seeds
@@ -347,6 +350,9 @@ def main() -> None:
     parser.add_argument("--standalone-from", metavar="JSON", help="stand-alone accuracies of an earlier --json run")
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of the supernet (more than one thrashes on a shared CPU)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda[:N]: the supernet and every stand-alone run (workers share it)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--goal", type=float, default=0.8)
