@@ -240,6 +240,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     for r in chosen:
         r["inherited"] = run.evaluate(r["assignment"])
+        log(f"  inherited {r['hash'][:12]}: {r['inherited']:.4f} at {r['macs']:,} MACs")
     inherited_s = (time.perf_counter() - started) / len(chosen)
     classics = fixed_points(supernet, run)
     earlier = _earlier_runs(args, name)
@@ -271,7 +272,10 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 r = by_hash[out["hash"]]
                 r.setdefault("runs", {})[out["seed"]] = out["accuracy"]
                 r["standalone_s"] = r.get("standalone_s", 0.0) + out["seconds"]
-                log(f"  stand-alone {i + 1}/{len(jobs)}: {out['accuracy']} ({out['seconds']:.1f} s)")
+                log(
+                    f"  stand-alone {i + 1}/{len(jobs)}: {out['hash'][:12]} seed {out['seed']} "
+                    f"{out['accuracy']} ({out['seconds']:.1f} s)"
+                )
     standalone_wall = time.perf_counter() - started
     for r in chosen + classics:  # the mean over seeds, where every seed's run finished
         runs = list(r.get("runs", {}).values())
