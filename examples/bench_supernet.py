@@ -257,8 +257,8 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "seed": seed,
             "device": args.device,
         }
+        for seed in args.standalone_seeds  # one seed's runs all first: a run cut short has whole seeds
         for r in sorted(chosen + classics, key=lambda r: -r["macs"])
-        for seed in args.standalone_seeds
         if seed not in r.get("runs", {})
     ]
     total = len(chosen + classics) * len(args.standalone_seeds)

@@ -407,6 +407,10 @@ def _run(
     )
 
 
+_open_freezes = 0
+"""How many :func:`frozen_collector` blocks are open in this process."""
+
+
 @contextlib.contextmanager
 def frozen_collector() -> Iterator[None]:
     """Keep the objects alive now out of the collections that follow.
@@ -414,17 +418,24 @@ def frozen_collector() -> Iterator[None]:
     Each measurement ends with ``gc.collect()`` (runtimes hold native memory
     until collected), which walks every object the process holds: with
     thousands of sampled graphs alive, that costs more than timing a unit.
-    Loops of measurements run inside this: on one 2-core EPYC, timing 929
-    units beside the graphs of ``examples/bench_predictor.py`` took about
-    10 minutes without it and one with it. Nested, the outermost unfreezes
-    (the collector cannot unfreeze part of what it froze).
+    Loops of measurements run inside this (``examples/bench_predictor.py``
+    times its units beside thousands of graphs). Nested, the inner one
+    freezes what was made since and the outermost unfreezes everything (the
+    collector cannot unfreeze part of what it froze). Where the caller froze
+    the collector itself, this leaves it as it is: what the caller froze is
+    the caller's to unfreeze, and what this froze would stay frozen.
     """
-    outermost = gc.get_freeze_count() == 0
+    global _open_freezes
+    if gc.get_freeze_count() and not _open_freezes:
+        yield
+        return
+    _open_freezes += 1
     gc.freeze()
     try:
         yield
     finally:
-        if outermost:
+        _open_freezes -= 1
+        if not _open_freezes:
             gc.unfreeze()
 
 
