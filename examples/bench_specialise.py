@@ -58,7 +58,7 @@ import nas
 import nas.space as S
 from nas.data import load_data
 from nas.search import SearchConfig, SearchResult, run_search
-from nas.supernet import Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
+from nas.supernet import EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
 
 
@@ -127,6 +127,38 @@ def to_match(seed: int, accuracy: float, args: argparse.Namespace, folder: Path)
     return rungs
 
 
+def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """A search of the supernet saved in ``directory`` under ``budget``, its best fine-tuned: times and accuracy."""
+    folder = directory.parent
+    result, search_s = search(
+        SearchConfig(
+            supernet=str(directory),
+            trials=args.trials,
+            latency_budget_ms=budget,
+            latency_table=args.latency_table,
+            sampler="evolution",
+            seed=seed,
+            storage=f"sqlite:///{folder}/supernet-{seed}.db",
+            study=f"supernet-{budget:g}-{epoch}",
+            runs=str(folder / f"runs-supernet-{seed}-{epoch}"),
+            prune=False,
+        ),
+        folder / f"cache-supernet-{seed}",
+    )
+    if result.best is None:
+        raise SystemExit(f"the supernet search found no network within {budget} ms: {result.best_error}")
+    accuracy, finetune_s = finetune(result, args, seed)
+    log(f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}")
+    return {
+        "epoch": epoch,
+        "budget": budget,
+        "search_s": search_s,
+        "finetune_s": finetune_s,
+        "inherited": result.best.values[0],
+        "accuracy": accuracy,
+    }
+
+
 def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     fixes = tuple(FIXES[args.space])
     log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
@@ -143,7 +175,6 @@ def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, A
     torch.manual_seed(seed)
     supernet = Supernet(S.narrowed(space, fixes), data.classes)
     run = SupernetRun(supernet, data, recipe=args.recipe, epochs=args.supernet_epochs, seed=seed)
-    train_supernet(run, data)
     directory = folder / f"supernet-{seed}"
     info = SupernetInfo(
         space=space.name,
@@ -152,41 +183,33 @@ def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, A
         classes=data.classes,
         training={"recipe": run.recipe.name, "rule": run.rule, "random_subnets": run.random_subnets},
     )
-    save_supernet(directory, supernet, info, Path(space.file))
-    supernet_s = time.perf_counter() - started
+    along: list[dict[str, Any]] = []  # the specialisations at --checkpoints, each timed as if training stopped there
+    paused = 0.0
 
-    specialised = []
-    for budget in (args.budget, args.more_budget):
-        result, search_s = search(
-            SearchConfig(
-                supernet=str(directory),
-                trials=args.trials,
-                latency_budget_ms=budget,
-                latency_table=args.latency_table,
-                sampler="evolution",
-                seed=seed,
-                storage=f"sqlite:///{folder}/supernet-{seed}.db",
-                study=f"supernet-{budget:g}",
-                runs=str(folder / f"runs-supernet-{seed}"),
-                prune=False,
-            ),
-            folder / f"cache-supernet-{seed}",
-        )
-        if result.best is None:
-            raise SystemExit(f"the supernet search found no network within {budget} ms: {result.best_error}")
-        accuracy, finetune_s = finetune(result, args, seed)
-        specialised.append(
-            {
-                "budget": budget,
-                "search_s": search_s,
-                "finetune_s": finetune_s,
-                "inherited": result.best.values[0],
-                "accuracy": accuracy,
-            }
-        )
-        log(f"  {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, accuracy {accuracy:.4f}")
-    first = specialised[0]
-    supernet_total = supernet_s + first["search_s"] + first["finetune_s"]
+    def checkpoint(entry: EpochLog) -> None:
+        nonlocal paused
+        if entry.epoch not in args.checkpoints or entry.epoch == args.supernet_epochs:
+            return
+        begun = time.perf_counter()
+        state = torch.random.get_rng_state()  # training goes on as if it had not stopped
+        save_supernet(directory, supernet, info, Path(space.file))
+        row = specialise(directory, args.budget, entry.epoch, seed, args)
+        torch.random.set_rng_state(state)
+        row["train_s"] = begun - started - paused
+        along.append(row)
+        paused += time.perf_counter() - begun
+
+    train_supernet(run, data, on_epoch=checkpoint)
+    save_supernet(directory, supernet, info, Path(space.file))
+    supernet_s = time.perf_counter() - started - paused
+
+    specialised = [specialise(directory, b, args.supernet_epochs, seed, args) for b in (args.budget, args.more_budget)]
+    along.append(specialised[0] | {"train_s": supernet_s})
+    for row in along:
+        row["total_s"] = row["train_s"] + row["search_s"] + row["finetune_s"]
+    first = along[-1]
+    reached_at = next((row for row in along if row["accuracy"] >= target), None)
+    supernet_total = first["total_s"]
     rungs = to_match(seed, first["accuracy"], args, folder) if first["accuracy"] > target else []
     matched = [r for r in rungs if r["best"] >= first["accuracy"]]
     return {
@@ -199,6 +222,12 @@ def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, A
         "supernet_accuracy": first["accuracy"],
         "reached": first["accuracy"] >= target,
         "speedup": scratch_s / supernet_total,
+        "along": along,
+        # The first checkpoint whose network is as accurate as the from-scratch best: the time to it
+        # (training to that epoch, one search, one fine-tuning) against the search from scratch.
+        "target_epoch": None if reached_at is None else reached_at["epoch"],
+        "target_s": None if reached_at is None else reached_at["total_s"],
+        "target_speedup": None if reached_at is None else scratch_s / reached_at["total_s"],
         "match": rungs,
         # Time from scratch to the supernet's accuracy over the supernet's: exact if a rung matched,
         # else a lower bound (the last rung's time), None if no rung ran.
@@ -232,6 +261,11 @@ def main() -> None:
         "twice the epochs, up to this many, until it is matched (0: do not)",
     )
     parser.add_argument("--supernet-epochs", type=int, default=10)
+    parser.add_argument(
+        "--checkpoints",
+        default="",
+        help="epochs (e.g. 2,4,6) at which the supernet is also specialised, to time it to the from-scratch best",
+    )
     parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--speedup-goal", type=float, default=5.0)
@@ -240,6 +274,7 @@ def main() -> None:
     )
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
     args = parser.parse_args()
+    args.checkpoints = sorted({int(e) for e in args.checkpoints.split(",") if e.strip()})
     torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-specialise-") as tmp:
@@ -260,6 +295,17 @@ def main() -> None:
             f"fine-tuned {r['supernet_accuracy']:.4f} ({'as accurate' if r['reached'] else 'LESS accurate'}); "
             f"speed-up {r['speedup']:.2f}x; one more budget ({args.more_budget:g} ms) {r['more_budget_s']:.0f} s"
         )
+        for row in r["along"]:
+            print(
+                f"    supernet at epoch {row['epoch']}: fine-tuned {row['accuracy']:.4f} after {row['total_s']:.0f} s "
+                f"({row['train_s']:.0f} s training, {row['search_s']:.0f} s search, "
+                f"{row['finetune_s']:.0f} s fine-tuning)"
+            )
+        if r["target_s"] is not None:
+            print(
+                f"    to the from-scratch best ({r['scratch_best']:.4f}): supernet at epoch {r['target_epoch']}, "
+                f"{r['target_s']:.0f} s against {r['scratch_s']:.0f} s, {r['target_speedup']:.2f}x faster"
+            )
         for rung in r["match"]:
             print(f"    from scratch, {rung['epochs']} epochs a trial: {rung['best']:.4f} in {rung['seconds']:.0f} s")
         if r["match"]:
@@ -269,6 +315,13 @@ def main() -> None:
                 + ("" if r["match_reached"] else f" (not matched within {args.match_epochs} epochs a trial)")
             )
     speedup = statistics.median(r["speedup"] for r in rows)
+    timed = [r["target_speedup"] for r in rows if r["target_speedup"] is not None]
+    if args.checkpoints and timed:
+        print(
+            f"to the from-scratch best, the supernet (stopped at the first checkpoint as accurate) is median "
+            f"{statistics.median(timed):.2f}x faster over {len(timed)} of {len(rows)} seeds (goal >= "
+            f"{args.speedup_goal:g}x: {'yes' if statistics.median(timed) >= args.speedup_goal else 'NO'})"
+        )
     matched = [r for r in rows if r["match"]]
     if matched:
         bounds = sum(not r["match_reached"] for r in matched)
