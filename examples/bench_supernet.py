@@ -243,44 +243,40 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         log(f"  inherited {r['hash'][:12]}: {r['inherited']:.4f} at {r['macs']:,} MACs")
     inherited_s = (time.perf_counter() - started) / len(chosen)
     classics = fixed_points(supernet, run)
+    seeds = args.standalone_seeds
     earlier = _earlier_runs(args, name)
-    for r in chosen + classics:
-        runs = {seed: earlier[r["hash"]][seed] for seed in args.standalone_seeds if seed in earlier.get(r["hash"], {})}
-        if runs:
-            r["runs"] = runs
+    networks = {r["hash"]: r for r in chosen + classics}  # a fixed point drawn among the subnets is trained once
+    runs = {h: {seed: earlier[h][seed] for seed in seeds if seed in earlier.get(h, {})} for h in networks}
     jobs = [
         {
             "assignment": r["assignment"],
-            "hash": r["hash"],
+            "hash": h,
             "recipe": run.recipe,  # the same recipe, clipping included
             "epochs": args.standalone_epochs,
             "seed": seed,
             "device": args.device,
         }
-        for seed in args.standalone_seeds  # one seed's runs all first: a run cut short has whole seeds
-        for r in sorted(chosen + classics, key=lambda r: -r["macs"])
-        if seed not in r.get("runs", {})
+        for seed in seeds  # one seed's runs all first: a run cut short has whole seeds
+        for h, r in sorted(networks.items(), key=lambda item: -item[1]["macs"])
+        if seed not in runs[h]
     ]
-    total = len(chosen + classics) * len(args.standalone_seeds)
-    log(f"  stand-alone: {len(jobs)} runs to train, {total - len(jobs)} read")
+    log(f"  stand-alone: {len(jobs)} runs to train, {len(networks) * len(seeds) - len(jobs)} read")
     context = multiprocessing.get_context("spawn")
-    by_hash = {r["hash"]: r for r in chosen + classics}
+    seconds: dict[str, float] = {}
     started = time.perf_counter()
     if jobs:
         with context.Pool(max(1, args.workers), initializer=_start, initargs=(name, fixes, args.data)) as pool:
             for i, out in enumerate(pool.imap_unordered(_standalone, jobs)):
-                r = by_hash[out["hash"]]
-                r.setdefault("runs", {})[out["seed"]] = out["accuracy"]
-                r["standalone_s"] = r.get("standalone_s", 0.0) + out["seconds"]
+                runs[out["hash"]][out["seed"]] = out["accuracy"]
+                seconds[out["hash"]] = seconds.get(out["hash"], 0.0) + out["seconds"]
                 log(
                     f"  stand-alone {i + 1}/{len(jobs)}: {out['hash'][:12]} seed {out['seed']} "
                     f"{out['accuracy']} ({out['seconds']:.1f} s)"
                 )
     standalone_wall = time.perf_counter() - started
     for r in chosen + classics:  # the mean over seeds, where every seed's run finished
-        runs = list(r.get("runs", {}).values())
-        r["standalone"] = None if not runs or None in runs else statistics.fmean(runs)
-    seeds = args.standalone_seeds
+        r["runs"] = dict(runs[r["hash"]])
+        r["standalone"] = None if not r["runs"] or None in r["runs"].values() else statistics.fmean(r["runs"].values())
     both = [r for r in chosen if r["standalone"] is not None]
     ceiling = (
         kendall_tau([r["runs"][seeds[0]] for r in both], [r["runs"][seeds[1]] for r in both])
@@ -297,7 +293,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "history": [vars(e) for e in history],
         "supernet_s": supernet_s,
         "inherited_s": inherited_s,
-        "standalone_s": sum(r.get("standalone_s", 0.0) for r in chosen),
+        "standalone_s": sum(seconds.values()),
         "standalone_wall_s": standalone_wall,
         "n": len(both),
         "tau": tau,
