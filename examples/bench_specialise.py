@@ -11,6 +11,10 @@ For each seed of ``--seeds``, on one narrowed space (``--space``, narrowed by
   the same budget, latency measured the same way), then the best network
   fine-tuned for ``--finetune-epochs`` epochs from its inherited weights;
   its wall time, training included, and the fine-tuned accuracy;
+* along the way (``--checkpoints``): the supernet also searched and its
+  best fine-tuned at earlier epochs of the same training, each timed as if
+  training had stopped there; the first as accurate as the from-scratch best
+  gives the time to it;
 * to match (``--match-epochs``): where the supernet's network is the more
   accurate, the search from scratch again with twice the epochs a trial,
   until its best is as accurate (or the epochs reach the cap): the time
@@ -35,6 +39,8 @@ Run from the repository root::
     .venv/bin/python examples/bench_specialise.py --seeds 0 --scratch-trials 6 --trials 50   # a pilot
     .venv/bin/python examples/bench_specialise.py --data cluttered:5000 --latency-table TABLE --budget 0.4 \
         --more-budget 0.3 --supernet-epochs 30 --match-epochs 16 --seeds 0
+    .venv/bin/python examples/bench_specialise.py --data cluttered:5000 --latency-table TABLE --budget 0.4 \
+        --more-budget 0.3 --scratch-trials 100 --scratch-epochs 4 --supernet-epochs 30 --checkpoints 3,6,9,12,15,20,25
 """
 
 from __future__ import annotations
