@@ -96,8 +96,13 @@ class Target:
         return self.backend if self.mode is None else f"{self.backend}:{self.mode}"
 
     def label(self, precision: str) -> str:
-        where = "GPU" if self.backend in ("cuda", "tensorrt") else "CPU"
+        backend = latency.get_backend(self.backend)
+        where = "GPU" if backend.uses_gpu(self.mode or backend.default_mode()) else "CPU"
         return f"{self.key} {precision} {where}"
+
+    def device(self) -> str:
+        backend = latency.get_backend(self.backend)
+        return backend.device_name(self.mode or backend.default_mode())
 
 
 @dataclass(frozen=True)
@@ -266,16 +271,11 @@ def environment(plan: Plan, quick: bool, targets: Sequence[Target], precision: s
         "torch": torch.__version__,
         "onnxruntime": _version("onnxruntime"),
         "nas": nas.__version__,
-        "device": _device(targets[0]),
+        "device": targets[0].device(),
         "threads": threads,
         "cpu_count": os.cpu_count(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
-
-
-def _device(target: Target) -> str:
-    backend = latency.get_backend(target.backend)
-    return backend.device_name(target.mode or backend.default_mode())
 
 
 def _version(module: str) -> str | None:
