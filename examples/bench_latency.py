@@ -299,9 +299,14 @@ def print_report(
     over: list[dict[str, Any]],
 ) -> None:
     precision = env["precision"]
+    on_cpu = any("CPU" in t.label(precision) for t in targets)
+    ort = any(t.backend == "onnxruntime" for t in targets)
     print(
-        f"nas latency benchmark ({env['mode']}): {env['device']}, {env['threads']} threads, torch {env['torch']}, "
-        f"onnxruntime {env['onnxruntime']}, load average (1/5/15 min) at the start "
+        f"nas latency benchmark ({env['mode']}): {env['device']}"
+        + (f", {env['threads']} threads" if on_cpu else "")
+        + f", torch {env['torch']}"
+        + (f", onnxruntime {env['onnxruntime']}" if ort else "")
+        + ", load average (1/5/15 min) at the start "
         + "/".join(f"{x:.2f}" for x in env["load_average_at_start"] or ())
         + ", at the end "
         + "/".join(f"{x:.2f}" for x in env["load_average"] or ())
