@@ -165,13 +165,41 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
     }
 
 
-def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+SCRATCH_SETTINGS = ("space", "data", "recipe", "budget", "latency_table", "scratch_trials", "scratch_epochs")
+"""What a from-scratch search's result depends on: an earlier run's is reused only where they are the same."""
+
+
+def earlier_scratch(args: argparse.Namespace) -> dict[int, dict[str, Any]]:
+    """The from-scratch arm of an earlier ``--json`` run (``--scratch-from``) by seed: time, best, trials finished."""
+    if not args.scratch_from:
+        return {}
+    earlier = json.loads(Path(args.scratch_from).read_text())
+    different = [k for k in SCRATCH_SETTINGS if earlier["settings"].get(k) != getattr(args, k)]
+    if different:
+        log(f"{args.scratch_from}: a search from scratch of another {', '.join(different)}; give the same settings")
+        raise SystemExit(2)
+    keep = ("scratch_s", "scratch_best", "scratch_finished")
+    return {row["seed"]: {k: row[k] for k in keep} for row in earlier["rows"]}
+
+
+def bench_seed(
+    seed: int, args: argparse.Namespace, folder: Path, scratch: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Both arms for one seed; the from-scratch one taken from ``scratch`` where an earlier run measured it."""
     fixes = tuple(FIXES[args.space])
-    log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
-    scratch, scratch_s = scratch_search(seed, args.scratch_epochs, args, folder)
-    if scratch.best is None:
-        raise SystemExit(f"the from-scratch search found no network within {args.budget} ms: {scratch.best_error}")
-    target = scratch.best.values[0]
+    if scratch is None:
+        log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
+        result, seconds = scratch_search(seed, args.scratch_epochs, args, folder)
+        if result.best is None:
+            raise SystemExit(f"the from-scratch search found no network within {args.budget} ms: {result.best_error}")
+        scratch = {
+            "scratch_s": seconds,
+            "scratch_best": result.best.values[0],
+            "scratch_finished": result.tally.finished,
+        }
+    else:
+        log(f"seed {seed}: from scratch as measured in {args.scratch_from}")
+    scratch_s, target = scratch["scratch_s"], scratch["scratch_best"]
 
     log(f"seed {seed}: supernet, {args.supernet_epochs} epochs")
     started = time.perf_counter()
@@ -220,9 +248,7 @@ def bench_seed(seed: int, args: argparse.Namespace, folder: Path) -> dict[str, A
     matched = [r for r in rungs if r["best"] >= final["accuracy"]]
     return {
         "seed": seed,
-        "scratch_s": scratch_s,
-        "scratch_best": target,
-        "scratch_finished": scratch.tally.finished,
+        **scratch,
         "supernet_train_s": supernet_s,
         "supernet_total_s": supernet_total,
         "supernet_accuracy": final["accuracy"],
@@ -260,6 +286,12 @@ def main() -> None:
     parser.add_argument("--scratch-trials", type=int, default=30)
     parser.add_argument("--scratch-epochs", type=int, default=2)
     parser.add_argument(
+        "--scratch-from",
+        metavar="JSON",
+        help="the from-scratch arm of an earlier --json run of the same settings, for the seeds it has: "
+        "only the supernet arm runs for those",
+    )
+    parser.add_argument(
         "--match-epochs",
         type=int,
         default=0,
@@ -283,9 +315,10 @@ def main() -> None:
     args.checkpoints = sorted({int(e) for e in args.checkpoints.split(",") if e.strip()})
     torch.set_num_threads(args.threads)
     rows = []
+    measured = earlier_scratch(args)
     with tempfile.TemporaryDirectory(prefix="bench-specialise-") as tmp:
         for seed in args.seeds:
-            rows.append(bench_seed(seed, args, Path(tmp)))
+            rows.append(bench_seed(seed, args, Path(tmp), measured.get(seed)))
             log(json.dumps(rows[-1]))
             if args.json:  # after every seed: a long run stopped early keeps what it measured
                 Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")

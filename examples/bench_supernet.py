@@ -318,7 +318,8 @@ def _earlier_runs(args: argparse.Namespace, space: str) -> dict[str, dict[int, f
     kept = ("data", "standalone_epochs", "recipe", "clip_grad", "seed")
     different = [k for k in kept if earlier["settings"].get(k) != getattr(args, k)]
     if different:
-        sys.exit(f"{args.standalone_from}: stand-alone runs of another {', '.join(different)}; give the same settings")
+        log(f"{args.standalone_from}: stand-alone runs of another {', '.join(different)}; give the same settings")
+        raise SystemExit(2)
     return {
         r["hash"]: {int(seed): accuracy for seed, accuracy in r.get("runs", {}).items()}
         for row in earlier["rows"]
