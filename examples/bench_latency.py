@@ -95,14 +95,16 @@ class Target:
     def key(self) -> str:
         return self.backend if self.mode is None else f"{self.backend}:{self.mode}"
 
-    def label(self, precision: str) -> str:
+    def uses_gpu(self) -> bool:
         backend = latency.get_backend(self.backend)
-        where = "GPU" if backend.uses_gpu(self.mode or backend.default_mode()) else "CPU"
-        return f"{self.key} {precision} {where}"
+        return backend.uses_gpu(self.mode or backend.default_mode())
 
     def device(self) -> str:
         backend = latency.get_backend(self.backend)
         return backend.device_name(self.mode or backend.default_mode())
+
+    def label(self, precision: str) -> str:
+        return f"{self.key} {precision} {'GPU' if self.uses_gpu() else 'CPU'}"
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,7 @@ def print_report(
     over: list[dict[str, Any]],
 ) -> None:
     precision = env["precision"]
-    on_cpu = any("CPU" in t.label(precision) for t in targets)
+    on_cpu = not all(t.uses_gpu() for t in targets)
     ort = any(t.backend == "onnxruntime" for t in targets)
     print(
         f"nas latency benchmark ({env['mode']}): {env['device']}"

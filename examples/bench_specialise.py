@@ -58,7 +58,7 @@ from typing import Any
 
 import safetensors.torch
 import torch
-from bench_supernet import FIXES
+from bench_supernet import FIXES, read_earlier
 
 import nas
 import nas.space as S
@@ -173,11 +173,7 @@ def earlier_scratch(args: argparse.Namespace) -> dict[int, dict[str, Any]]:
     """The from-scratch arm of an earlier ``--json`` run (``--scratch-from``) by seed: time, best, trials finished."""
     if not args.scratch_from:
         return {}
-    earlier = json.loads(Path(args.scratch_from).read_text())
-    different = [k for k in SCRATCH_SETTINGS if earlier["settings"].get(k) != getattr(args, k)]
-    if different:
-        log(f"{args.scratch_from}: a search from scratch of another {', '.join(different)}; give the same settings")
-        raise SystemExit(2)
+    earlier = read_earlier(args.scratch_from, args, SCRATCH_SETTINGS, "a search from scratch")
     keep = ("scratch_s", "scratch_best", "scratch_finished")
     return {row["seed"]: {k: row[k] for k in keep} for row in earlier["rows"]}
 

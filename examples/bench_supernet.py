@@ -45,6 +45,8 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import scipy.stats
@@ -309,17 +311,22 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def read_earlier(path: str, args: argparse.Namespace, settings: Sequence[str], what: str) -> dict[str, Any]:
+    """An earlier run's ``--json`` whose ``settings`` are those of ``args``; else one line naming them, exit 2."""
+    earlier = json.loads(Path(path).read_text())
+    different = [k for k in settings if earlier["settings"].get(k) != getattr(args, k)]
+    if different:
+        log(f"{path}: {what} of another {', '.join(different)}; give the same settings")
+        raise SystemExit(2)
+    return earlier
+
+
 def _earlier_runs(args: argparse.Namespace, space: str) -> dict[str, dict[int, float | None]]:
     """Stand-alone accuracies by network hash and seed from ``--standalone-from`` (an earlier ``--json``)."""
     if not args.standalone_from:
         return {}
-    with open(args.standalone_from) as f:
-        earlier = json.load(f)
     kept = ("data", "standalone_epochs", "recipe", "clip_grad", "seed")
-    different = [k for k in kept if earlier["settings"].get(k) != getattr(args, k)]
-    if different:
-        log(f"{args.standalone_from}: stand-alone runs of another {', '.join(different)}; give the same settings")
-        raise SystemExit(2)
+    earlier = read_earlier(args.standalone_from, args, kept, "stand-alone runs")
     return {
         r["hash"]: {int(seed): accuracy for seed, accuracy in r.get("runs", {}).items()}
         for row in earlier["rows"]
