@@ -100,6 +100,7 @@ class Target:
         return backend.uses_gpu(self.mode or backend.default_mode())
 
     def device(self) -> str:
+        """The device it runs on, as measurements name it."""
         backend = latency.get_backend(self.backend)
         return backend.device_name(self.mode or backend.default_mode())
 

@@ -58,11 +58,12 @@ from typing import Any
 
 import safetensors.torch
 import torch
-from bench_supernet import FIXES, read_earlier
+from bench_supernet import FIXES, fail, read_earlier
 
 import nas
 import nas.space as S
 from nas.data import load_data
+from nas.ir.errors import NASError
 from nas.search import SearchConfig, SearchResult, run_search
 from nas.supernet import EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
@@ -76,7 +77,10 @@ def search(config: SearchConfig, cache: Path) -> tuple[SearchResult, float]:
     """The search, timed, with its latency store in ``cache``."""
     os.environ["NAS_CACHE_DIR"] = str(cache)
     started = time.perf_counter()
-    result = run_search(config)
+    try:
+        result = run_search(config)
+    except NASError as e:  # an impossible budget, a bad table: the search's own one-line error
+        fail(str(e))
     return result, time.perf_counter() - started
 
 
@@ -152,7 +156,7 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
         folder / f"cache-supernet-{seed}",
     )
     if result.best is None:
-        raise SystemExit(f"the supernet search found no network within {budget} ms: {result.best_error}")
+        fail(f"the supernet search found no network within {budget} ms: {result.best_error}; raise the budget")
     accuracy, finetune_s = finetune(result, args, seed)
     log(f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}")
     return {
@@ -187,7 +191,9 @@ def bench_seed(
         log(f"seed {seed}: from scratch, {args.scratch_trials} trials of {args.scratch_epochs} epochs")
         result, seconds = scratch_search(seed, args.scratch_epochs, args, folder)
         if result.best is None:
-            raise SystemExit(f"the from-scratch search found no network within {args.budget} ms: {result.best_error}")
+            fail(
+                f"the from-scratch search found no network within {args.budget} ms: {result.best_error}; raise --budget"
+            )
         scratch = {
             "scratch_s": seconds,
             "scratch_best": result.best.values[0],

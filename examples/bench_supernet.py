@@ -47,7 +47,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import scipy.stats
 import torch
@@ -311,13 +311,18 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def fail(text: str) -> NoReturn:
+    """Stop the benchmark on bad input or an impossible setting: one line, exit code 2."""
+    log(text)
+    raise SystemExit(2)
+
+
 def read_earlier(path: str, args: argparse.Namespace, settings: Sequence[str], what: str) -> dict[str, Any]:
     """An earlier run's ``--json`` whose ``settings`` are those of ``args``; else one line naming them, exit 2."""
     earlier = json.loads(Path(path).read_text())
     different = [k for k in settings if earlier["settings"].get(k) != getattr(args, k)]
     if different:
-        log(f"{path}: {what} of another {', '.join(different)}; give the same settings")
-        raise SystemExit(2)
+        fail(f"{path}: {what} of another {', '.join(different)}; give the same settings")
     return earlier
 
 
