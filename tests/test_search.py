@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import pickle
 import random
 import signal
 import sqlite3
@@ -533,6 +534,23 @@ def test_a_full_storage_stops_the_search_in_one_line(tmp_path: Path, monkeypatch
     monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", real)
     (first,) = load_study(f"sqlite:///{tmp_path}/nas.db", "test").get_trials(states=(TrialState.COMPLETE,))
     assert Path(first.user_attrs["weights"]).is_file()  # what was stored is kept
+
+
+def test_a_sqlite_storage_writes_ahead_and_survives_pickling(tmp_path: Path) -> None:
+    """Optuna commits each parameter and attribute on its own: an SQLite storage
+    writes ahead of the database and syncs at checkpoints, on every connection,
+    also after the storage was pickled into another process."""
+    url = f"sqlite:///{tmp_path}/nas.db"
+    for storage in (open_storage(url), pickle.loads(pickle.dumps(open_storage(url)))):
+        optuna.create_study(storage=storage, study_name=f"s{id(storage)}").optimize(
+            lambda t: t.suggest_int("a", 0, 3), 2
+        )
+        with storage.engine.connect() as connection:  # type: ignore[attr-defined]
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL (FULL is 2)
+    with sqlite3.connect(tmp_path / "nas.db") as plain:  # the mode is the file's: any reader sees it
+        assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert len(load_study(url, f"s{id(storage)}").trials) == 2
 
 
 def test_a_full_journal_file_is_a_storage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
