@@ -173,6 +173,11 @@ SCRATCH_SETTINGS = ("space", "data", "recipe", "budget", "latency_table", "scrat
 """What a from-scratch search's result depends on: an earlier run's is reused only where they are the same."""
 
 
+def rule(args: argparse.Namespace) -> str:
+    """The supernet's sampling rule in words."""
+    return "uniform" if args.rule == "uniform" else f"sandwich, {args.random_subnets} random"
+
+
 def earlier_scratch(args: argparse.Namespace) -> dict[int, dict[str, Any]]:
     """The from-scratch arm of an earlier ``--json`` run (``--scratch-from``) by seed: time, best, trials finished."""
     if not args.scratch_from:
@@ -210,7 +215,15 @@ def bench_seed(
     assert space.file is not None
     torch.manual_seed(seed)
     supernet = Supernet(S.narrowed(space, fixes), data.classes)
-    run = SupernetRun(supernet, data, recipe=args.recipe, epochs=args.supernet_epochs, seed=seed)
+    run = SupernetRun(
+        supernet,
+        data,
+        recipe=args.recipe,
+        epochs=args.supernet_epochs,
+        rule=args.rule,
+        random_subnets=args.random_subnets,
+        seed=seed,
+    )
     directory = folder / f"supernet-{seed}"
     info = SupernetInfo(
         space=space.name,
@@ -306,6 +319,8 @@ def main() -> None:
         default="",
         help="epochs (e.g. 2,4,6) at which the supernet is also specialised, to time it to the from-scratch best",
     )
+    parser.add_argument("--rule", default="sandwich", help="sandwich or uniform (nas supernet train --rule)")
+    parser.add_argument("--random-subnets", type=int, default=2, help="random subnets per step (sandwich)")
     parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--speedup-goal", type=float, default=5.0)
@@ -327,7 +342,8 @@ def main() -> None:
     print(f"space {args.space} narrowed by: {' '.join(FIXES[args.space])}; budget {args.budget:g} ms")
     print(
         f"from scratch: {args.scratch_trials} trials of {args.scratch_epochs} epochs; supernet: "
-        f"{args.supernet_epochs} epochs, {args.trials} inherited trials, {args.finetune_epochs} epochs of fine-tuning"
+        f"{args.supernet_epochs} epochs ({rule(args)}), {args.trials} inherited trials, "
+        f"{args.finetune_epochs} epochs of fine-tuning"
     )
     for r in rows:
         print(
