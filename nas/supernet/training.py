@@ -43,7 +43,7 @@ from nas.ir.errors import NASError, WriteError, one_line
 from nas.ir.graph import Graph
 from nas.space import Assignment, Space, end, near, sample
 from nas.supernet.net import Subnet, Supernet
-from nas.train import EvaluationFailed, Recipe, choose_recipe
+from nas.train import EvaluationFailed, Recipe, choose_recipe, precision_for
 from nas.train.checkpoint import RunState
 
 RULES = ("sandwich", "uniform")
@@ -64,15 +64,15 @@ class EpochLog:
 
 
 def feeds(supernet: Supernet, data: DataSet, recipe: Recipe, augment: bool | str | None) -> dict[str, Loader]:
-    """The training and validation batches at the supernet's input shape."""
+    """The training and validation batches at the supernet's input shape, in
+    the memory format a network trains in on its device (:func:`nas.train.precision_for`)."""
     shape = next(iter(supernet.network(supernet.smallest()).summary.inputs.values()))
     augmentation = recipe.augment if augment is None else augment
+    common = {"device": supernet.device, "channels_last": precision_for(supernet.device).channels_last}
     return {
-        "train": loader(
-            data, "train", shape, batch_size=recipe.batch_size, augment=augmentation, device=supernet.device
-        ),
-        "val": loader(data, "val", shape, batch_size=EVAL_BATCH, device=supernet.device),
-        "calibrate": loader(data, "train", shape, batch_size=recipe.batch_size, augment=False, device=supernet.device),
+        "train": loader(data, "train", shape, batch_size=recipe.batch_size, augment=augmentation, **common),
+        "val": loader(data, "val", shape, batch_size=EVAL_BATCH, **common),
+        "calibrate": loader(data, "train", shape, batch_size=recipe.batch_size, augment=False, **common),
     }
 
 

@@ -18,7 +18,7 @@ Example:
 """
 
 from nas.train.checkpoint import save_tensors, state_of
-from nas.train.device import default_device, resolve_device
+from nas.train.device import default_device, precision_for, resolve_device
 from nas.train.loop import EvaluationFailed, TrainResult, accuracy, choose_recipe, input_shape, logits, train
 from nas.train.recipes import RECIPES, Recipe, default_recipe, recipe
 
@@ -33,6 +33,7 @@ __all__ = [
     "default_recipe",
     "input_shape",
     "logits",
+    "precision_for",
     "recipe",
     "resolve_device",
     "save_tensors",
