@@ -84,12 +84,13 @@ def search(config: SearchConfig, cache: Path) -> tuple[SearchResult, float]:
     return result, time.perf_counter() - started
 
 
-def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple[float, float]:
-    """The best network of a supernet search trained on from its inherited weights: accuracy, seconds."""
+def finetune(result: SearchResult, args: argparse.Namespace, seed: int, inherit: bool = True) -> tuple[float, float]:
+    """The best network of a supernet search trained on from its inherited weights
+    (from its own initialisation, without ``inherit``: the control): accuracy, seconds."""
     assert result.best_dir is not None
     started = time.perf_counter()
     graph = nas.build(str(result.best_dir))
-    weights = safetensors.torch.load_file(str(result.best_dir / "model.safetensors"))
+    weights = safetensors.torch.load_file(str(result.best_dir / "model.safetensors")) if inherit else None
     trained = train(
         graph, load_data(args.data), recipe=args.recipe, epochs=args.finetune_epochs, seed=seed, weights=weights
     )
@@ -158,7 +159,11 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
     if result.best is None:
         fail(f"the supernet search found no network within {budget} ms: {result.best_error}; raise the budget")
     accuracy, finetune_s = finetune(result, args, seed)
-    log(f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}")
+    control = finetune(result, args, seed, inherit=False)[0] if args.control else None
+    log(
+        f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}"
+        + ("" if control is None else f" (from its own initialisation {control:.4f})")
+    )
     return {
         "epoch": epoch,
         "budget": budget,
@@ -166,6 +171,7 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
         "finetune_s": finetune_s,
         "inherited": result.best.values[0],
         "accuracy": accuracy,
+        "control": control,
     }
 
 
@@ -323,6 +329,12 @@ def main() -> None:
     parser.add_argument("--random-subnets", type=int, default=2, help="random subnets per step (sandwich)")
     parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
     parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="also train each network found for the fine-tuning epochs from its own initialisation, untimed: "
+        "what the inherited weights add to the search's choice",
+    )
     parser.add_argument("--speedup-goal", type=float, default=5.0)
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of both arms (more than one thrashes on a shared CPU)"
@@ -357,6 +369,7 @@ def main() -> None:
                 f"    supernet at epoch {row['epoch']}: fine-tuned {row['accuracy']:.4f} after {row['total_s']:.0f} s "
                 f"({row['train_s']:.0f} s training, {row['search_s']:.0f} s search, "
                 f"{row['finetune_s']:.0f} s fine-tuning)"
+                + ("" if row.get("control") is None else f"; from its own initialisation {row['control']:.4f}")
             )
         if r["target_s"] is not None:
             print(
