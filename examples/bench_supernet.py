@@ -285,6 +285,15 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if len(seeds) > 1
         else math.nan
     )
+    half = len(seeds) // 2  # with 4 seeds or more: the mean of half the seeds against the other half's
+    split_half = (
+        kendall_tau(
+            [statistics.fmean(r["runs"][s] for s in seeds[:half]) for r in both],
+            [statistics.fmean(r["runs"][s] for s in seeds[half:]) for r in both],
+        )
+        if half > 1
+        else math.nan
+    )
     xs, ys = [r["inherited"] for r in both], [r["standalone"] for r in both]
     tau, low, high = kendall_tau_interval(xs, ys, seed=args.seed)
     return {
@@ -302,6 +311,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "tau_low": low,
         "tau_high": high,
         "standalone_tau": ceiling,
+        "split_half_tau": split_half,
         "rho": float(scipy.stats.spearmanr(xs, ys).statistic),
         "macs_tau": kendall_tau([r["macs"] for r in both], ys),
         "inherited_mean": statistics.fmean(xs),
@@ -404,6 +414,13 @@ def main() -> None:
             )
         else:
             print("  one stand-alone seed: no ceiling measured (--standalone-seeds 0,1 measures it)")
+        if not math.isnan(r.get("split_half_tau", math.nan)):
+            half = len(args.standalone_seeds) // 2
+            rest = len(args.standalone_seeds) - half
+            print(
+                f"  the mean of {half} stand-alone seeds against the mean of the other {rest}: "
+                f"Kendall tau-b {r['split_half_tau']:+.3f}, how well a mean of that many runs orders the subnets"
+            )
         print(f"  MACs alone against stand-alone: Kendall tau-b {r['macs_tau']:+.3f}, what any evaluator must beat")
         for c in r["fixed_points"]:
             alone = "failed" if c["standalone"] is None else f"{c['standalone']:.4f}"
