@@ -50,7 +50,7 @@ DeviceOption = Annotated[
 ]
 AmpOption = Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision (default: on a GPU).")]
 ChannelsLastOption = Annotated[
-    bool | None, typer.Option("--channels-last/--no-channels-last", help="Channels-last batches and weights (default: on).")
+    bool | None, typer.Option("--channels-last/--no-channels-last", help="Channels-last layout (default: on).")
 ]
 FixOption = Annotated[
     list[str] | None,

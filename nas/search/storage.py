@@ -82,8 +82,8 @@ class _SQLiteStorage(optuna.storages.RDBStorage):
     """An RDB storage on SQLite whose connections write ahead (``journal_mode=WAL``)
     and sync at checkpoints (``synchronous=NORMAL``): Optuna commits every
     parameter and attribute of a trial on its own, and a commit that waits
-    for the disk each time costs an inherited evaluation as much as the
-    evaluation itself. A committed trial survives the process dying; only
+    for the disk each time slows a search whose trials take a fraction of a
+    second (over a supernet). A committed trial survives the process dying; only
     the operating system dying can take back the last commits, and the
     database stays whole. Readers no longer block the workers' writes."""
 
