@@ -21,6 +21,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import statistics
 import time
@@ -71,8 +72,7 @@ def network_steps(graph: nas.Graph, batch: int, device: torch.device) -> dict[st
     model = nas.lower(graph).to(device)
     steps = {}
     for name, memory_format in FORMATS.items():
-        m = nas.lower(graph).to(device).to(memory_format=memory_format)
-        m.load_state_dict(model.state_dict())
+        m = copy.deepcopy(model).to(memory_format=memory_format)
         optimizer = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
         xf = x.contiguous(memory_format=memory_format)
 

@@ -112,6 +112,30 @@ def test_a_subnet_gradient_lands_in_the_bank(supernet: Supernet) -> None:
     assert grad[8:].abs().sum() == 0 and grad[:, :, 0].abs().sum() == 0
 
 
+def test_a_channels_last_batch_trains_the_bank_as_an_nchw_one_does(tmp_path: Path) -> None:
+    """Supernets train in channels-last layout: the bank's windows (strided views in
+    NCHW) must give either layout the same scores and the same gradients."""
+    path = tmp_path / "colour.yaml"
+    path.write_text(SPACE.replace("{choice: [[1, 8, 8], [1, 16, 16]]}", "[3, 8, 8]"))
+    torch.manual_seed(0)
+    supernet = Supernet(S.load_space(str(path)), classes=10)
+    supernet.census(random.Random(0), samples=8)
+    x = torch.randn(4, 3, 8, 8)
+    runs = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        supernet.bank.zero_grad()
+        net = supernet.subnet(supernet.sample(random.Random(3)))
+        net.module.train()
+        out = supernet.forward(net, x.contiguous(memory_format=layout))
+        out.square().sum().backward()
+        runs.append((out.detach(), {n: p.grad for n, p in supernet.bank.named_parameters() if p.grad is not None}))
+    (nchw, nchw_grads), (last, last_grads) = runs
+    torch.testing.assert_close(last, nchw, rtol=1e-4, atol=1e-5)
+    assert nchw_grads.keys() == last_grads.keys() and len(nchw_grads) > 4
+    for name, grad in nchw_grads.items():
+        torch.testing.assert_close(last_grads[name], grad, rtol=1e-4, atol=1e-4, msg=name)
+
+
 def test_the_largest_and_smallest_networks_take_the_ends_of_every_domain(space: S.Space) -> None:
     fixed = S.restrict(space, {"x.shape": (1, 8, 8)})
     largest, smallest = S.extreme(fixed, largest=True), S.extreme(fixed, largest=False)
