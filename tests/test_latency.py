@@ -209,6 +209,36 @@ def _writer(path: str, tag: str, rows: int, start: Any) -> None:
         store.put("shared", _measurement(_conditions(device=tag)).to_dict())
 
 
+def test_opening_a_cache_retries_a_lock_that_another_process_opening_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes turning a new file to WAL at once each hold a shared lock
+    and want an exclusive one; SQLite tells one of them "locked" at once,
+    without waiting (a deadlock). Opening retries it; a lock held past the
+    timeout is still one line."""
+    real, calls = latency.LatencyCache._prepare, []
+
+    def prepare(self: latency.LatencyCache, db: sqlite3.Connection) -> None:
+        calls.append(db)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        real(self, db)
+
+    monkeypatch.setattr(latency.LatencyCache, "_prepare", prepare)
+    store = latency.LatencyCache(tmp_path / "new.sqlite")
+    key = _conditions().key("abc")
+    store.put(key, _measurement(_conditions()).to_dict())
+    assert len(calls) == 3 and len(store) == 1
+
+    def locked(self: latency.LatencyCache, db: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(latency.LatencyCache, "_prepare", locked)
+    held = latency.LatencyCache(tmp_path / "held.sqlite", timeout_s=0.2)
+    with pytest.raises(NASError, match=r"held.sqlite: cannot write: database is locked \(fix: another process"):
+        held.put(key, _measurement(_conditions()).to_dict())
+
+
 def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     rows = 150  # each process: rows rows of its own keys and rows under one shared key
     path = str(tmp_path / "shared.sqlite")

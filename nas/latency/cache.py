@@ -170,28 +170,45 @@ class LatencyCache:
         # isolation_level=None: no implicit transactions; writes take the lock
         # up front with BEGIN IMMEDIATE, so two writers queue instead of
         # deadlocking on a lock upgrade.
-        db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
-        try:
-            db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise NASError(
-                    f"latency cache {self.path} has schema {version}, newer than this nas knows ({SCHEMA_VERSION})",
-                    hint="upgrade nas, or point NAS_CACHE_DIR elsewhere",
-                )
-            if version < SCHEMA_VERSION:
-                with _transaction(db):  # CREATE ... IF NOT EXISTS in one transaction: safe to race
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            db.close()
-            raise
-        self._connection, self._pid = db, os.getpid()
-        return db
+        # Turning a new file to WAL takes an exclusive lock without waiting on
+        # the busy handler: two processes opening a new cache at once can be
+        # told "locked" at once. Opening is retried, with backoff, for as long
+        # as a writer would wait.
+        deadline, pause = time.monotonic() + self.timeout_s, 0.01
+        while True:
+            db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            try:
+                self._prepare(db)
+            except sqlite3.OperationalError as e:
+                db.close()
+                if not _busy(e) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(2 * pause, 0.5)
+                continue
+            except BaseException:
+                db.close()
+                raise
+            self._connection, self._pid = db, os.getpid()
+            return db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """Settings of a new connection, and the schema where the file lacks it."""
+        db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise NASError(
+                f"latency cache {self.path} has schema {version}, newer than this nas knows ({SCHEMA_VERSION})",
+                hint="upgrade nas, or point NAS_CACHE_DIR elsewhere",
+            )
+        if version < SCHEMA_VERSION:
+            with _transaction(db):  # CREATE ... IF NOT EXISTS in one transaction: safe to race
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _guard(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -201,7 +218,7 @@ class LatencyCache:
         except sqlite3.DatabaseError as e:
             self.close()
             text = str(e)
-            if "locked" in text or "busy" in text:
+            if _busy(e):
                 hint = f"another process held it for over {self.timeout_s:g} s; retry, or use another NAS_CACHE_DIR"
             elif "not a database" in text or "malformed" in text or "corrupt" in text:
                 hint = "move the file aside (nas never deletes it) and run again to start a new cache"
@@ -215,6 +232,11 @@ class LatencyCache:
                 f"latency cache {self.path}: cannot {action}: {e.strerror or e}",
                 hint="check that its folder is writable, or set NAS_CACHE_DIR",
             ) from None
+
+
+def _busy(error: sqlite3.DatabaseError) -> bool:
+    """SQLite's answer when another connection holds the lock."""
+    return "locked" in str(error) or "busy" in str(error)
 
 
 @contextlib.contextmanager

@@ -98,6 +98,10 @@ class _SQLiteStorage(optuna.storages.RDBStorage):
     def _write_ahead(self) -> None:
         sqlalchemy.event.listen(self.engine, "connect", _write_ahead)
         self.engine.dispose()  # the connections that made the tables predate the listener
+        # Connect now: turning a new file to WAL can meet another worker doing
+        # the same and be told "locked" at once, which open_storage retries.
+        with self.engine.connect():
+            pass
 
 
 def _write_ahead(connection: Any, _record: Any) -> None:
