@@ -170,10 +170,10 @@ class LatencyCache:
         # isolation_level=None: no implicit transactions; writes take the lock
         # up front with BEGIN IMMEDIATE, so two writers queue instead of
         # deadlocking on a lock upgrade.
-        # Turning a new file to WAL takes an exclusive lock without waiting on
-        # the busy handler: two processes opening a new cache at once can be
-        # told "locked" at once. Opening is retried, with backoff, for as long
-        # as a writer would wait.
+        # Two processes turning a new file to WAL at once each hold a shared
+        # lock and want an exclusive one: SQLite breaks the deadlock by telling
+        # one "locked" at once, without its busy handler. Opening is retried,
+        # with backoff, for as long as a writer would wait.
         deadline, pause = time.monotonic() + self.timeout_s, 0.01
         while True:
             db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
