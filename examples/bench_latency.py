@@ -95,14 +95,19 @@ class Target:
     def key(self) -> str:
         return self.backend if self.mode is None else f"{self.backend}:{self.mode}"
 
-    def uses_gpu(self) -> bool:
+    def resolved(self) -> tuple[latency.Backend, str]:
+        """The backend and the mode it runs in (its default where none was given)."""
         backend = latency.get_backend(self.backend)
-        return backend.uses_gpu(self.mode or backend.default_mode())
+        return backend, self.mode or backend.default_mode()
+
+    def uses_gpu(self) -> bool:
+        backend, mode = self.resolved()
+        return backend.uses_gpu(mode)
 
     def device(self) -> str:
         """The device it runs on, as measurements name it."""
-        backend = latency.get_backend(self.backend)
-        return backend.device_name(self.mode or backend.default_mode())
+        backend, mode = self.resolved()
+        return backend.device_name(mode)
 
     def label(self, precision: str) -> str:
         return f"{self.key} {precision} {'GPU' if self.uses_gpu() else 'CPU'}"

@@ -329,8 +329,12 @@ def fail(text: str) -> NoReturn:
 
 def read_earlier(path: str, args: argparse.Namespace, settings: Sequence[str], what: str) -> dict[str, Any]:
     """An earlier run's ``--json`` whose ``settings`` are those of ``args``; else one line naming them, exit 2."""
-    earlier = json.loads(Path(path).read_text())
-    different = [k for k in settings if earlier["settings"].get(k) != getattr(args, k)]
+    try:
+        earlier = json.loads(Path(path).read_text())
+        held = earlier["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        fail(f"{path}: not the --json of an earlier run ({type(e).__name__}: {e}); give the file its --json wrote")
+    different = [k for k in settings if held.get(k) != getattr(args, k)]
     if different:
         fail(f"{path}: {what} of another {', '.join(different)}; give the same settings")
     return earlier
