@@ -179,6 +179,17 @@ def test_hierarchical_and_flattened_graphs_hash_the_same() -> None:
     assert g.hash != flat.hash
 
 
+def test_the_flat_form_is_kept_until_the_graph_changes() -> None:
+    g = nas.build("examples/resnet18.yaml")
+    flat = g.fact("flat")
+    assert flat is g.fact("flat")  # the hash and a supernet's lowering read it: flattened once
+    assert [n.name for n in flat] == [n.name for n in nas.flatten(g)]
+    assert flat.fact("flat") is flat  # nothing composite left: the graph is its own flat form
+    g.set_params("layer3_1", stride=2)
+    assert g.fact("flat") is not flat
+    assert g.fact("flat").node("layer3_1_conv1").params["stride"] == 2
+
+
 def test_name_and_metadata_are_not_hashed() -> None:
     a = nas.build("examples/resnet18.yaml")
     b = nas.build(a.to_yaml().replace("name: resnet18", "name: other").replace("year: 2015", "year: 1999"))

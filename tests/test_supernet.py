@@ -8,6 +8,7 @@ run ends with the bank an uninterrupted one has.
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 
@@ -226,6 +227,32 @@ def test_training_learns_and_a_resumed_run_ends_as_an_uninterrupted_one(space: S
     resumed, _ = run(tmp_path / "cut")
     for name in whole.bank.names:
         torch.testing.assert_close(resumed.bank[name], whole.bank[name])
+
+
+def test_training_leaves_the_heap_it_began_with_to_the_collector_again(space: S.Space) -> None:
+    data = load_data("digits")
+    fixed = S.restrict(space, {"x.shape": (1, 8, 8)})
+    frozen: list[int] = []
+
+    def one_step(epoch: int, step: int, loss: float) -> None:
+        frozen.append(gc.get_freeze_count())
+        raise KeyboardInterrupt
+
+    def train_one_step() -> None:
+        job = SupernetRun(Supernet(fixed, data.classes), data, recipe="digits", epochs=1, random_subnets=1)
+        with pytest.raises(KeyboardInterrupt):
+            train_supernet(job, data, on_step=one_step)
+
+    train_one_step()
+    assert frozen[0] > 0  # the objects alive at the start were not scanned while it trained
+    assert gc.get_freeze_count() == 0  # and are again, even after an interruption
+    gc.freeze()
+    try:
+        mine = gc.get_freeze_count()
+        train_one_step()
+        assert frozen[1] == mine and gc.get_freeze_count() == mine  # a caller's freeze is the caller's
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.slow

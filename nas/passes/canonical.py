@@ -51,6 +51,15 @@ def flatten(graph: Graph) -> Graph:
     return flat
 
 
+@computes("flat")
+def flat_form(graph: Graph) -> Graph:
+    """``graph`` flattened (:func:`flatten`), kept as the graph's fact ``flat``
+    for the readers that need it more than once (the hash, a supernet's
+    lowering): the graph itself where it has no composite block. Read it,
+    do not change it (:func:`flatten` gives a copy to change)."""
+    return flatten(graph) if any(node.block.composite for node in graph) else graph
+
+
 def _inline(graph: Graph, flat: Graph, prefix: str, path: str, bindings: dict[str, list[Ref]]) -> None:
     """Copy ``graph``'s nodes into ``flat`` with names prefixed (and their
     nested module path after ``path``); ``bindings`` maps this graph's input
@@ -97,8 +106,7 @@ def node_label(block: str, params: Any) -> bytes:
 @computes("hash")
 def graph_hash(graph: Graph) -> str:
     """The canonical hash of ``graph`` as 32 hex digits (see module docs)."""
-    if any(node.block.composite for node in graph):
-        graph = flatten(graph)
+    graph = graph.fact("flat")
     order = graph.topological_order()
     forward: dict[str, bytes] = {}
     for node in order:

@@ -29,7 +29,6 @@ from nas.data import Loader
 from nas.io.build import build
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
-from nas.passes.canonical import flatten
 from nas.passes.lower import lower
 from nas.space import Assignment, Space, decode, end, extreme, numeric, restrict, sample
 from nas.supernet.bank import Bank
@@ -123,7 +122,7 @@ class Supernet:
         """A network of the space (built as :meth:`network` builds it) as a subnet."""
         lowered = self._modules.pop(graph.hash, None)
         if lowered is None:
-            flat = flatten(graph)
+            flat = graph.fact("flat")
             module = lower(flat).to(self.device)
             for p in module.parameters():
                 p.requires_grad_(False)
