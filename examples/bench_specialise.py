@@ -9,7 +9,9 @@ For each seed of ``--seeds``, on one narrowed space (``--space``, narrowed by
 * weight sharing: a supernet trained for ``--supernet-epochs`` epochs, then
   ``nas supernet search`` over it (``--trials`` inherited evaluations under
   the same budget, latency measured the same way), then the best network
-  fine-tuned for ``--finetune-epochs`` epochs from its inherited weights;
+  fine-tuned for ``--finetune-epochs`` epochs from its inherited weights
+  (with ``--finalists K``: the best of the K most accurate after
+  ``--screen-epochs`` of fine-tuning each, the screening timed too);
   its wall time, training included, and the fine-tuned accuracy;
 * along the way (``--checkpoints``): the supernet also searched and its
   best fine-tuned at earlier epochs of the same training, each timed as if
@@ -56,7 +58,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
 import torch
 from bench_supernet import FIXES, fail, read_earlier
 
@@ -64,7 +65,8 @@ import nas
 import nas.space as S
 from nas.data import load_data
 from nas.ir.errors import NASError
-from nas.search import SearchConfig, SearchResult, run_search
+from nas.search import SearchConfig, SearchResult, load_study, run_search
+from nas.search.finalists import finetune_best
 from nas.supernet import EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
 
@@ -84,17 +86,26 @@ def search(config: SearchConfig, cache: Path) -> tuple[SearchResult, float]:
     return result, time.perf_counter() - started
 
 
-def finetune(result: SearchResult, args: argparse.Namespace, seed: int, inherit: bool = True) -> tuple[float, float]:
-    """The best network of a supernet search trained on from its inherited weights
-    (from its own initialisation, without ``inherit``: the control): accuracy, seconds."""
-    assert result.best_dir is not None
+def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple[float, float, nas.Graph]:
+    """The search's finalists screened and the best fine-tuned from its inherited weights
+    (:func:`nas.search.finalists.finetune_best`): accuracy, seconds, the network kept."""
     started = time.perf_counter()
-    graph = nas.build(str(result.best_dir))
-    weights = safetensors.torch.load_file(str(result.best_dir / "model.safetensors")) if inherit else None
-    trained = train(
-        graph, load_data(args.data), recipe=args.recipe, epochs=args.finetune_epochs, seed=seed, weights=weights
+    kept = finetune_best(
+        load_study(result.storage, result.study),
+        load_data(args.data),
+        count=args.finalists,
+        screen_epochs=args.screen_epochs,
+        epochs=args.finetune_epochs,
+        recipe=args.recipe,
+        seed=seed,
+        storage=result.storage,
     )
-    return trained.accuracy, time.perf_counter() - started
+    return kept.result.accuracy, time.perf_counter() - started, kept.model.graph
+
+
+def control(graph: nas.Graph, args: argparse.Namespace, seed: int) -> float:
+    """The kept network trained for the fine-tuning's epochs from its own initialisation (untimed)."""
+    return train(graph, load_data(args.data), recipe=args.recipe, epochs=args.finetune_epochs, seed=seed).accuracy
 
 
 def scratch_search(seed: int, epochs: int, args: argparse.Namespace, folder: Path) -> tuple[SearchResult, float]:
@@ -158,11 +169,11 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
     )
     if result.best is None:
         fail(f"the supernet search found no network within {budget} ms: {result.best_error}; raise the budget")
-    accuracy, finetune_s = finetune(result, args, seed)
-    control = finetune(result, args, seed, inherit=False)[0] if args.control else None
+    accuracy, finetune_s, kept = finetune(result, args, seed)
+    own = control(kept, args, seed) if args.control else None
     log(
         f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}"
-        + ("" if control is None else f" (from its own initialisation {control:.4f})")
+        + ("" if own is None else f" (from its own initialisation {own:.4f})")
     )
     return {
         "epoch": epoch,
@@ -171,7 +182,7 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
         "finetune_s": finetune_s,
         "inherited": result.best.values[0],
         "accuracy": accuracy,
-        "control": control,
+        "control": own,
     }
 
 
@@ -330,6 +341,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument(
+        "--finalists",
+        type=int,
+        default=1,
+        help="networks screened by a short fine-tune (nas supernet search --finalists)",
+    )
+    parser.add_argument("--screen-epochs", type=int, default=1, help="epochs of fine-tuning that screen finalists")
+    parser.add_argument(
         "--control",
         action="store_true",
         help="also train each network found for the fine-tuning epochs from its own initialisation, untimed: "
@@ -356,6 +374,7 @@ def main() -> None:
         f"from scratch: {args.scratch_trials} trials of {args.scratch_epochs} epochs; supernet: "
         f"{args.supernet_epochs} epochs ({rule(args)}), {args.trials} inherited trials, "
         f"{args.finetune_epochs} epochs of fine-tuning"
+        + (f" (the best of {args.finalists} after {args.screen_epochs} each)" if args.finalists > 1 else "")
     )
     for r in rows:
         print(

@@ -11,6 +11,11 @@ share from each quantile of a few hundred draws) and evaluated twice:
   ``--standalone-epochs`` epochs (``nas.train.train``, as a search trial),
   in ``--workers`` processes.
 
+With ``--screen-epochs N``, two more evaluators of each subnet: fine-tuned
+``N`` epochs from its inherited weights (how ``nas supernet search
+--finalists`` screens the best networks it found), and, the control,
+trained ``N`` epochs from its own initialisation.
+
 Printed: Kendall's tau-b between the two (with a bootstrap 95% interval)
 and Spearman's rho, the supernet's training time against the stand-alone
 trainings', the fixed points of the space (zoo nets that the narrowed
@@ -54,7 +59,7 @@ import torch
 
 import nas
 import nas.space as S
-from nas.data import load_data
+from nas.data import DataSet, load_data
 from nas.io import zoo
 from nas.predict.predictor import kendall_tau, kendall_tau_interval
 from nas.supernet import Supernet, SupernetRun, train_supernet
@@ -204,6 +209,24 @@ def _standalone(job: dict[str, Any]) -> dict[str, Any]:
     return {"hash": job["hash"], "seed": job["seed"], "accuracy": accuracy, "seconds": time.perf_counter() - started}
 
 
+def screen(
+    supernet: Supernet, run: SupernetRun, chosen: list[dict[str, Any]], data: DataSet, args: argparse.Namespace
+) -> None:
+    """Each subnet fine-tuned ``--screen-epochs`` from its inherited weights (``screened``, as
+    ``nas supernet search --finalists`` screens) and, the control, trained as long from its own
+    initialisation (``short``): their accuracies and seconds, put in each row."""
+    for r in chosen:
+        net = supernet.subnet(r["assignment"])
+        supernet.recalibrate(net, run.feeds["calibrate"])
+        inherited = supernet.weights(net)
+        for key, weights in (("screened", inherited), ("short", None)):
+            trained = train(
+                net.graph, data, recipe=run.recipe, epochs=args.screen_epochs, seed=args.seed, weights=weights
+            )
+            r[key], r[f"{key}_s"] = trained.accuracy, trained.seconds
+        log(f"  {r['hash'][:12]}: {r['screened']:.4f} fine-tuned, {r['short']:.4f} from its initialisation")
+
+
 def fixed_points(supernet: Supernet, run: SupernetRun) -> list[dict[str, Any]]:
     """Zoo nets the narrowed space holds: assignment, MACs and inherited accuracy."""
     rows = []
@@ -244,6 +267,8 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         r["inherited"] = run.evaluate(r["assignment"])
         log(f"  inherited {r['hash'][:12]}: {r['inherited']:.4f} at {r['macs']:,} MACs")
     inherited_s = (time.perf_counter() - started) / len(chosen)
+    if args.screen_epochs:
+        screen(supernet, run, chosen, data, args)
     classics = fixed_points(supernet, run)
     seeds = args.standalone_seeds
     earlier = _earlier_runs(args, name)
@@ -296,6 +321,12 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     xs, ys = [r["inherited"] for r in both], [r["standalone"] for r in both]
     tau, low, high = kendall_tau_interval(xs, ys, seed=args.seed)
+    screening = {}
+    if args.screen_epochs:
+        for key in ("screened", "short"):
+            value, lo, hi = kendall_tau_interval([r[key] for r in both], ys, seed=args.seed)
+            screening |= {f"{key}_tau": value, f"{key}_tau_low": lo, f"{key}_tau_high": hi}
+            screening[f"{key}_s"] = statistics.fmean(r[f"{key}_s"] for r in both)
     return {
         "space": name,
         "fixes": fixes,
@@ -314,6 +345,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "split_half_tau": split_half,
         "rho": float(scipy.stats.spearmanr(xs, ys).statistic),
         "macs_tau": kendall_tau([r["macs"] for r in both], ys),
+        **screening,
         "inherited_mean": statistics.fmean(xs),
         "standalone_mean": statistics.fmean(ys),
         "fixed_points": [{k: v for k, v in r.items() if k != "assignment"} for r in classics],
@@ -373,6 +405,12 @@ def main() -> None:
     parser.add_argument(
         "--standalone-seeds", default="0,1", help="seeds of the stand-alone runs (their mean is compared)"
     )
+    parser.add_argument(
+        "--screen-epochs",
+        type=int,
+        default=0,
+        help="also rank subnets fine-tuned this many epochs from inherited weights, and trained as long from scratch",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--standalone-from", metavar="JSON", help="stand-alone accuracies of an earlier --json run")
     parser.add_argument(
@@ -426,6 +464,12 @@ def main() -> None:
                 f"Kendall tau-b {r['split_half_tau']:+.3f}, how well a mean of that many runs orders the subnets"
             )
         print(f"  MACs alone against stand-alone: Kendall tau-b {r['macs_tau']:+.3f}, what any evaluator must beat")
+        if args.screen_epochs:
+            for key, what in (("screened", "fine-tuned from inherited weights"), ("short", "from scratch")):
+                print(
+                    f"  {args.screen_epochs} epochs {what} ({r[key + '_s']:.1f} s each) against stand-alone: "
+                    f"Kendall tau-b {r[key + '_tau']:+.3f} [{r[key + '_tau_low']:+.2f}, {r[key + '_tau_high']:+.2f}]"
+                )
         for c in r["fixed_points"]:
             alone = "failed" if c["standalone"] is None else f"{c['standalone']:.4f}"
             print(

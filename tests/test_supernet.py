@@ -9,6 +9,7 @@ run ends with the bank an uninterrupted one has.
 from __future__ import annotations
 
 import gc
+import json
 import random
 from pathlib import Path
 
@@ -20,6 +21,10 @@ import nas.space as S
 from nas.cli.root import main
 from nas.data import load_data
 from nas.ir.errors import NASError
+from nas.search import load_study
+from nas.search.finalists import finetune_best
+from nas.search.record import TrialRecord
+from nas.search.results import best_trial, leaders, trial_model
 from nas.supernet import Bank, EpochLog, Supernet, SupernetRun, entry_name, load_supernet, train_supernet, window
 from nas.train import RECIPES
 
@@ -273,6 +278,36 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
         assert "over the supernet `sn`" in card
         assert nas.build(str(exported)).hash  # an ordinary network
     assert main(["supernet", "search", "nowhere", "--latency-budget-ms", "1"]) == 2
+
+
+@pytest.mark.slow
+def test_the_search_keeps_the_finalist_a_short_fine_tune_ranks_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(SPACE)
+    train_args = ["supernet", "train", "--space", "tiny.yaml", "--fix", "x.shape=1x8x8", "--epochs", "1", "-o", "sn"]
+    assert main(train_args) == 0
+    search = ["supernet", "search", "sn", "--latency-budget-ms", "50", "--trials", "8", "--storage", "sqlite:///s.db"]
+    assert main([*search, "--finalists", "3", "--finetune-epochs", "1"]) == 0
+    study = load_study("sqlite:///s.db")
+    top = leaders(study, 3)
+    assert len({TrialRecord.of(t).hash for t in top}) == 3
+    assert [t.values[0] for t in top] == sorted((t.values[0] for t in top), reverse=True)
+    assert top[0].number == best_trial(study).number
+    kept = finetune_best(study, load_data("digits"), count=3, epochs=1, recipe="digits", storage="sqlite:///s.db")
+    assert list(kept.screened) == [t.number for t in top]
+    assert kept.screened[kept.trial.number] == max(kept.screened.values())
+    # each finalist was screened from its inherited weights: the same run again gives the same accuracy
+    runner_up = next(t for t in top if t.number != kept.trial.number)
+    model = trial_model(study, runner_up)
+    assert model.weights is not None
+    again = nas.train.train(model.graph, load_data("digits"), recipe="digits", epochs=1, weights=model.weights)
+    assert again.accuracy == kept.screened[runner_up.number]
+    card = json.loads((tmp_path / "runs" / "sn-50ms" / "finetuned" / "model.json").read_text())
+    assert card["source"]["trial"] == kept.trial.number
+    assert card["accuracy"]["screened"] == {str(n): a for n, a in kept.screened.items()}
+    assert main([*search, "--finalists", "0"]) == 2
 
 
 def test_progressive_epochs_draw_near_the_largest_network_then_everywhere(space: S.Space) -> None:

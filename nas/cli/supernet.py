@@ -5,7 +5,8 @@ weights fixed with ``--fix``) and writes its directory; ``search`` runs the
 same Optuna study as ``nas search`` over it, with accuracy from inherited
 weights instead of training, for one or several latency budgets and
 latency tables (one study each), then fine-tunes and exports each best
-network.
+network (with ``--finalists K``: the best of the K most accurate after a
+short fine-tune each, :mod:`nas.search.finalists`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import safetensors.torch
 import typer
 
 import nas
@@ -27,6 +27,7 @@ from nas.cli.progress import progress_bar
 from nas.cli.root import _SETTINGS
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
+from nas.search.finalists import Finetuned, finetune_best
 from nas.search.record import TrialRecord
 from nas.space import load_space, narrowed
 from nas.supernet import (
@@ -40,7 +41,7 @@ from nas.supernet import (
     train_supernet,
 )
 from nas.supernet.store import META
-from nas.train import EvaluationFailed, choose_recipe, resolve_device, train
+from nas.train import EvaluationFailed, choose_recipe, resolve_device
 
 app = typer.Typer(name="supernet", help="Weight sharing: train a supernet per space, then search it.", **_SETTINGS)
 
@@ -177,12 +178,23 @@ def search_command(
     storage: Annotated[str, typer.Option("--storage", help="Optuna storage URL.")] = "sqlite:///runs/nas.db",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler.")] = 0,
     finetune: Annotated[int, typer.Option("--finetune-epochs", help="Epochs of fine-tuning of each best network.")] = 2,
+    finalists: Annotated[
+        int,
+        typer.Option("--finalists", help="The most accurate networks screened by a short fine-tune; 1: no screening."),
+    ] = 1,
+    screen: Annotated[
+        int, typer.Option("--screen-epochs", help="Epochs of fine-tuning that screen the finalists.")
+    ] = 1,
     runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best models.")] = "runs",
 ) -> None:
     """Search a trained supernet under each latency budget (and table), in seconds per budget."""
     info = read_info(Path(directory))
     if finetune < 0:
         raise NASError("--finetune-epochs must be 0 or more", field="finetune-epochs")
+    if finalists < 1 or screen < 1:
+        raise NASError(
+            "--finalists and --screen-epochs must be 1 or more", field="finalists" if finalists < 1 else "screen-epochs"
+        )
     split = load_data(info.data)
     for table in tables or [None]:
         for budget in budgets:
@@ -213,44 +225,50 @@ def search_command(
                 f"inherited accuracy {result.best.values[0]:.4f} at {best.latency_ms:.3f} ms, {best.params:,} params"
             )
             if finetune:
+                kept = finetune_best(
+                    nas.search.load_study(config.storage, result.study),
+                    split,
+                    count=finalists,
+                    screen_epochs=screen,
+                    epochs=finetune,
+                    recipe=info.training.get("recipe"),
+                    seed=seed,
+                    storage=config.storage,
+                )
+                for number, accuracy in kept.screened.items():
+                    print(f"  finalist trial {number}: {accuracy:.4f} after {screen} epochs of fine-tuning")
                 target = result.best_dir.with_name("finetuned")
-                accuracy = _finetune(result.best_dir, target, directory, info, split, finetune, seed, result)
-                print(f"  fine-tuned {finetune} epochs: accuracy {accuracy:.4f}, exported to {target}")
+                _export(kept, target, directory, info, split, result.study, seed)
+                print(
+                    f"  fine-tuned trial {kept.trial.number} {finetune} epochs: "
+                    f"accuracy {kept.result.accuracy:.4f}, exported to {target}"
+                )
 
 
-def _finetune(
-    best: Path,
-    target: Path,
-    directory: str,
-    info: SupernetInfo,
-    split: DataSet,
-    epochs: int,
-    seed: int,
-    result: nas.search.SearchResult,
-) -> float:
-    """Fine-tune an exported best network from its inherited weights; export it beside."""
-    assert result.best is not None
-    graph = nas.build(str(best))
-    weights = safetensors.torch.load_file(str(best / "model.safetensors"))
-    trained = train(graph, split, recipe=info.training.get("recipe"), epochs=epochs, seed=seed, weights=weights)
+def _export(
+    kept: Finetuned, target: Path, directory: str, info: SupernetInfo, split: DataSet, study: str, seed: int
+) -> None:
+    """Export the fine-tuned network to ``target`` with a card that names the supernet and its trial."""
+    trained = kept.result
+    screening = {"screened": {str(n): a for n, a in kept.screened.items()}} if kept.screened else {}
     model = nas.export.Model(
-        graph,
+        kept.model.graph,
         trained.state,
         name=f"{info.space}-supernet",
-        source={"kind": "supernet", "path": str(directory), "study": result.study, "trial": result.best.number},
+        source={"kind": "supernet", "path": str(directory), "study": study, "trial": kept.trial.number},
         accuracy={
             "value": trained.accuracy,
             "data": split.name,
             "split": "validation",
-            "epochs": epochs,
+            "epochs": len(trained.curve),
             "seed": seed,
             "curve": trained.curve,
             "recipe": trained.recipe,
-            "inherited": result.best.values[0],
-        },
+            "inherited": kept.trial.values[0],
+        }
+        | screening,
     )
     nas.export.export(model, target, "yaml,weights", overwrite=True)
-    return trained.accuracy
 
 
 command = typer.main.get_command(app)

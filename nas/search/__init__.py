@@ -5,7 +5,9 @@
 * :mod:`nas.search.sampler`: decisions as Optuna parameters, and an
   evolutionary sampler that mutates the space's assignments;
 * :mod:`nas.search.study`: the search itself (:func:`run_search`);
-* :mod:`nas.search.results`: the feasible Pareto front, pictures, the best model.
+* :mod:`nas.search.results`: the feasible Pareto front, pictures, the best model;
+* :mod:`nas.search.finalists`: a supernet search's best networks screened by
+  a short fine-tune, the best of them fine-tuned.
 
 Example:
     >>> from nas.search import SearchConfig, run_search

@@ -83,11 +83,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """The feasible trials no other feasible trial beats on both objectives
     (higher accuracy or score, lower latency); one trial per architecture
     (the first to evaluate it); sorted by latency."""
-    unique: dict[str, FrozenTrial] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if is_feasible(t):
-            unique.setdefault(str(TrialRecord.of(t).hash or t.number), t)
-    trials = list(unique.values())
+    trials = _feasible_architectures(study)
     ranks = nondominated_ranks([[-t.values[0], t.values[1]] for t in trials])
     front = [t for t, r in zip(trials, ranks) if r == 0]
     return sorted(front, key=lambda t: (t.values[1], -t.values[0]))
@@ -116,6 +112,22 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The most accurate (highest scoring) feasible trial; the faster one on a tie."""
     front = pareto_front(study)
     return max(front, key=lambda t: (t.values[0], -t.values[1])) if front else None
+
+
+def leaders(study: optuna.Study, count: int) -> list[FrozenTrial]:
+    """The ``count`` most accurate (highest scoring) feasible trials, one per
+    architecture, best first; the faster one on a tie. The first is
+    :func:`best_trial`'s."""
+    return sorted(_feasible_architectures(study), key=lambda t: (-t.values[0], t.values[1]))[:count]
+
+
+def _feasible_architectures(study: optuna.Study) -> list[FrozenTrial]:
+    """The feasible trials, one per architecture (the first to evaluate it)."""
+    unique: dict[str, FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if is_feasible(t):
+            unique.setdefault(str(TrialRecord.of(t).hash or t.number), t)
+    return list(unique.values())
 
 
 def report(study: optuna.Study) -> dict[str, Any]:

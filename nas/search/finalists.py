@@ -1,0 +1,86 @@
+"""The last step of a search over a supernet: fine-tune its leaders and keep the best.
+
+Inherited accuracy ranks a supernet's networks roughly, and a network's
+accuracy after a few epochs of fine-tuning is what the user gets. Between
+the two, a short fine-tune from the inherited weights ranks networks better
+than inherited accuracy does, and better than the same short training from
+scratch (``examples/bench_supernet.py --screen-epochs``; figures in the
+README). So :func:`finetune_best` screens the ``count`` most accurate
+feasible networks of a study (:func:`nas.search.results.leaders`) with
+``screen_epochs`` of fine-tuning each, and fine-tunes the one most accurate
+after it for ``epochs`` from its inherited weights: successive halving
+(Jamieson & Talwalkar 2016) with one rung, as Once-for-All's and BigNAS's
+users fine-tune the few best networks a search names rather than one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from nas.data import DataSet
+from nas.export import Model
+from nas.ir.errors import NASError
+from nas.search.results import leaders, trial_model
+from nas.train import Recipe, TrainResult, train
+
+
+@dataclass
+class Finetuned:
+    """The network a search's fine-tuning kept: its trial, its network with
+    the inherited weights (``model``), the fine-tuning's result, and each
+    finalist's accuracy after the screening epochs by trial number (empty
+    where there was one finalist)."""
+
+    trial: FrozenTrial
+    model: Model
+    result: TrainResult
+    screened: dict[int, float] = field(default_factory=dict)
+
+
+def finetune_best(
+    study: optuna.Study,
+    data: DataSet,
+    *,
+    count: int = 1,
+    screen_epochs: int = 1,
+    epochs: int = 2,
+    recipe: str | Recipe | None = None,
+    seed: int = 0,
+    storage: str | None = None,
+) -> Finetuned:
+    """Fine-tune the best of a study's ``count`` leaders (see module docs).
+
+    Raises:
+        NASError: no feasible trial, a leader's weights missing, or counts
+            below 1.
+        EvaluationFailed: a fine-tuning run failed.
+    """
+    if count < 1 or screen_epochs < 1 or epochs < 1:
+        raise NASError(
+            f"fine-tuning needs at least one finalist and one epoch (finalists {count}, "
+            f"screening epochs {screen_epochs}, epochs {epochs})",
+            field="finalists",
+            hint="give 1 or more of each",
+        )
+    finalists = leaders(study, count)
+    if not finalists:
+        raise NASError(
+            f"study '{study.study_name}' has no finished trial within its latency budget",
+            hint="run more trials, or search again with a larger --latency-budget-ms",
+        )
+    models = {t.number: trial_model(study, t, storage=storage) for t in finalists}
+    screened: dict[int, float] = {}
+    if len(finalists) > 1:
+        for t in finalists:
+            m = models[t.number]
+            screened[t.number] = train(
+                m.graph, data, recipe=recipe, epochs=screen_epochs, seed=seed, weights=m.weights
+            ).accuracy
+    # Ties (and a single finalist) go to the higher inherited accuracy: the leaders' order.
+    chosen = max(finalists, key=lambda t: screened.get(t.number, 0.0)) if screened else finalists[0]
+    model = models[chosen.number]
+    result = train(model.graph, data, recipe=recipe, epochs=epochs, seed=seed, weights=model.weights)
+    return Finetuned(chosen, model, result, screened)
