@@ -9,8 +9,8 @@ README). So :func:`finetune_best` screens the ``count`` most accurate
 feasible networks of a study (:func:`nas.search.results.leaders`) with
 ``screen_epochs`` of fine-tuning each, and fine-tunes the one most accurate
 after it for ``epochs`` from its inherited weights: successive halving
-(Jamieson & Talwalkar 2016) with one rung, as Once-for-All's and BigNAS's
-users fine-tune the few best networks a search names rather than one.
+(Jamieson & Talwalkar 2016) with one rung between the search and the
+export.
 """
 
 from __future__ import annotations
@@ -58,13 +58,9 @@ def finetune_best(
             below 1.
         EvaluationFailed: a fine-tuning run failed.
     """
-    if count < 1 or screen_epochs < 1 or epochs < 1:
-        raise NASError(
-            f"fine-tuning needs at least one finalist and one epoch (finalists {count}, "
-            f"screening epochs {screen_epochs}, epochs {epochs})",
-            field="finalists",
-            hint="give 1 or more of each",
-        )
+    for name, value in (("finalists", count), ("screen-epochs", screen_epochs), ("finetune-epochs", epochs)):
+        if value < 1:
+            raise NASError(f"fine-tuning needs {name} of 1 or more, got {value}", field=name, hint="give 1 or more")
     finalists = leaders(study, count)
     if not finalists:
         raise NASError(

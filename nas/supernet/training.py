@@ -212,10 +212,10 @@ def _settled_heap() -> Iterator[None]:
     the data) out of the cyclic garbage collector's scans until the end.
 
     Each step lowers new subnets and drops old ones; the objects they leave
-    in the oldest generation make Python scan the whole heap every few
-    steps, a full collection that costs as much as a small subnet's training
-    step. Nothing is frozen where the caller froze objects already
-    (:func:`gc.freeze` is theirs to manage).
+    in the oldest generation make Python scan the whole heap (torch,
+    networkx and Optuna's objects included) every few steps. Nothing is
+    frozen where the caller froze objects already (:func:`gc.freeze` is
+    theirs to manage).
     """
     if gc.get_freeze_count():
         yield
