@@ -359,6 +359,8 @@ def main() -> None:
     )
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
     args = parser.parse_args()
+    if args.finalists < 1 or args.screen_epochs < 1 or args.finetune_epochs < 1:
+        fail("--finalists, --screen-epochs and --finetune-epochs must be 1 or more")
     args.checkpoints = sorted({int(e) for e in args.checkpoints.split(",") if e.strip()})
     torch.set_num_threads(args.threads)
     rows = []

@@ -423,6 +423,8 @@ def main() -> None:
     parser.add_argument("--goal", type=float, default=0.8)
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
     args = parser.parse_args()
+    if args.screen_epochs < 0:
+        fail("--screen-epochs must be 0 (no screening) or more")
     args.standalone_seeds = [int(x) for x in args.standalone_seeds.split(",")]
     torch.set_num_threads(args.threads)
     rows = [bench_space(s.strip(), args) for s in args.spaces.split(",") if s.strip()]

@@ -260,14 +260,19 @@ def test_training_leaves_the_heap_it_began_with_to_the_collector_again(space: S.
         gc.unfreeze()
 
 
+def train_tiny_supernet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *fixes: str) -> None:
+    """``nas supernet train`` of the tiny space at 8x8 (and ``fixes``), one epoch, into ``tmp_path/sn``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(SPACE)
+    options = [part for fix in ("x.shape=1x8x8", *fixes) for part in ("--fix", fix)]
+    assert main(["supernet", "train", "--space", "tiny.yaml", *options, "--epochs", "1", "-o", "sn"]) == 0
+
+
 @pytest.mark.slow
 def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.yaml").write_text(SPACE)
-    args = ["supernet", "train", "--space", "tiny.yaml", "--fix", "x.shape=1x8x8", "--fix", "body.depth=1"]
-    assert main([*args, "--epochs", "1", "-o", "sn"]) == 0
+    train_tiny_supernet(tmp_path, monkeypatch, "body.depth=1")
     supernet, info = load_supernet(tmp_path / "sn")
     assert info.fixed == ["x.shape=1x8x8", "body.depth=1"] and supernet.space.by_label["body.depth"].choices == (1,)
     search = ["supernet", "search", "sn", "--latency-budget-ms", "5", "--latency-budget-ms", "50", "--trials", "4"]
@@ -284,10 +289,7 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
 def test_the_search_keeps_the_finalist_a_short_fine_tune_ranks_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.yaml").write_text(SPACE)
-    train_args = ["supernet", "train", "--space", "tiny.yaml", "--fix", "x.shape=1x8x8", "--epochs", "1", "-o", "sn"]
-    assert main(train_args) == 0
+    train_tiny_supernet(tmp_path, monkeypatch)
     search = ["supernet", "search", "sn", "--latency-budget-ms", "50", "--trials", "8", "--storage", "sqlite:///s.db"]
     assert main([*search, "--finalists", "3", "--finetune-epochs", "1"]) == 0
     study = load_study("sqlite:///s.db")
