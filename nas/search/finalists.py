@@ -76,7 +76,7 @@ def finetune_best(
                 m.graph, data, recipe=recipe, epochs=screen_epochs, seed=seed, weights=m.weights
             ).accuracy
     # Ties (and a single finalist) go to the higher inherited accuracy: the leaders' order.
-    chosen = max(finalists, key=lambda t: screened.get(t.number, 0.0)) if screened else finalists[0]
+    chosen = max(finalists, key=lambda t: screened[t.number]) if screened else finalists[0]
     model = models[chosen.number]
     result = train(model.graph, data, recipe=recipe, epochs=epochs, seed=seed, weights=model.weights)
     return Finetuned(chosen, model, result, screened)
