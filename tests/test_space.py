@@ -93,6 +93,14 @@ def test_sample_and_mutate_give_valid_lowerable_graphs(tiny: S.Space, seed: int,
         assert tuple(out.shape[1:]) == g.summary.outputs[0]
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_draw_gives_the_sample_and_the_network_it_decodes_to(tiny: S.Space, seed: int) -> None:
+    assignment, graph = S.draw(tiny, random.Random(seed))
+    assert assignment == S.sample(tiny, random.Random(seed))
+    assert graph.hash == S.decode(tiny, assignment).hash
+
+
 @pytest.mark.parametrize("name", SPACES)
 @settings(
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]

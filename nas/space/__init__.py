@@ -27,8 +27,9 @@ active decisions only: ``{"conv1.kernel_size": 3, "pool1.present": True,
 
 The operations a searcher needs are functions over a :class:`Space`:
 :func:`decode`, :func:`encode` (the assignment that gives a network; every
-zoo net is a fixed point of a shipped space), :func:`sample`, :func:`mutate`,
-:func:`distance` and :func:`size`; :func:`restrict` narrows decisions
+zoo net is a fixed point of a shipped space), :func:`sample` (:func:`draw`:
+with the network it decodes to), :func:`mutate`, :func:`distance` and
+:func:`size`; :func:`restrict` narrows decisions
 (:func:`narrowed` from ``--fix LABEL=VALUE`` texts); :func:`extreme` and
 :func:`end` give the largest or smallest network.
 
@@ -48,6 +49,7 @@ from nas.space.operations import (
     complete,
     decode,
     distance,
+    draw,
     end,
     extreme,
     mutate,
@@ -81,6 +83,7 @@ __all__ = [
     "decode",
     "describe",
     "distance",
+    "draw",
     "encode",
     "end",
     "extreme",

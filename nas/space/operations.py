@@ -94,15 +94,21 @@ def _alias(ref: str, alias: Mapping[str, str]) -> str:
 def _invalid(space: Space, assignment: Mapping[str, Any]) -> str | None:
     """Why ``assignment`` is not a network that sample and mutate may return
     (it does not decode, or it exceeds the space's limits), or None."""
+    return _decoded(space, assignment)[1]
+
+
+def _decoded(space: Space, assignment: Mapping[str, Any]) -> tuple[Graph | None, str | None]:
+    """The network ``assignment`` decodes to, or why it is not one that
+    sample and mutate may return (see :func:`_invalid`)."""
     try:
         graph = decode(space, assignment)
     except NASError as e:
-        return str(e)
+        return None, str(e)
     for key, bound in space.limits.items():
         value = getattr(graph, key)
         if value > bound:
-            return f"{key} {value:,} exceed the space's limit of {bound:,.0f}"
-    return None
+            return None, f"{key} {value:,} exceed the space's limit of {bound:,.0f}"
+    return graph, None
 
 
 def sample(space: Space, rng: random.Random, *, tries: int = MAX_TRIES) -> Assignment:
@@ -113,12 +119,23 @@ def sample(space: Space, rng: random.Random, *, tries: int = MAX_TRIES) -> Assig
     Raises:
         NASError: no valid network in ``tries`` draws (with the last reason).
     """
+    return draw(space, rng, tries=tries)[0]
+
+
+def draw(space: Space, rng: random.Random, *, tries: int = MAX_TRIES) -> tuple[Assignment, Graph]:
+    """:func:`sample`, with the network the assignment decodes to (as
+    :func:`decode` gives it): checking a draw decodes it, and a caller that
+    builds the network next need not decode it again.
+
+    Raises:
+        NASError: no valid network in ``tries`` draws (with the last reason).
+    """
     reason: str | None = None
     for _ in range(tries):
         assignment = complete(space, {}, rng)
-        reason = _invalid(space, assignment)
-        if reason is None:
-            return assignment
+        graph, reason = _decoded(space, assignment)
+        if graph is not None:
+            return assignment, graph
     raise NASError(f"no valid architecture in {tries} draws; last reason: {reason}", file=space.file)
 
 
