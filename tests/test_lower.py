@@ -11,6 +11,7 @@ import torchvision
 from hypothesis import given, settings
 
 import nas
+from nas.passes.lower import Stepped
 from tests.test_graph import SHAPE, Spec, dags
 from tests.test_graph import build as build_dag
 
@@ -132,6 +133,46 @@ def test_flattened_lowering_has_one_module_per_primitive() -> None:
     flat = nas.lower(g, flatten=True)
     assert "layer2_0_conv_down" in dict(flat.named_children())
     assert sum(p.numel() for p in flat.parameters()) == g.params
+
+
+@settings(max_examples=40, deadline=None)
+@given(dags())
+def test_a_stepped_module_trains_as_the_flat_graph_module_does(spec: Spec) -> None:
+    g = build_dag(spec)
+    reference, stepped = nas.lower(g, flatten=True).train(), Stepped(g).train()
+    assert list(stepped.state_dict()) == list(reference.state_dict())
+    stepped.load_state_dict(reference.state_dict())
+    x1 = torch.randn(2, *SHAPE, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    out1, out2 = reference(x1), stepped(x2)
+    out1 = out1 if isinstance(out1, tuple) else (out1,)
+    out2 = out2 if isinstance(out2, tuple) else (out2,)
+    for a, b in zip(out1, out2, strict=True):
+        assert torch.equal(a, b)
+    sum(o.pow(2).sum() for o in out1).backward()
+    sum(o.pow(2).sum() for o in out2).backward()
+    assert torch.equal(x1.grad, x2.grad)
+    for (name, p), q in zip(reference.named_parameters(), stepped.parameters()):
+        assert torch.equal(p.grad, q.grad), name
+    for (name, b), c in zip(reference.named_buffers(), stepped.buffers()):
+        assert torch.equal(b, c), name  # batch-norm statistics updated alike
+
+
+@pytest.mark.parametrize("name", ["enet", "googlenet", "fractalnet", "squeezenet1_1"])
+def test_a_stepped_zoo_net_computes_what_its_flat_graph_module_computes(name: str) -> None:
+    """Composites inlined at several depths, several outputs (ENet's pooling
+    indices), concatenations and in-place additions, each named as the flat
+    lowering names them, and each submodule's nested path."""
+    g = nas.zoo.load(name)
+    torch.manual_seed(0)
+    reference = nas.lower(g, flatten=True).eval()
+    stepped = Stepped(g).eval()
+    stepped.load_state_dict(reference.state_dict())  # strict: the same names
+    nested = nas.lower(g).state_dict()
+    assert {stepped.paths[k.partition(".")[0]] + "." + k.partition(".")[2] for k in stepped.state_dict()} == set(nested)
+    x = torch.randn(1, *next(iter(g.summary.inputs.values())))
+    with torch.no_grad():
+        assert torch.equal(stepped(x), reference(x))
 
 
 @settings(max_examples=60, deadline=None)

@@ -12,20 +12,27 @@ so the module tree mirrors the IR's hierarchy, as torchvision's does::
         bn1 = self.bn1(conv1);  conv1 = None
         relu = torch.relu(bn1);  bn1 = None
         ...
+
+:class:`Stepped` is the flat lowering without the code: the same
+submodules and calls, run by a loop, for modules built by the thousand and
+run a few times each (a supernet's subnets). Both compile one plan of the
+graph (composites inlined from their analysed expansions, no flat graph
+built), so they cannot drift apart.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import fx
 
 from nas.ir.errors import NASError
-from nas.ir.graph import Graph, Ref
-from nas.ir.registry import Call
-from nas.passes.canonical import flatten as flatten_graph
+from nas.ir.graph import Graph, Node, Ref
+from nas.ir.registry import Call, Shape
 
 
 def lower(graph: Graph, *, flatten: bool = False, inplace: bool = True) -> fx.GraphModule:
@@ -49,73 +56,222 @@ def lower(graph: Graph, *, flatten: bool = False, inplace: bool = True) -> fx.Gr
         >>> nas.lower(g)(torch.zeros(1, 4)).shape
         torch.Size([1, 2])
     """
-    summary = graph.summary
-    if flatten:
-        graph = flatten_graph(graph)
-        summary = graph.summary
+    plan = _Plan(graph, flatten=flatten)
     root = torch.nn.Module()
     code = fx.Graph()
-    values: dict[tuple[str, int], fx.Node] = {}
-
-    for node in summary.order:
-        refs = graph.inputs(node.name)
-        args = [values[ref] for ref in refs]
-        ins = [graph.node(ref.node).meta["shapes"][ref.output] for ref in refs]
-        block = node.block
-        if block.placeholder:
-            result = code.placeholder(node.name)
-        elif block.composite:
-            root.add_module(node.name, lower(node.meta["expansion"], inplace=inplace))
-            result = code.create_node("call_module", node.name, tuple(args), name=node.name)
+    values: dict[Value, fx.Node] = {}
+    for step in plan.steps:
+        args = [values[v] for v in step.inputs]
+        node, name = step.node, step.name
+        if node.block.placeholder:
+            result = code.placeholder(name)
+        elif node.block.composite:
+            root.add_module(name, lower(node.meta["expansion"], inplace=inplace))
+            result = code.create_node("call_module", name, tuple(args), name=name)
         else:
-            try:
-                lowering = block.lower(node.params, ins)
-            except NASError as e:
-                raise e.located(file=graph.source, line=node.meta.get("line"), node=node.name) from None
-            if isinstance(lowering, Call) and lowering.inplace and inplace and _may_overwrite(graph, refs[0]):
+            lowering = plan.lowering(step)
+            if isinstance(lowering, Call) and lowering.inplace and inplace and plan.overwritable(step.inputs[0]):
                 result = code.create_node(
-                    "call_method", lowering.inplace, tuple(args), dict(lowering.kwargs), name=node.name
+                    "call_method", lowering.inplace, tuple(args), dict(lowering.kwargs), name=name
                 )
             elif isinstance(lowering, Call):
                 call_args: tuple[Any, ...] = (args,) if lowering.variadic else tuple(args)
-                result = code.create_node(
-                    "call_function", lowering.fn, call_args, dict(lowering.kwargs), name=node.name
-                )
+                result = code.create_node("call_function", lowering.fn, call_args, dict(lowering.kwargs), name=name)
             else:
-                root.add_module(node.name, lowering)
-                result = code.create_node("call_module", node.name, tuple(args), name=node.name)
+                root.add_module(name, lowering)
+                result = code.create_node("call_module", name, tuple(args), name=name)
         names = node.output_names
         if len(names) == 1:
-            values[(node.name, 0)] = result
+            values[(name, 0)] = result
         else:
-            for index in sorted({index for _, index, _ in graph.users(node.name)} | _output_indices(graph, node.name)):
+            for index in plan.used_outputs(name):
                 item = code.create_node(
-                    "call_function", operator.getitem, (result, index), name=f"{node.name}_{names[index]}"
+                    "call_function", operator.getitem, (result, index), name=f"{name}_{names[index]}"
                 )
-                values[(node.name, index)] = item
+                values[(name, index)] = item
 
-    outputs = [values[ref] for ref in graph.outputs]
+    outputs = [values[v] for v in plan.outputs]
     code.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     code.lint()
     return fx.GraphModule(root, code, class_name=_class_name(graph.name))
 
 
-def _may_overwrite(graph: Graph, ref: Ref) -> bool:
-    """Whether a reader may compute its result into tensor ``ref`` in place.
+class Stepped(torch.nn.Module):
+    """``graph`` lowered flat, run by a loop over its primitive nodes instead
+    of generated code: the same submodules (named as ``lower(graph,
+    flatten=True)`` names them), the same calls in the same order, so the
+    same results, gradients and state dict.
 
-    Only when nothing else can see the overwrite: ``ref`` is read exactly
-    once, it is not a graph output or input (the caller's tensor), and its
-    producer's backward pass does not read it (``keeps_output``). Composite
-    producers are not looked into; they are simply not overwritten.
+    Built a few times faster than a ``GraphModule`` (no code to generate and
+    compile), for modules made by the thousand and run a few times each: a
+    supernet's random subnets. Export, ``torch.compile`` and reading the
+    code want :func:`lower`.
+
+    Attributes:
+        paths: each submodule's name in the nested lowering of ``graph``
+            (``layer1_0_conv1`` is ``layer1_0.conv1`` there).
     """
-    producer = graph.node(ref.node).block
-    if producer.keeps_output or producer.composite or producer.placeholder or ref in graph.outputs:
-        return False
-    return sum(1 for _, output, _ in graph.users(ref.node) if output == ref.output) == 1
+
+    def __init__(self, graph: Graph, *, inplace: bool = True) -> None:
+        super().__init__()
+        plan = _Plan(graph, flatten=True)
+        slots = {v: i for i, v in enumerate(v for step in plan.steps for v in plan.made(step))}
+        # Each tensor is dropped after the last step that reads it (at once if none does), as FX's code does.
+        dropped: dict[int, list[int]] = {}
+        last = plan.last_reads()
+        for position, step in enumerate(plan.steps):
+            for v in plan.made(step):
+                if v not in plan.outputs:
+                    dropped.setdefault(last.get(v, position), []).append(slots[v])
+        self.paths = {step.name: step.path for step in plan.steps if not step.node.block.placeholder}
+        self._inputs = [slots[(step.name, 0)] for step in plan.steps if step.node.block.placeholder]
+        self._outputs = [slots[v] for v in plan.outputs]
+        self._slots = len(slots)
+        self._program: list[_Op] = []
+        for position, step in enumerate(plan.steps):
+            if step.node.block.placeholder:
+                continue
+            lowering = plan.lowering(step)
+            variadic, kwargs = False, {}
+            if isinstance(lowering, Call) and lowering.inplace and inplace and plan.overwritable(step.inputs[0]):
+                fn, kwargs = getattr(torch.Tensor, lowering.inplace), dict(lowering.kwargs)
+            elif isinstance(lowering, Call):
+                fn, variadic, kwargs = lowering.fn, lowering.variadic, dict(lowering.kwargs)
+            else:
+                self.add_module(step.name, lowering)
+                fn = lowering
+            reads = tuple(slots[v] for v in step.inputs)
+            made = tuple(slots[v] for v in plan.made(step))
+            self._program.append(_Op(fn, variadic, reads, kwargs, made, tuple(dropped.get(position, ()))))
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        env: list[Any] = [None] * self._slots
+        for slot, x in zip(self._inputs, inputs, strict=True):
+            env[slot] = x
+        for fn, variadic, reads, kwargs, made, dropped in self._program:
+            args = [env[i] for i in reads]
+            result = fn(args, **kwargs) if variadic else fn(*args, **kwargs)
+            if len(made) == 1:
+                env[made[0]] = result
+            else:
+                for slot, item in zip(made, result, strict=True):
+                    env[slot] = item
+            for i in dropped:
+                env[i] = None
+        outputs = [env[i] for i in self._outputs]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
-def _output_indices(graph: Graph, name: str) -> set[int]:
-    return {ref.output for ref in graph.outputs if ref.node == name}
+class _Op(NamedTuple):
+    """One primitive step of a :class:`Stepped`: ``made = fn(*reads, **kwargs)`` over slots of tensors."""
+
+    fn: Callable[..., Any]
+    variadic: bool
+    reads: tuple[int, ...]
+    kwargs: dict[str, Any]
+    made: tuple[int, ...]
+    dropped: tuple[int, ...]
+
+
+Value = tuple[str, int]
+"""A tensor of a lowered graph: the step that computes it, and which of its outputs."""
+
+
+@dataclass
+class _Step:
+    name: str
+    """Its name in the lowered module: the node's, prefixed by the composites it is inside (``layer1_0_conv1``)."""
+    path: str
+    """Its name in the nested lowering (``layer1_0.conv1``)."""
+    node: Node
+    inputs: list[Value]
+    shapes: list[Shape]
+
+
+class _Plan:
+    """The nodes of ``graph`` in the order they run, composites inlined where
+    ``flatten`` (their analysed expansions are read, no flat graph is built),
+    with what each reads: what :func:`lower` and :class:`Stepped` compile."""
+
+    def __init__(self, graph: Graph, *, flatten: bool) -> None:
+        _ = graph.summary  # validates, writes the shapes and the composites' expansions
+        self.graph = graph
+        self.steps: list[_Step] = []
+        self._shapes: dict[Value, Shape] = {}
+        self._taken: set[str] = set()
+        self.outputs = self._walk(graph, flatten, "", "", {})
+        self.reads: dict[Value, int] = {}
+        for step in self.steps:
+            for v in step.inputs:
+                self.reads[v] = self.reads.get(v, 0) + 1
+        self._by_name = {step.name: step for step in self.steps}
+
+    def _walk(self, graph: Graph, flatten: bool, prefix: str, path: str, bound: dict[str, Value]) -> list[Value]:
+        """Add ``graph``'s steps (names after ``prefix``, nested paths after
+        ``path``); ``bound`` gives its input nodes' tensors inside an
+        expansion. Returns the tensors of its outputs."""
+        made: dict[str, list[Value]] = {}
+
+        def value(ref: Ref) -> Value:
+            return made[ref.node][ref.output]
+
+        for node in graph.summary.order:
+            if prefix and node.block.placeholder:
+                made[node.name] = [bound[node.name]]
+                continue
+            inputs = [value(ref) for ref in graph.inputs(node.name)]
+            name, k = prefix + node.name, 1
+            while name in self._taken:
+                k += 1
+                name = f"{prefix}{node.name}_{k}"
+            if flatten and node.block.composite:
+                expansion: Graph = node.meta["expansion"]
+                inner = {inp.name: v for inp, v in zip(expansion.input_nodes, inputs)}
+                made[node.name] = self._walk(expansion, flatten, name + "_", f"{path}{node.name}.", inner)
+                continue
+            self._taken.add(name)
+            self.steps.append(_Step(name, path + node.name, node, inputs, [self._shapes[v] for v in inputs]))
+            made[node.name] = [(name, i) for i in range(len(node.output_names))]
+            for i, shape in enumerate(node.meta["shapes"]):
+                self._shapes[(name, i)] = shape
+        return [value(ref) for ref in graph.outputs]
+
+    def made(self, step: _Step) -> list[Value]:
+        return [(step.name, i) for i in range(len(step.node.output_names))]
+
+    def lowering(self, step: _Step) -> Call | torch.nn.Module:
+        """What a primitive step lowers to (its block's ``lower``), errors located at the node."""
+        node = step.node
+        try:
+            return node.block.lower(node.params, step.shapes)
+        except NASError as e:
+            raise e.located(file=self.graph.source, line=node.meta.get("line"), node=step.name) from None
+
+    def overwritable(self, value: Value) -> bool:
+        """Whether a reader may compute its result into tensor ``value`` in place.
+
+        Only when nothing else can see the overwrite: ``value`` is read
+        exactly once, it is not a graph output or input (the caller's
+        tensor), and its producer's backward pass does not read it
+        (``keeps_output``). Composite producers are not looked into; they
+        are simply not overwritten.
+        """
+        producer = self._by_name[value[0]].node.block
+        if producer.keeps_output or producer.composite or producer.placeholder or value in self.outputs:
+            return False
+        return self.reads.get(value) == 1
+
+    def used_outputs(self, name: str) -> list[int]:
+        """The outputs of a step with several that are read or are graph outputs."""
+        return sorted({i for (n, i) in (*self.reads, *self.outputs) if n == name})
+
+    def last_reads(self) -> dict[Value, int]:
+        """Each tensor read by a step: the position of the last step that reads it."""
+        last: dict[Value, int] = {}
+        for position, step in enumerate(self.steps):
+            for v in step.inputs:
+                last[v] = position
+        return last
 
 
 def _class_name(name: str) -> str:
