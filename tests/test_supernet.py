@@ -108,6 +108,24 @@ def test_an_extracted_subnet_is_a_plain_network_with_the_supernet_outputs(supern
             torch.testing.assert_close(plain.eval()(feed_x), shared)
 
 
+def test_a_drawn_subnet_is_decoded_once_and_is_the_network_its_assignment_decodes_to(
+    supernet: Supernet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng, again = random.Random(3), random.Random(3)
+    expected = [S.sample(supernet.space, again) for _ in range(4)]
+
+    def decode_again(*_: object, **__: object) -> None:
+        raise AssertionError("the drawn network was decoded a second time")
+
+    with monkeypatch.context() as m:
+        m.setattr("nas.supernet.net.decode", decode_again)
+        drawn = [supernet.sample(rng) for _ in range(4)]
+        graphs = [supernet.subnet(a).graph for a in drawn]
+    assert drawn == expected  # the same draws as nas.space.sample makes
+    for assignment, graph in zip(drawn, graphs):
+        assert graph.hash == nas.build(S.decode(supernet.space, assignment), classes=10).hash
+
+
 def test_a_subnet_gradient_lands_in_the_bank(supernet: Supernet) -> None:
     net = supernet.subnet(supernet.smallest())
     net.module.train()

@@ -3,7 +3,7 @@
 Any assignment of the space is a plain graph (:meth:`Supernet.network`)
 whose weights are windows of the bank (:meth:`Supernet.weights`): the
 subnet is an ordinary network, exported like any other. Running a subnet
-lowers its graph once (modules are kept by hash) and calls it with the
+lowers its graph once (the latest modules are kept) and calls it with the
 bank's windows in place of its own parameters
 (:func:`torch.func.functional_call`), so that training a subnet trains
 the bank.
@@ -29,8 +29,8 @@ from nas.data import Loader
 from nas.io.build import build
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
-from nas.passes.lower import lower
-from nas.space import Assignment, Space, decode, end, extreme, numeric, restrict, sample
+from nas.passes.lower import Stepped
+from nas.space import Assignment, Space, decode, draw, end, extreme, numeric, restrict
 from nas.supernet.bank import Bank
 from nas.train import logits
 
@@ -47,11 +47,11 @@ class Subnet:
     """One assignment of the supernet's space: its graph and its lowered
     module, whose own parameters are unused (the bank's windows replace them).
 
-    The module is the graph lowered flat (one ``GraphModule``, a few times
-    quicker to build than the nested one, and a supernet builds one per
-    random subnet); ``names`` maps its parameter and buffer names to those
-    of ``nas.lower(graph)``, under which the bank and the extracted weights
-    know them.
+    The module is the graph lowered flat and run node by node
+    (:class:`nas.passes.lower.Stepped`: no code generated, no flat graph
+    built, for a supernet builds one per random subnet); ``names`` maps its
+    parameter and buffer names to those of ``nas.lower(graph)``, under
+    which the bank and the extracted weights know them.
     """
 
     assignment: Assignment
@@ -105,32 +105,38 @@ class Supernet:
 
     def network(self, assignment: Mapping[str, Any]) -> Graph:
         """The assignment's network, fitted to the classes (kept for reuse: the extremes are asked for every step)."""
-        key = repr(sorted(assignment.items()))
+        key = _key(assignment)
         graph = self._graphs.pop(key, None)
         if graph is None:
             graph = build(decode(self.space, assignment), classes=self.classes)
+        return self._keep(key, graph)
+
+    def _keep(self, key: str, graph: Graph) -> Graph:
         self._graphs[key] = graph
         while len(self._graphs) > CACHED_MODULES:
             self._graphs.popitem(last=False)
         return graph
 
     def subnet(self, assignment: Mapping[str, Any]) -> Subnet:
-        """The assignment's network and its lowered module (kept for reuse)."""
-        return self.of_graph(self.network(assignment), assignment)
+        """The assignment's network and its lowered module (kept for reuse, by assignment)."""
+        graph = self.network(assignment)
+        return Subnet(dict(assignment), graph, *self._lowered(_key(assignment), graph))
 
     def of_graph(self, graph: Graph, assignment: Mapping[str, Any] | None = None) -> Subnet:
-        """A network of the space (built as :meth:`network` builds it) as a subnet."""
-        lowered = self._modules.pop(graph.hash, None)
+        """A network of the space (built as :meth:`network` builds it) as a subnet (kept for reuse, by hash)."""
+        return Subnet(dict(assignment or {}), graph, *self._lowered(graph.hash, graph))
+
+    def _lowered(self, key: str, graph: Graph) -> tuple[nn.Module, dict[str, str]]:
+        lowered = self._modules.pop(key, None)
         if lowered is None:
-            flat = graph.fact("flat")
-            module = lower(flat).to(self.device)
+            module = Stepped(graph).to(self.device)
             for p in module.parameters():
                 p.requires_grad_(False)
-            lowered = module, nested_names(flat, module)
-        self._modules[graph.hash] = lowered
+            lowered = module, nested_names(module)
+        self._modules[key] = lowered
         while len(self._modules) > CACHED_MODULES:
             self._modules.popitem(last=False)
-        return Subnet(dict(assignment or {}), graph, *lowered)
+        return lowered
 
     def largest(self) -> Assignment:
         """The network of the most MACs (:func:`nas.space.end`): the sandwich rule's teacher."""
@@ -144,8 +150,13 @@ class Supernet:
             self._smallest = end(self.space, largest=False)
         return dict(self._smallest)
 
-    def sample(self, rng: random.Random) -> Assignment:
-        return sample(self.space, rng)
+    def sample(self, rng: random.Random, space: Space | None = None) -> Assignment:
+        """A random network of the space, or of ``space`` (the space narrowed:
+        :func:`nas.space.restrict`, :func:`nas.space.near`); its network is
+        kept for :meth:`network`, which need not decode it again."""
+        assignment, decoded = draw(space or self.space, rng)
+        self._keep(_key(assignment), build(decoded, classes=self.classes))
+        return assignment
 
     def census(self, rng: random.Random, samples: int = CENSUS_SAMPLES) -> int:
         """Size the bank for the space: the largest and smallest networks, the
@@ -219,16 +230,19 @@ class Supernet:
         return state
 
 
-def nested_names(flat: Graph, module: nn.Module) -> dict[str, str]:
-    """The state-dict names of ``module`` (``flat`` lowered) mapped to those
-    of the nested lowering of the graph that ``flat`` flattens: a flat
-    node's submodule ``unit1_b0_conv`` is ``unit1.b0.conv`` there (the
-    node's ``meta["path"]``)."""
+def nested_names(module: Stepped) -> dict[str, str]:
+    """The state-dict names of ``module`` mapped to those of the nested
+    lowering of its graph: a flat submodule ``unit1_b0_conv`` is
+    ``unit1.b0.conv`` there."""
     names = {}
     for name in module.state_dict():
-        node, dot, rest = name.partition(".")
-        names[name] = flat.node(node).meta.get("path", node) + dot + rest if node in flat else name
+        top, dot, rest = name.partition(".")
+        names[name] = module.paths[top] + dot + rest if top in module.paths else name
     return names
+
+
+def _key(assignment: Mapping[str, Any]) -> str:
+    return repr(sorted(assignment.items()))
 
 
 def _largest_with(space: Space, label: str, value: Any) -> Assignment:

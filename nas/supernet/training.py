@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from nas.data import DataSet, Loader, loader
 from nas.ir.errors import NASError, WriteError, one_line
 from nas.ir.graph import Graph
-from nas.space import Assignment, Space, end, near, sample
+from nas.space import Assignment, Space, end, near
 from nas.supernet.net import Subnet, Supernet
 from nas.train import EvaluationFailed, Recipe, choose_recipe, precision_for
 from nas.train.checkpoint import RunState
@@ -163,9 +163,9 @@ class SupernetRun:
         net = self.supernet
         space, smallest = self.phase(epoch)
         if self.rule == "uniform":
-            chosen = [sample(space, rng)]
+            chosen = [net.sample(rng, space)]
         else:
-            chosen = [net.largest(), smallest, *(sample(space, rng) for _ in range(self.random_subnets))]
+            chosen = [net.largest(), smallest, *(net.sample(rng, space) for _ in range(self.random_subnets))]
         return [net.subnet(a) for a in chosen]
 
     def step(self, x: torch.Tensor, y: torch.Tensor, rng: random.Random, done: int) -> float:
