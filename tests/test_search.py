@@ -618,6 +618,11 @@ def test_fixes_narrow_every_trial_and_belong_to_the_study(tmp_path: Path) -> Non
         graph = nas.build(TrialRecord.of(t).yaml)
         assert graph.summary.inputs == {"x": (1, 28, 28)}
         assert "pool1" not in graph
+        # A fixed decision is not asked of Optuna (no parameter written per trial), yet the trial records it.
+        assignment = TrialRecord.of(t).assignment
+        assert assignment["x.shape"] == [1, 28, 28] and assignment["pool1.present"] is False
+        assert "x.shape" not in t.params and "pool1.present" not in t.params
+        assert len(t.params) > 0 and set(t.params) < set(assignment)
     with pytest.raises(NASError, match="was made with fix"):
         run_search(config(tmp_path, trials=5, fix=("x.shape=1x32x32",)))
     with pytest.raises(NASError, match=r"no decision 'pool9\.present'"):

@@ -63,13 +63,19 @@ def suggest(trial: optuna.Trial, space: Space) -> Assignment:
     """Ask ``trial`` for every decision that exists (its conditions hold), in order.
 
     Choices and booleans are categorical parameters, ranges ``suggest_int``
-    or ``suggest_float`` with their step.
+    or ``suggest_float`` with their step. A decision with one value (fixed
+    by ``--fix`` or :func:`nas.space.restrict`) takes it without asking:
+    Optuna would store it as a parameter of every trial, one write each,
+    and a supernet's trial is cheap enough for those writes to count. The
+    trial's ``assignment`` attribute holds every decision.
     """
     assignment: Assignment = {}
     for d in space.decisions:
         if not all(same(assignment.get(label), value) for label, value in d.when):
             continue
-        if d.kind == "choice":
+        if d.size == 1:
+            assignment[d.label] = d.value(0)
+        elif d.kind == "choice":
             picked = trial.suggest_categorical(d.label, [to_param(c) for c in d.choices])
             assignment[d.label] = from_plain(d, picked)
         elif d.kind == "bool":
