@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from nas.ir.graph import Graph, Ref, computes
+from nas.passes.plan import Plan
 
 HASH_VERSION = b"nas-graph-hash-1"
 """Bumped whenever the digest changes, so stale caches miss instead of lie."""
@@ -44,58 +45,23 @@ def flatten(graph: Graph) -> Graph:
     _ = graph.summary  # expansions are written by the analysis
     if not any(node.block.composite for node in graph):
         return graph.copy()
+    plan = Plan(graph, flatten=True)
     flat = Graph(graph.name, graph.meta, graph.source)
-    bindings: dict[str, list[Ref]] = {}
-    _inline(graph, flat, prefix="", path="", bindings=bindings)
-    flat.set_outputs(*(_resolve(graph, ref, "", bindings) for ref in graph.outputs))
+    for step in plan.steps:
+        node = step.node
+        flat.add(step.name, node.block, [Ref(*v) for v in step.inputs], line=node.meta.get("line"), **node.params)
+        flat.node(step.name).meta["path"] = step.path
+    flat.set_outputs(*(Ref(*v) for v in plan.outputs))
     return flat
 
 
 @computes("flat")
 def flat_form(graph: Graph) -> Graph:
     """``graph`` flattened (:func:`flatten`), kept as the graph's fact ``flat``
-    for the readers that need it more than once (the hash, a supernet's
-    lowering): the graph itself where it has no composite block. Read it,
-    do not change it (:func:`flatten` gives a copy to change)."""
+    for the hash and any other reader: the graph itself where it has no
+    composite block. Read it, do not change it (:func:`flatten` gives a copy
+    to change)."""
     return flatten(graph) if any(node.block.composite for node in graph) else graph
-
-
-def _inline(graph: Graph, flat: Graph, prefix: str, path: str, bindings: dict[str, list[Ref]]) -> None:
-    """Copy ``graph``'s nodes into ``flat`` with names prefixed (and their
-    nested module path after ``path``); ``bindings`` maps this graph's input
-    nodes to tensors of ``flat``."""
-    for node in graph.summary.order:
-        if prefix and node.block.placeholder:
-            continue
-        name = _fresh(flat, prefix + node.name)
-        if node.block.composite:
-            expansion: Graph = node.meta["expansion"]
-            inner = {
-                inp.name: [_resolve(graph, ref, prefix, bindings)]
-                for inp, ref in zip(expansion.input_nodes, graph.inputs(node.name))
-            }
-            _inline(expansion, flat, name + "_", f"{path}{node.name}.", inner)
-            # The composite's outputs are the expansion's outputs, renamed.
-            bindings[node.name] = [_resolve(expansion, ref, name + "_", inner) for ref in expansion.outputs]
-            continue
-        inputs = [_resolve(graph, ref, prefix, bindings) for ref in graph.inputs(node.name)]
-        flat.add(name, node.block, inputs, line=node.meta.get("line"), **node.params)
-        flat.node(name).meta["path"] = path + node.name
-        bindings[node.name] = [Ref(name, i) for i in range(len(node.output_names))]
-
-
-def _resolve(graph: Graph, ref: Ref, prefix: str, bindings: dict[str, list[Ref]]) -> Ref:
-    if ref.node in bindings:
-        return bindings[ref.node][ref.output]
-    return Ref(prefix + ref.node, ref.output)
-
-
-def _fresh(flat: Graph, name: str) -> str:
-    candidate, k = name, 1
-    while candidate in flat:
-        k += 1
-        candidate = f"{name}_{k}"
-    return candidate
 
 
 def node_label(block: str, params: Any) -> bytes:

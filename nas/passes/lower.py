@@ -15,24 +15,25 @@ so the module tree mirrors the IR's hierarchy, as torchvision's does::
 
 :class:`Stepped` is the flat lowering without the code: the same
 submodules and calls, run by a loop, for modules built by the thousand and
-run a few times each (a supernet's subnets). Both compile one plan of the
-graph (composites inlined from their analysed expansions, no flat graph
-built), so they cannot drift apart.
+run a few times each (a supernet's subnets). Both compile one
+:class:`~nas.passes.plan.Plan` of the graph (composites inlined from their
+analysed expansions, no flat graph built), as :func:`nas.flatten` does, so
+the three name and order nodes alike.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import fx
 
 from nas.ir.errors import NASError
-from nas.ir.graph import Graph, Node, Ref
-from nas.ir.registry import Call, Shape
+from nas.ir.graph import Graph
+from nas.ir.registry import Call
+from nas.passes.plan import Plan, Step, Value
 
 
 def lower(graph: Graph, *, flatten: bool = False, inplace: bool = True) -> fx.GraphModule:
@@ -56,7 +57,7 @@ def lower(graph: Graph, *, flatten: bool = False, inplace: bool = True) -> fx.Gr
         >>> nas.lower(g)(torch.zeros(1, 4)).shape
         torch.Size([1, 2])
     """
-    plan = _Plan(graph, flatten=flatten)
+    plan = Plan(graph, flatten=flatten)
     root = torch.nn.Module()
     code = fx.Graph()
     values: dict[Value, fx.Node] = {}
@@ -69,8 +70,8 @@ def lower(graph: Graph, *, flatten: bool = False, inplace: bool = True) -> fx.Gr
             root.add_module(name, lower(node.meta["expansion"], inplace=inplace))
             result = code.create_node("call_module", name, tuple(args), name=name)
         else:
-            lowering = plan.lowering(step)
-            if isinstance(lowering, Call) and lowering.inplace and inplace and plan.overwritable(step.inputs[0]):
+            lowering = _lowering(plan, step)
+            if isinstance(lowering, Call) and lowering.inplace and inplace and _overwritable(plan, step.inputs[0]):
                 result = code.create_node(
                     "call_method", lowering.inplace, tuple(args), dict(lowering.kwargs), name=name
                 )
@@ -84,7 +85,7 @@ def lower(graph: Graph, *, flatten: bool = False, inplace: bool = True) -> fx.Gr
         if len(names) == 1:
             values[(name, 0)] = result
         else:
-            for index in plan.used_outputs(name):
+            for index in _used_outputs(plan, name):
                 item = code.create_node(
                     "call_function", operator.getitem, (result, index), name=f"{name}_{names[index]}"
                 )
@@ -114,13 +115,13 @@ class Stepped(torch.nn.Module):
 
     def __init__(self, graph: Graph, *, inplace: bool = True) -> None:
         super().__init__()
-        plan = _Plan(graph, flatten=True)
-        slots = {v: i for i, v in enumerate(v for step in plan.steps for v in plan.made(step))}
+        plan = Plan(graph, flatten=True)
+        slots = {v: i for i, v in enumerate(v for step in plan.steps for v in step.made)}
         # Each tensor is dropped after the last step that reads it (at once if none does), as FX's code does.
         dropped: dict[int, list[int]] = {}
         last = plan.last_reads()
         for position, step in enumerate(plan.steps):
-            for v in plan.made(step):
+            for v in step.made:
                 if v not in plan.outputs:
                     dropped.setdefault(last.get(v, position), []).append(slots[v])
         self.paths = {step.name: step.path for step in plan.steps if not step.node.block.placeholder}
@@ -131,9 +132,9 @@ class Stepped(torch.nn.Module):
         for position, step in enumerate(plan.steps):
             if step.node.block.placeholder:
                 continue
-            lowering = plan.lowering(step)
+            lowering = _lowering(plan, step)
             variadic, kwargs = False, {}
-            if isinstance(lowering, Call) and lowering.inplace and inplace and plan.overwritable(step.inputs[0]):
+            if isinstance(lowering, Call) and lowering.inplace and inplace and _overwritable(plan, step.inputs[0]):
                 fn, kwargs = getattr(torch.Tensor, lowering.inplace), dict(lowering.kwargs)
             elif isinstance(lowering, Call):
                 fn, variadic, kwargs = lowering.fn, lowering.variadic, dict(lowering.kwargs)
@@ -141,7 +142,7 @@ class Stepped(torch.nn.Module):
                 self.add_module(step.name, lowering)
                 fn = lowering
             reads = tuple(slots[v] for v in step.inputs)
-            made = tuple(slots[v] for v in plan.made(step))
+            made = tuple(slots[v] for v in step.made)
             self._program.append(_Op(fn, variadic, reads, kwargs, made, tuple(dropped.get(position, ()))))
 
     def forward(self, *inputs: torch.Tensor) -> Any:
@@ -173,105 +174,32 @@ class _Op(NamedTuple):
     dropped: tuple[int, ...]
 
 
-Value = tuple[str, int]
-"""A tensor of a lowered graph: the step that computes it, and which of its outputs."""
+def _lowering(plan: Plan, step: Step) -> Call | torch.nn.Module:
+    """What a primitive step lowers to (its block's ``lower``), errors located at the node."""
+    node = step.node
+    try:
+        return node.block.lower(node.params, step.shapes)
+    except NASError as e:
+        raise e.located(file=plan.graph.source, line=node.meta.get("line"), node=step.name) from None
 
 
-@dataclass
-class _Step:
-    name: str
-    """Its name in the lowered module: the node's, prefixed by the composites it is inside (``layer1_0_conv1``)."""
-    path: str
-    """Its name in the nested lowering (``layer1_0.conv1``)."""
-    node: Node
-    inputs: list[Value]
-    shapes: list[Shape]
+def _overwritable(plan: Plan, value: Value) -> bool:
+    """Whether a reader may compute its result into tensor ``value`` in place.
+
+    Only when nothing else can see the overwrite: ``value`` is read exactly
+    once, it is not a graph output or input (the caller's tensor), and its
+    producer's backward pass does not read it (``keeps_output``). Composite
+    producers are not looked into; they are simply not overwritten.
+    """
+    producer = plan.by_name[value[0]].node.block
+    if producer.keeps_output or producer.composite or producer.placeholder or value in plan.outputs:
+        return False
+    return plan.reads.get(value) == 1
 
 
-class _Plan:
-    """The nodes of ``graph`` in the order they run, composites inlined where
-    ``flatten`` (their analysed expansions are read, no flat graph is built),
-    with what each reads: what :func:`lower` and :class:`Stepped` compile."""
-
-    def __init__(self, graph: Graph, *, flatten: bool) -> None:
-        _ = graph.summary  # validates, writes the shapes and the composites' expansions
-        self.graph = graph
-        self.steps: list[_Step] = []
-        self._shapes: dict[Value, Shape] = {}
-        self._taken: set[str] = set()
-        self.outputs = self._walk(graph, flatten, "", "", {})
-        self.reads: dict[Value, int] = {}
-        for step in self.steps:
-            for v in step.inputs:
-                self.reads[v] = self.reads.get(v, 0) + 1
-        self._by_name = {step.name: step for step in self.steps}
-
-    def _walk(self, graph: Graph, flatten: bool, prefix: str, path: str, bound: dict[str, Value]) -> list[Value]:
-        """Add ``graph``'s steps (names after ``prefix``, nested paths after
-        ``path``); ``bound`` gives its input nodes' tensors inside an
-        expansion. Returns the tensors of its outputs."""
-        made: dict[str, list[Value]] = {}
-
-        def value(ref: Ref) -> Value:
-            return made[ref.node][ref.output]
-
-        for node in graph.summary.order:
-            if prefix and node.block.placeholder:
-                made[node.name] = [bound[node.name]]
-                continue
-            inputs = [value(ref) for ref in graph.inputs(node.name)]
-            name, k = prefix + node.name, 1
-            while name in self._taken:
-                k += 1
-                name = f"{prefix}{node.name}_{k}"
-            if flatten and node.block.composite:
-                expansion: Graph = node.meta["expansion"]
-                inner = {inp.name: v for inp, v in zip(expansion.input_nodes, inputs)}
-                made[node.name] = self._walk(expansion, flatten, name + "_", f"{path}{node.name}.", inner)
-                continue
-            self._taken.add(name)
-            self.steps.append(_Step(name, path + node.name, node, inputs, [self._shapes[v] for v in inputs]))
-            made[node.name] = [(name, i) for i in range(len(node.output_names))]
-            for i, shape in enumerate(node.meta["shapes"]):
-                self._shapes[(name, i)] = shape
-        return [value(ref) for ref in graph.outputs]
-
-    def made(self, step: _Step) -> list[Value]:
-        return [(step.name, i) for i in range(len(step.node.output_names))]
-
-    def lowering(self, step: _Step) -> Call | torch.nn.Module:
-        """What a primitive step lowers to (its block's ``lower``), errors located at the node."""
-        node = step.node
-        try:
-            return node.block.lower(node.params, step.shapes)
-        except NASError as e:
-            raise e.located(file=self.graph.source, line=node.meta.get("line"), node=step.name) from None
-
-    def overwritable(self, value: Value) -> bool:
-        """Whether a reader may compute its result into tensor ``value`` in place.
-
-        Only when nothing else can see the overwrite: ``value`` is read
-        exactly once, it is not a graph output or input (the caller's
-        tensor), and its producer's backward pass does not read it
-        (``keeps_output``). Composite producers are not looked into; they
-        are simply not overwritten.
-        """
-        producer = self._by_name[value[0]].node.block
-        if producer.keeps_output or producer.composite or producer.placeholder or value in self.outputs:
-            return False
-        return self.reads.get(value) == 1
-
-    def used_outputs(self, name: str) -> list[int]:
-        """The outputs of a step with several that are read or are graph outputs."""
-        return sorted({i for (n, i) in (*self.reads, *self.outputs) if n == name})
-
-    def last_reads(self) -> dict[Value, int]:
-        """Each tensor read by a step: the position of the last step that reads it."""
-        last: dict[Value, int] = {}
-        for position, step in enumerate(self.steps):
-            for v in step.inputs:
-                last[v] = position
-        return last
+def _used_outputs(plan: Plan, name: str) -> list[int]:
+    """The outputs of a step with several that are read or are graph outputs."""
+    return sorted({i for (n, i) in (*plan.reads, *plan.outputs) if n == name})
 
 
 def _class_name(name: str) -> str:
