@@ -135,12 +135,18 @@ def test_list_blocks_filters_by_pattern() -> None:
         ({"out_channels": 0, "kernel_size": 3}, "must be >= 1"),
         ({"out_channels": 8, "kernel_size": [3, 3, 3]}, "pair"),
         ({"out_channels": 8, "kernel_size": 3, "strides": 2}, "did you mean 'stride'"),
-        ({"kernel_size": 3}, "needs this parameter"),
+        ({"kernel_size": 3}, r"needs this parameter .*add 'out_channels: \.\.\.' \(an integer\)"),
+        ({"out_channels": 8}, r"add 'kernel_size: \.\.\.' \(k or \[kh, kw\]\)"),
     ],
 )
 def test_parameters_are_checked(params: dict[str, object], message: str) -> None:
     with pytest.raises(ParamError, match=message):
         nas.get_block("conv2d").check_params(params)
+
+
+def test_a_missing_parameter_without_a_doc_is_named_by_its_kind() -> None:
+    with pytest.raises(ParamError, match=r"add 'kernel_size: \.\.\.' \(an int or a \[height, width\] pair\)\)$"):
+        nas.get_block("conv_bn_act").check_params({"out_channels": 8})
 
 
 def test_equal_pairs_are_canonicalised() -> None:

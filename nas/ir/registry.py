@@ -29,6 +29,7 @@ import difflib
 import fnmatch
 import keyword
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -193,13 +194,24 @@ class Param:
             raise ParamError(f"must be one of {options}, got {value!r}", field=self.name, hint=hint)
         return canonical
 
+    def kind_words(self) -> str:
+        """What kind of value it takes, in words: ``an integer``, the
+        parameter's doc, or its converter's first sentence (:func:`pair`:
+        ``an int or a [height, width] pair``)."""
+        plain = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        if self.kind in plain:
+            return plain[self.kind]
+        if self.doc:
+            return self.doc
+        text = " ".join((getattr(self.kind, "__doc__", None) or "").split()).replace("``", "")
+        sentence = re.split(r"(?<!e\.g)(?<!i\.e)[.;](?:\s|$)", text, maxsplit=1)[0]
+        return sentence[:1].lower() + sentence[1:] if sentence else getattr(self.kind, "__name__", "a valid value")
+
     def _fix(self) -> str:
         """What a valid value looks like, for error hints."""
         if self.choices is not None:
             return f"set {self.name} to one of {', '.join(map(str, self.choices))}"
-        kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
-            self.kind, self.doc or getattr(self.kind, "__name__", "a valid value")
-        )
+        kind = self.kind_words()
         bounds = ""
         if self.low is not None and self.high is not None:
             bounds = f" in {self.low}..{self.high}"
@@ -406,7 +418,7 @@ class Block:
                 raise ParamError(
                     f"block '{self.name}' needs this parameter",
                     field=param.name,
-                    hint=f"add '{param.name}: ...' ({param.doc or param.kind})",
+                    hint=f"add '{param.name}: ...' ({param.kind_words()})",
                 )
             else:
                 values[param.name] = param.default
