@@ -158,6 +158,20 @@ def test_a_stepped_module_trains_as_the_flat_graph_module_does(spec: Spec) -> No
         assert torch.equal(b, c), name  # batch-norm statistics updated alike
 
 
+def test_flatten_lower_and_stepped_name_an_inlined_node_alike_where_its_name_is_taken() -> None:
+    g = nas.build(
+        "inputs: {x: [3, 8, 8]}\n"
+        "nodes:\n"
+        "  a_conv: {block: conv2d, out_channels: 4, kernel_size: 3, padding: 1}\n"
+        "  a: {block: conv_bn_act, out_channels: 4, kernel_size: 3}\n"
+    )
+    flat = nas.flatten(g)
+    assert [(n.name, n.meta["path"]) for n in flat][1:3] == [("a_conv", "a_conv"), ("a_conv_2", "a.conv")]
+    modules = {name for name, _ in nas.lower(g, flatten=True).named_children()}
+    assert modules == {name for name, _ in Stepped(g).named_children()} == {n.name for n in flat} - {"x", "a_act"}
+    assert Stepped(g).paths["a_conv_2"] == "a.conv"
+
+
 @pytest.mark.parametrize("name", ["enet", "googlenet", "fractalnet", "squeezenet1_1"])
 def test_a_stepped_zoo_net_computes_what_its_flat_graph_module_computes(name: str) -> None:
     """Composites inlined at several depths, several outputs (ENet's pooling
