@@ -106,19 +106,29 @@ def supernet_steps(space: S.Space, batch: int, device: torch.device) -> dict[str
     return {name: (lambda name=name: step(name)) for name in FORMATS}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spaces", default="mobile,residual,early")
-    parser.add_argument("--networks", type=int, default=8, help="random networks per space")
+def network_arguments(parser: argparse.ArgumentParser, *, spaces: str, networks: int, rounds: int) -> None:
+    """The options of a benchmark over random networks of some spaces, each timed ``--rounds`` times a way."""
+    parser.add_argument("--spaces", default=spaces)
+    parser.add_argument("--networks", type=int, default=networks, help="random networks per space")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=6, help="timed steps per format and network")
+    parser.add_argument("--rounds", type=int, default=rounds, help="timed calls per way and network")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+
+
+def start(args: argparse.Namespace) -> tuple[torch.device, random.Random]:
+    """The device and the draws of a run with :func:`network_arguments`, seeded; the machine printed."""
     device = resolve_device(args.device)
-    rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
     print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, torch {torch.__version__}")
+    return device, random.Random(args.seed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    network_arguments(parser, spaces="mobile,residual,early", networks=8, rounds=6)
+    args = parser.parse_args()
+    device, rng = start(args)
     print(f"{'space':<10} {'network':<9} {'MACs':>8} {'NCHW ms':>8} {'CL ms':>7} {'ratio':>6}")
     for name in args.spaces.split(","):
         space = S.narrowed(S.load_space(name), FIXES[name])

@@ -23,20 +23,18 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
-from bench_channels_last import alternate
+from bench_channels_last import alternate, network_arguments, start
 from bench_supernet import FIXES
 
 import nas
 import nas.space as S
 from nas.io.build import build
 from nas.passes.lower import Stepped
-from nas.train import resolve_device
 
 
 def lowerings(graph: nas.Graph) -> dict[str, Callable[[], None]]:
@@ -68,17 +66,9 @@ def passes(graph: nas.Graph, batch: int, device: torch.device) -> dict[str, Call
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spaces", default="mobile,residual")
-    parser.add_argument("--networks", type=int, default=10, help="random networks per space")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=10, help="timed calls per way and network")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    network_arguments(parser, spaces="mobile,residual", networks=10, rounds=10)
     args = parser.parse_args()
-    device = resolve_device(args.device)
-    rng = random.Random(args.seed)
-    torch.manual_seed(args.seed)
-    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, torch {torch.__version__}")
+    device, rng = start(args)
     print(
         f"{'space':<9} {'network':<8} {'modules':>7} {'draw ms':>7} {'build ms: stepped':>17} {'GM':>6} "
         f"{'pass ms: stepped':>16} {'GM':>6}"

@@ -135,6 +135,21 @@ def test_flattened_lowering_has_one_module_per_primitive() -> None:
     assert sum(p.numel() for p in flat.parameters()) == g.params
 
 
+def train_both(*modules: torch.nn.Module) -> list[tuple[tuple[torch.Tensor, ...], torch.Tensor]]:
+    """Each module's outputs on one random batch (a tuple, however many) and
+    the input's gradient of the sum of their squares, the backward pass run."""
+    x = torch.randn(2, *SHAPE)
+    results = []
+    for module in modules:
+        xi = x.clone().requires_grad_()
+        out = module(xi)
+        out = out if isinstance(out, tuple) else (out,)
+        sum(o.pow(2).sum() for o in out).backward()
+        assert xi.grad is not None
+        results.append((out, xi.grad))
+    return results
+
+
 @settings(max_examples=40, deadline=None)
 @given(dags())
 def test_a_stepped_module_trains_as_the_flat_graph_module_does(spec: Spec) -> None:
@@ -142,16 +157,10 @@ def test_a_stepped_module_trains_as_the_flat_graph_module_does(spec: Spec) -> No
     reference, stepped = nas.lower(g, flatten=True).train(), Stepped(g).train()
     assert list(stepped.state_dict()) == list(reference.state_dict())
     stepped.load_state_dict(reference.state_dict())
-    x1 = torch.randn(2, *SHAPE, requires_grad=True)
-    x2 = x1.detach().clone().requires_grad_()
-    out1, out2 = reference(x1), stepped(x2)
-    out1 = out1 if isinstance(out1, tuple) else (out1,)
-    out2 = out2 if isinstance(out2, tuple) else (out2,)
+    (out1, grad1), (out2, grad2) = train_both(reference, stepped)
     for a, b in zip(out1, out2, strict=True):
         assert torch.equal(a, b)
-    sum(o.pow(2).sum() for o in out1).backward()
-    sum(o.pow(2).sum() for o in out2).backward()
-    assert torch.equal(x1.grad, x2.grad)
+    assert torch.equal(grad1, grad2)
     for (name, p), q in zip(reference.named_parameters(), stepped.parameters()):
         assert torch.equal(p.grad, q.grad), name
     for (name, b), c in zip(reference.named_buffers(), stepped.buffers()):
@@ -195,16 +204,10 @@ def test_inplace_lowering_computes_the_same_values_and_gradients(spec: Spec) -> 
     g = build_dag(spec)
     fast, plain = nas.lower(g).train(), nas.lower(g, inplace=False).train()
     plain.load_state_dict(fast.state_dict())
-    x1 = torch.randn(2, *SHAPE, requires_grad=True)
-    x2 = x1.detach().clone().requires_grad_()
-    out1, out2 = fast(x1), plain(x2)
-    out1 = out1 if isinstance(out1, tuple) else (out1,)
-    out2 = out2 if isinstance(out2, tuple) else (out2,)
-    for a, b in zip(out1, out2):
+    (out1, grad1), (out2, grad2) = train_both(fast, plain)
+    for a, b in zip(out1, out2, strict=True):
         torch.testing.assert_close(a, b)
-    sum(o.pow(2).sum() for o in out1).backward()
-    sum(o.pow(2).sum() for o in out2).backward()
-    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(grad1, grad2)
     for (name, p), q in zip(fast.named_parameters(), plain.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
