@@ -103,10 +103,10 @@ class Stepped(torch.nn.Module):
     flatten=True)`` names them), the same calls in the same order, so the
     same results, gradients and state dict.
 
-    Built a few times faster than a ``GraphModule`` (no code to generate and
-    compile), for modules made by the thousand and run a few times each: a
-    supernet's random subnets. Export, ``torch.compile`` and reading the
-    code want :func:`lower`.
+    Quicker to build than a ``GraphModule`` (no code to generate and
+    compile; ``examples/bench_subnets.py`` measures both), for modules made
+    by the thousand and run a few times each: a supernet's random subnets.
+    Export, ``torch.compile`` and reading the code want :func:`lower`.
 
     Attributes:
         paths: each submodule's name in the nested lowering of ``graph``
