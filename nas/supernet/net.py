@@ -122,9 +122,10 @@ class Supernet:
         graph = self.network(assignment)
         return Subnet(dict(assignment), graph, *self._lowered(_key(assignment), graph))
 
-    def of_graph(self, graph: Graph, assignment: Mapping[str, Any] | None = None) -> Subnet:
-        """A network of the space (built as :meth:`network` builds it) as a subnet (kept for reuse, by hash)."""
-        return Subnet(dict(assignment or {}), graph, *self._lowered(graph.hash, graph))
+    def of_graph(self, graph: Graph) -> Subnet:
+        """A network of the space (built as :meth:`network` builds it) as a subnet
+        (kept for reuse, by hash); its assignment is not known here."""
+        return Subnet({}, graph, *self._lowered(graph.hash, graph))
 
     def _lowered(self, key: str, graph: Graph) -> tuple[nn.Module, dict[str, str]]:
         lowered = self._modules.pop(key, None)
