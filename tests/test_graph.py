@@ -182,7 +182,7 @@ def test_hierarchical_and_flattened_graphs_hash_the_same() -> None:
 def test_the_flat_form_is_kept_until_the_graph_changes() -> None:
     g = nas.build("examples/resnet18.yaml")
     flat = g.fact("flat")
-    assert flat is g.fact("flat")  # the hash and a supernet's lowering read it: flattened once
+    assert flat is g.fact("flat")  # flattened once for every reader of the fact
     assert [n.name for n in flat] == [n.name for n in nas.flatten(g)]
     assert flat.fact("flat") is flat  # nothing composite left: the graph is its own flat form
     g.set_params("layer3_1", stride=2)

@@ -58,9 +58,9 @@ def flatten(graph: Graph) -> Graph:
 @computes("flat")
 def flat_form(graph: Graph) -> Graph:
     """``graph`` flattened (:func:`flatten`), kept as the graph's fact ``flat``
-    for the hash and any other reader: the graph itself where it has no
-    composite block. Read it, do not change it (:func:`flatten` gives a copy
-    to change)."""
+    for a reader that needs it more than once: the graph itself where it has
+    no composite block. Read it, do not change it (:func:`flatten` gives a
+    copy to change)."""
     return flatten(graph) if any(node.block.composite for node in graph) else graph
 
 
@@ -72,7 +72,7 @@ def node_label(block: str, params: Any) -> bytes:
 @computes("hash")
 def graph_hash(graph: Graph) -> str:
     """The canonical hash of ``graph`` as 32 hex digits (see module docs)."""
-    graph = graph.fact("flat")
+    graph = flat_form(graph)  # not kept: the hash itself is
     order = graph.topological_order()
     forward: dict[str, bytes] = {}
     for node in order:
