@@ -20,13 +20,25 @@ import nas
 import nas.space as S
 from nas.cli.root import main
 from nas.data import load_data
+from nas.data.loader import loader
 from nas.ir.errors import NASError
 from nas.search import load_study
 from nas.search.finalists import finetune_best
 from nas.search.record import TrialRecord
 from nas.search.results import best_trial, leaders, trial_model
-from nas.supernet import Bank, EpochLog, Supernet, SupernetRun, entry_name, load_supernet, train_supernet, window
-from nas.train import RECIPES
+from nas.supernet import (
+    Bank,
+    EpochLog,
+    Supernet,
+    SupernetRun,
+    choose,
+    entry_name,
+    extract,
+    load_supernet,
+    train_supernet,
+    window,
+)
+from nas.train import RECIPES, accuracy
 
 SPACE = """
 name: tiny
@@ -328,6 +340,53 @@ def test_the_search_keeps_the_finalist_a_short_fine_tune_ranks_first(
     assert card["source"]["trial"] == kept.trial.number
     assert card["accuracy"]["screened"] == {str(n): a for n, a in kept.screened.items()}
     assert main([*search, "--finalists", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_the_export_command_writes_a_named_network_with_the_weights_it_inherits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_tiny_supernet(tmp_path, monkeypatch)
+    supernet, info = load_supernet(tmp_path / "sn")
+    quiet = ["--format", "yaml,weights", "--latency", "none"]
+    assert main(["supernet", "export", "sn", "-o", "big", *quiet]) == 0
+    # the largest network, its accuracy measured again from the files alone
+    graph = nas.build(str(tmp_path / "big"))
+    assert graph.hash == supernet.network(supernet.largest()).hash
+    card = json.loads((tmp_path / "big" / "model.json").read_text())
+    feed = loader(load_data(info.data), "val", (1, 8, 8), batch_size=256, augment=False)
+    measured = accuracy(graph, nas.load(str(tmp_path / "big")), feed)
+    assert card["accuracy"]["value"] == card["accuracy"]["inherited"] == measured
+    # the smallest network with a decision fixed, fine-tuned from what it inherits
+    fixed = ["--fix", "body.depth=2", "--smallest", "--finetune-epochs", "1"]
+    assert main(["supernet", "export", "sn", "-o", "small", *fixed, *quiet]) == 0
+    card = json.loads((tmp_path / "small" / "model.json").read_text())
+    assignment = card["source"]["assignment"]
+    assert assignment["body.depth"] == 2 and card["source"]["fixed"] == ["body.depth=2"]
+    deep = S.restrict(supernet.space, {"body.depth": 2})
+    macs = nas.build(str(tmp_path / "small")).macs
+    assert all(macs <= supernet.network(S.sample(deep, random.Random(i))).macs for i in range(20))
+    taken = extract(
+        supernet, S.assignment_from_plain(supernet.space, assignment), load_data(info.data), recipe="digits"
+    )
+    again = nas.train.train(taken.graph, load_data(info.data), recipe="digits", epochs=1, weights=taken.weights)
+    assert card["accuracy"]["value"] == again.accuracy and card["accuracy"]["inherited"] == taken.inherited
+    assert (
+        "the smallest network with `body.depth=2` of the supernet `sn`" in (tmp_path / "small" / "MODEL.md").read_text()
+    )
+    # one line and exit 2: a zoo net the space does not hold, a fix outside its domain, a net and a fix at once
+    assert main(["supernet", "export", "sn", "-o", "x", "--net", "lenet5"]) == 2
+    assert main(["supernet", "export", "sn", "-o", "x", "--fix", "body.depth=7"]) == 2
+    assert main(["supernet", "export", "sn", "-o", "x", "--net", "lenet5", "--fix", "body.depth=1"]) == 2
+    assert main(["supernet", "export", "sn", "-o", "big", *quiet]) == 2  # an export already there is kept
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_zoo_net_is_chosen_by_its_own_assignment_and_one_outside_the_space_names_those_inside() -> None:
+    space = S.load_space("early")
+    assert S.decode(space, choose(space, net="lenet5")).hash == nas.zoo.load("lenet5").hash
+    with pytest.raises(NASError, match=r"its zoo nets: .*lenet5"):
+        choose(space, net="resnet18")
 
 
 def test_progressive_epochs_draw_near_the_largest_network_then_everywhere(space: S.Space) -> None:

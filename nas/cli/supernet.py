@@ -1,4 +1,4 @@
-"""``nas supernet train`` and ``nas supernet search``: weight sharing over a space.
+"""``nas supernet train``, ``search`` and ``export``: weight sharing over a space.
 
 ``train`` trains one supernet for a space (decisions that cannot share
 weights fixed with ``--fix``) and writes its directory; ``search`` runs the
@@ -6,7 +6,9 @@ same Optuna study as ``nas search`` over it, with accuracy from inherited
 weights instead of training, for one or several latency budgets and
 latency tables (one study each), then fine-tunes and exports each best
 network (with ``--finalists K``: the best of the K most accurate after a
-short fine-tune each, :mod:`nas.search.finalists`).
+short fine-tune each, :mod:`nas.search.finalists`); ``export`` writes one
+network the user names (a zoo net the space holds, or some decisions fixed)
+with its inherited weights, as ``nas export`` writes any model.
 """
 
 from __future__ import annotations
@@ -22,26 +24,30 @@ import typer
 import nas
 import nas.export
 import nas.search
-from nas.cli.console import ClipGradOption, DataOption, DeviceOption, FixOption, RecipeOption
+from nas.cli.console import ClipGradOption, DataOption, DeviceOption, FixOption, Json, RecipeOption
+from nas.cli.export import print_export
 from nas.cli.progress import progress_bar
 from nas.cli.root import _SETTINGS
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
+from nas.ir.values import plain
 from nas.search.finalists import Finetuned, finetune_best
 from nas.search.record import TrialRecord
-from nas.space import load_space, narrowed
+from nas.space import load_space, narrowed, parse_fixes
 from nas.supernet import (
     RULES,
     EpochLog,
     Supernet,
     SupernetInfo,
     SupernetRun,
+    load_supernet,
     read_info,
     save_supernet,
     train_supernet,
 )
+from nas.supernet.extract import choose, extract, supernet_model
 from nas.supernet.store import META
-from nas.train import EvaluationFailed, choose_recipe, resolve_device
+from nas.train import EvaluationFailed, choose_recipe, resolve_device, train
 
 app = typer.Typer(name="supernet", help="Weight sharing: train a supernet per space, then search it.", **_SETTINGS)
 
@@ -249,26 +255,84 @@ def _export(
     kept: Finetuned, target: Path, directory: str, info: SupernetInfo, split: DataSet, study: str, seed: int
 ) -> None:
     """Export the fine-tuned network to ``target`` with a card that names the supernet and its trial."""
-    trained = kept.result
-    screening = {"screened": {str(n): a for n, a in kept.screened.items()}} if kept.screened else {}
-    model = nas.export.Model(
+    model = supernet_model(
         kept.model.graph,
-        trained.state,
-        name=f"{info.space}-supernet",
-        source={"kind": "supernet", "path": str(directory), "study": study, "trial": kept.trial.number},
-        accuracy={
-            "value": trained.accuracy,
-            "data": split.name,
-            "split": "validation",
-            "epochs": len(trained.curve),
-            "seed": seed,
-            "curve": trained.curve,
-            "recipe": trained.recipe,
-            "inherited": kept.trial.values[0],
-        }
-        | screening,
+        kept.trial.values[0],
+        directory=directory,
+        info=info,
+        data=split,
+        source={"study": study, "trial": kept.trial.number},
+        finetuned=kept.result,
+        seed=seed,
+        accuracy={"screened": {str(n): a for n, a in kept.screened.items()}} if kept.screened else None,
     )
     nas.export.export(model, target, "yaml,weights", overwrite=True)
+
+
+@app.command("export")
+def export_command(
+    directory: Annotated[str, typer.Argument(help="A directory that 'nas supernet train' wrote.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The directory to write.")] = "",
+    net: Annotated[
+        str | None, typer.Option("--net", help="A zoo net the supernet's space holds (its fixed points).")
+    ] = None,
+    fix: FixOption = None,
+    smallest: Annotated[
+        bool, typer.Option("--smallest", help="The network of the fewest MACs (with --fix) instead of the most.")
+    ] = False,
+    finetune: Annotated[
+        int, typer.Option("--finetune-epochs", help="Epochs of fine-tuning from the inherited weights (0: none).")
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fine-tuning.")] = 0,
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated: yaml,weights,pt2,torchscript,onnx,tensorrt or all.")
+    ] = "yaml,weights,pt2,torchscript,onnx",
+    latency: Annotated[
+        str, typer.Option("--latency", help="Backends to measure for the model card (comma-separated, or none).")
+    ] = "torch",
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in the directory.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Export one network of a trained supernet with its inherited weights (or fine-tuned from them).
+
+    The network is a zoo net the space holds (--net), or the largest one with
+    the decisions --fix sets (--smallest: the smallest); with neither, the
+    largest of all. Its batch-norm statistics are measured again on the
+    supernet's training data and its accuracy on the validation part.
+    """
+    if not output:
+        raise NASError("no output directory", field="output", hint="give -o DIR")
+    if finetune < 0:
+        raise NASError("--finetune-epochs must be 0 or more", field="finetune-epochs")
+    if net is not None and smallest:
+        raise NASError("a zoo net has its own size", field="smallest", hint="drop --smallest or --net")
+    nas.export.check_target(Path(output), overwrite=force)  # before minutes of evaluation and fine-tuning
+    supernet, info = load_supernet(Path(directory))
+    split = load_data(info.data)
+    values = parse_fixes(supernet.space, fix or [])
+    assignment = choose(supernet.space, net=net, values=values, largest=not smallest)
+    recipe = info.training.get("recipe")
+    taken = extract(supernet, assignment, split, recipe=recipe)
+    print(f"inherited accuracy {taken.inherited:.4f} ({taken.graph.params:,} params)", file=sys.stderr)
+    trained = None
+    if finetune:
+        trained = train(taken.graph, split, recipe=recipe, epochs=finetune, seed=seed, weights=taken.weights)
+        print(f"fine-tuned {finetune} epochs: accuracy {trained.accuracy:.4f}", file=sys.stderr)
+    which = f"zoo:{net}" if net else "smallest" if smallest else "largest"
+    model = supernet_model(
+        taken.graph,
+        taken.inherited,
+        directory=directory,
+        info=info,
+        data=split,
+        source={"network": which, "fixed": list(fix or []), "assignment": plain(assignment)},
+        weights=taken.weights,
+        finetuned=trained,
+        seed=seed,
+    )
+    backends = [] if latency.strip().lower() in ("", "none") else [b.strip() for b in latency.split(",") if b.strip()]
+    exported = nas.export.export(model, output, formats, overwrite=force, latency=backends)
+    raise typer.Exit(print_export(exported, as_json))
 
 
 command = typer.main.get_command(app)

@@ -170,7 +170,7 @@ def _accuracy(acc: Mapping[str, Any] | None) -> list[str]:
     if not acc:
         return ["## Accuracy", "", "Not measured.", ""]
     shown = ("value", "data", "split", "curve", "recipe")
-    extra = ", ".join(f"{k} {v}" for k, v in acc.items() if k not in shown and v is not None)
+    extra = ", ".join(f"{k} {_figure(v)}" for k, v in acc.items() if k not in shown and v is not None)
     lines = [
         "## Accuracy",
         "",
@@ -182,6 +182,10 @@ def _accuracy(acc: Mapping[str, Any] | None) -> list[str]:
     if recipe:
         lines += [f"Trained with {_recipe_text(recipe)}.", ""]
     return lines
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _recipe_text(r: Mapping[str, Any]) -> str:
@@ -289,10 +293,17 @@ def _describe_source(source: Mapping[str, Any]) -> str:
         return f"training `{source.get('from')}` on `{source.get('data')}`"
     if kind == "export":
         return f"the export `{source.get('path')}`"
-    if kind == "supernet":
+    if kind == "supernet" and "trial" in source:
         return (
             f"trial {source.get('trial')} of the study `{source.get('study')}` over the supernet `{source.get('path')}`"
         )
+    if kind == "supernet":
+        network = str(source.get("network", "a network"))
+        zoo_net = network.removeprefix("zoo:")
+        named = f"the zoo net `{zoo_net}`" if zoo_net != network else f"the {network} network"
+        if source.get("fixed"):
+            named += " with " + ", ".join(f"`{fix}`" for fix in source["fixed"])
+        return f"{named} of the supernet `{source.get('path')}`"
     if kind == "import":
         return f"the import of `{source.get('spec')}`"
     return "a graph"

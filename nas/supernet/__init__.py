@@ -7,10 +7,13 @@
   evaluated, or extracted as a plain network with its own weights;
 * :mod:`nas.supernet.training`: training with the sandwich rule and in-place
   distillation, or uniform single-path sampling, checkpointed and resumable;
-* :mod:`nas.supernet.store`: the supernet directory (space, bank, log).
+* :mod:`nas.supernet.store`: the supernet directory (space, bank, log);
+* :mod:`nas.supernet.extract`: one network the user names, taken out with
+  its inherited weights as a model to export.
 """
 
 from nas.supernet.bank import Bank, entry_name, window
+from nas.supernet.extract import Extracted, choose, extract, supernet_model
 from nas.supernet.net import Subnet, Supernet
 from nas.supernet.store import SupernetInfo, load_supernet, read_info, save_supernet
 from nas.supernet.training import RULES, EpochLog, Inheritance, SupernetRun, train_supernet
@@ -19,15 +22,19 @@ __all__ = [
     "RULES",
     "Bank",
     "EpochLog",
+    "Extracted",
     "Inheritance",
     "Subnet",
     "Supernet",
     "SupernetInfo",
     "SupernetRun",
+    "choose",
     "entry_name",
+    "extract",
     "load_supernet",
     "read_info",
     "save_supernet",
+    "supernet_model",
     "train_supernet",
     "window",
 ]
