@@ -49,7 +49,11 @@ from nas.supernet.extract import choose, extract, supernet_model
 from nas.supernet.store import META
 from nas.train import EvaluationFailed, choose_recipe, resolve_device, train
 
-app = typer.Typer(name="supernet", help="Weight sharing: train a supernet per space, then search it.", **_SETTINGS)
+app = typer.Typer(
+    name="supernet",
+    help="Weight sharing: train a supernet per space, then search it or export its networks.",
+    **_SETTINGS,
+)
 
 
 @app.command("train")
