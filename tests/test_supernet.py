@@ -290,28 +290,38 @@ def test_training_leaves_the_heap_it_began_with_to_the_collector_again(space: S.
         gc.unfreeze()
 
 
-def train_tiny_supernet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *fixes: str) -> None:
-    """``nas supernet train`` of the tiny space at 8x8 (and ``fixes``), one epoch, into ``tmp_path/sn``."""
+def train_tiny_supernet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> None:
+    """``nas supernet train`` of the tiny space at 8x8 (and ``options``), one epoch, into ``tmp_path/sn``."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.yaml").write_text(SPACE)
-    options = [part for fix in ("x.shape=1x8x8", *fixes) for part in ("--fix", fix)]
-    assert main(["supernet", "train", "--space", "tiny.yaml", *options, "--epochs", "1", "-o", "sn"]) == 0
+    train = ["supernet", "train", "--space", "tiny.yaml", "--fix", "x.shape=1x8x8", *options, "--epochs", "1"]
+    assert main([*train, "-o", "sn"]) == 0
 
 
 @pytest.mark.slow
 def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train_tiny_supernet(tmp_path, monkeypatch, "body.depth=1")
+    train_tiny_supernet(tmp_path, monkeypatch, "--fix", "body.depth=1", "--json")
+    trained = json.loads(capsys.readouterr().out)
     supernet, info = load_supernet(tmp_path / "sn")
     assert info.fixed == ["x.shape=1x8x8", "body.depth=1"] and supernet.space.by_label["body.depth"].choices == (1,)
+    assert trained["bank_entries"] == len(supernet.bank.names) and [e["epoch"] for e in trained["epochs"]] == [1]
     search = ["supernet", "search", "sn", "--latency-budget-ms", "5", "--latency-budget-ms", "50", "--trials", "4"]
-    assert main([*search, "--finetune-epochs", "1"]) == 0
-    for budget in ("5", "50"):
+    assert main([*search, "--finetune-epochs", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [t["latency_budget_ms"] for t in report["targets"]] == [5, 50]
+    for budget, target in zip(("5", "50"), report["targets"], strict=True):
         exported = tmp_path / "runs" / f"sn-{budget}ms" / "finetuned"
         card = (exported / "MODEL.md").read_text()
         assert "over the supernet `sn`" in card
         assert nas.build(str(exported)).hash  # an ordinary network
+        study = load_study("sqlite:///runs/nas.db", target["study"])
+        assert target["trials"] == len(study.trials) and target["best"]["trial"] == best_trial(study).number
+        assert target["best"]["inherited"] == best_trial(study).values[0]
+        stored = json.loads((exported / "model.json").read_text())
+        assert target["finetuned"]["accuracy"] == stored["accuracy"]["value"]
+        assert Path(target["finetuned"]["directory"]).resolve() == exported.resolve()
     assert main(["supernet", "search", "nowhere", "--latency-budget-ms", "1"]) == 2
 
 

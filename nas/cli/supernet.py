@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -77,6 +79,7 @@ def train_command(
     clip_grad: ClipGradOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and of the subnets drawn.")] = 0,
     device: DeviceOption = None,
+    as_json: Json = False,
 ) -> None:
     """Train one supernet for a space; run it again after an interruption and it resumes."""
     if not output:
@@ -151,8 +154,13 @@ def train_command(
     finally:
         progress.stop()
     save_supernet(directory, supernet, info, Path(space.file))
+    seconds = time.perf_counter() - started
+    if as_json:
+        entries = {"bank_entries": len(supernet.bank.names), "seconds": seconds}
+        print(json.dumps({"directory": str(directory), **entries, "epochs": [vars(e) for e in log]}, indent=2))
+        return
     print(
-        f"supernet of {len(supernet.bank.names)} bank entries in {directory} ({time.perf_counter() - started:.0f} s); "
+        f"supernet of {len(supernet.bank.names)} bank entries in {directory} ({seconds:.0f} s); "
         f"largest {log[-1].largest:.4f}, smallest {log[-1].smallest:.4f}"
     )
     print(f"search it: nas supernet search {directory} --latency-budget-ms X")
@@ -196,6 +204,7 @@ def search_command(
         int, typer.Option("--screen-epochs", help="Epochs of fine-tuning that screen the finalists.")
     ] = 1,
     runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best models.")] = "runs",
+    as_json: Json = False,
 ) -> None:
     """Search a trained supernet under each latency budget (and table), in seconds per budget."""
     info = read_info(Path(directory))
@@ -206,6 +215,8 @@ def search_command(
             "--finalists and --screen-epochs must be 1 or more", field="finalists" if finalists < 1 else "screen-epochs"
         )
     split = load_data(info.data)
+    say = _say(as_json)
+    targets: list[dict[str, object]] = []
     for table in tables or [None]:
         for budget in budgets:
             name = f"{Path(directory).resolve().name}-{budget:g}ms" + (f"-{Path(table).stem}" if table else "")
@@ -226,11 +237,28 @@ def search_command(
             result = nas.search.run_search(config)
             seconds = time.perf_counter() - started
             where = f"{budget:g} ms" + (f" on {Path(table).stem}" if table else f" ({backend})")
+            target: dict[str, object] = {
+                "latency_budget_ms": budget,
+                "latency_table": table,
+                "backend": None if table else backend,
+                "study": result.study,
+                "trials": result.tally.finished,
+                "seconds": seconds,
+            }
+            targets.append(target)
             if result.best is None or result.best_dir is None:
-                print(f"{where}: {result.tally.finished} trials ({seconds:.1f} s), no best: {result.best_error}")
+                say(f"{where}: {result.tally.finished} trials ({seconds:.1f} s), no best: {result.best_error}")
+                target["best"] = None
                 continue
             best = TrialRecord.of(result.best)
-            print(
+            target["best"] = {
+                "trial": result.best.number,
+                "inherited": result.best.values[0],
+                "latency_ms": best.latency_ms,
+                "params": best.params,
+                "directory": str(result.best_dir),
+            }
+            say(
                 f"{where}: {result.tally.finished} trials ({seconds:.1f} s); best trial {result.best.number}, "
                 f"inherited accuracy {result.best.values[0]:.4f} at {best.latency_ms:.3f} ms, {best.params:,} params"
             )
@@ -246,13 +274,27 @@ def search_command(
                     storage=config.storage,
                 )
                 for number, accuracy in kept.screened.items():
-                    print(f"  finalist trial {number}: {accuracy:.4f} after {screen} epochs of fine-tuning")
-                target = result.best_dir.with_name("finetuned")
-                _export(kept, target, directory, info, split, result.study, seed)
-                print(
+                    say(f"  finalist trial {number}: {accuracy:.4f} after {screen} epochs of fine-tuning")
+                folder = result.best_dir.with_name("finetuned")
+                _export(kept, folder, directory, info, split, result.study, seed)
+                target["finetuned"] = {
+                    "trial": kept.trial.number,
+                    "accuracy": kept.result.accuracy,
+                    "epochs": finetune,
+                    "screened": {str(n): a for n, a in kept.screened.items()},
+                    "directory": str(folder),
+                }
+                say(
                     f"  fine-tuned trial {kept.trial.number} {finetune} epochs: "
-                    f"accuracy {kept.result.accuracy:.4f}, exported to {target}"
+                    f"accuracy {kept.result.accuracy:.4f}, exported to {folder}"
                 )
+    if as_json:
+        print(json.dumps({"supernet": directory, "targets": targets}, indent=2))
+
+
+def _say(as_json: bool) -> Callable[[str], None]:
+    """Report lines on standard output, or on standard error where standard output is the JSON."""
+    return partial(print, file=sys.stderr if as_json else sys.stdout)
 
 
 def _export(
