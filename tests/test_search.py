@@ -31,7 +31,7 @@ from nas.latency import TimingPolicy, memory
 from nas.search import SearchConfig, load_study, open_storage, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
 from nas.search.record import TrialRecord
-from nas.search.results import dashboard, is_feasible
+from nas.search.results import best_trial, dashboard, is_feasible
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
 from nas.search.storage import storage_errors
 from nas.search.study import _Search, starting_points, stop_reason
@@ -398,6 +398,15 @@ def test_search_and_results_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     assert main(["results", "--storage", storage]) == 0  # the only study there
     assert "Pareto front" in capsys.readouterr().out
+
+    # --json: standard output is the JSON alone (the study's line and progress go to standard error)
+    assert main([*args[:-1], "cli-json", "--latency-budget-ms", "50", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    study = load_study(storage, "cli-json")
+    assert summary["study"] == "cli-json" and summary["tally"]["finished"] == len(study.trials) == 4
+    assert summary["best"]["trial"] == best_trial(study).number
+    assert summary["best"]["values"] == best_trial(study).values
+    assert Path(summary["best"]["directory"], "model.yaml").is_file()
 
 
 @pytest.mark.slow

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any, TextIO
 
 import optuna
 import typer
@@ -18,6 +20,7 @@ from nas.cli.console import (
     DataWorkersOption,
     DeviceOption,
     FixOption,
+    Json,
     RecipeOption,
     augment_choice,
 )
@@ -59,6 +62,7 @@ def search(
     amp: AmpOption = None,
     channels_last: ChannelsLastOption = None,
     data_workers: DataWorkersOption = None,
+    as_json: Json = False,
 ) -> None:
     """Search a space for accurate networks within a latency budget (an Optuna study).
 
@@ -92,21 +96,26 @@ def search(
         channels_last=channels_last,
         data_workers=data_workers,
     )
-    display = _Display(budget)
+    display = _Display(budget, sys.stderr if as_json else sys.stdout)
     started = time.perf_counter()
     try:
         result = nas.search.run_search(config, on_start=display.on_start, on_trial=display.on_trial)
     finally:
         display.stop()
-    _print_result(result, config, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if as_json:
+        print(json.dumps(_result_json(result, seconds), indent=2, default=str))
+    else:
+        _print_result(result, config, seconds)
 
 
 class _Display:
     """The study's line, then a progress bar with the counts of outcomes and
     one line per finished trial above it."""
 
-    def __init__(self, budget: float) -> None:
+    def __init__(self, budget: float, out: TextIO) -> None:
         self.budget = budget
+        self.out = out
         self.progress = progress_bar("counts")
         self.task: int | None = None
 
@@ -124,6 +133,7 @@ class _Display:
             f"study '{study.study_name}' in {cfg.storage}: space {cfg.space}, data {cfg.data}, objective "
             f"{cfg.objective}, sampler {cfg.sampler}, budget {cfg.latency_budget_ms:g} ms on {cfg.backend}"
             + (f" (resumed with {done} trials done)" if done else ""),
+            file=self.out,
             flush=True,
         )
         self.progress.start()
@@ -153,6 +163,30 @@ def _trial_line(trial: FrozenTrial) -> str:
     verdict = "feasible" if r.within_budget else "over budget"
     figure = f"{trial.values[0]:.4f}" if r.accuracy is not None or "score" in r.stored else "-"
     return f"{head} {figure:>8}  {latency:>10}  {verdict}, {r.params or 0:,} params{same}"
+
+
+def _result_json(result: nas.search.SearchResult, seconds: float) -> dict[str, Any]:
+    """What ``_print_result`` says, as JSON: the study's counts and its best model."""
+    best = None
+    if result.best is not None:
+        record = TrialRecord.of(result.best)
+        best = {
+            "trial": result.best.number,
+            "values": result.best.values,
+            "latency_ms": record.latency_ms,
+            "params": record.params,
+            "macs": record.macs,
+            "directory": None if result.best_dir is None else str(result.best_dir),
+        }
+    return {
+        "study": result.study,
+        "storage": result.storage,
+        "ran": result.ran,
+        "seconds": seconds,
+        "tally": result.tally.to_dict(),
+        "best": best,
+        "best_error": result.best_error,
+    }
 
 
 def _print_result(result: nas.search.SearchResult, config: nas.search.SearchConfig, seconds: float) -> None:
