@@ -21,6 +21,21 @@ NETWORK_HELP = (
 )
 """What every command that reads one network reads (``nas.build``)."""
 
+# The options of the commands that export (nas export, nas supernet export, nas train, nas import).
+FormatsOption = Annotated[
+    str, typer.Option("--format", help="Comma-separated: yaml,weights,pt2,torchscript,onnx,tensorrt or all.")
+]
+CardLatencyOption = Annotated[
+    str, typer.Option("--latency", help="Backends to measure for the model card (comma-separated, or none).")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace an earlier export in the directory.")]
+
+
+def backend_list(text: str) -> list[str]:
+    """The backends a ``--latency`` option names (``none`` or nothing: none)."""
+    return [] if text.strip().lower() in ("", "none") else [b.strip() for b in text.split(",") if b.strip()]
+
+
 # The options of the commands that train (nas train, nas search).
 DataOption = Annotated[
     str,

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 import nas.export
-from nas.cli.console import Json, si, table_console
+from nas.cli.console import CardLatencyOption, ForceOption, FormatsOption, Json, backend_list, si, table_console
 from nas.cli.root import as_command
 from nas.ir.errors import NASError
 from nas.search.results import from_trial
@@ -22,9 +22,7 @@ def export(
         typer.Argument(help="Zoo name, IR YAML file or export directory (or --storage/--study for a search trial)."),
     ] = None,
     output: Annotated[str, typer.Option("-o", "--output", help="The directory to write.")] = "",
-    formats: Annotated[
-        str, typer.Option("--format", help="Comma-separated: yaml,weights,pt2,torchscript,onnx,tensorrt or all.")
-    ] = "yaml,weights,pt2,torchscript,onnx",
+    formats: FormatsOption = "yaml,weights,pt2,torchscript,onnx",
     weights: Annotated[str | None, typer.Option("--weights", help="A .safetensors file of weights for SOURCE.")] = None,
     storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL of a search.")] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name (default: the storage's only one).")] = None,
@@ -38,11 +36,9 @@ def export(
     input_shape: Annotated[
         str | None, typer.Option("--input", help="Another input shape without the batch, e.g. 3x64x64.")
     ] = None,
-    latency: Annotated[
-        str, typer.Option("--latency", help="Backends to measure for the model card (comma-separated, or none).")
-    ] = "torch",
+    latency: CardLatencyOption = "torch",
     batch: Annotated[int, typer.Option("--batch", help="Batch of the example input the files are checked with.")] = 2,
-    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in the directory.")] = False,
+    force: ForceOption = False,
     as_json: Json = False,
 ) -> None:
     """Write a model as files other tools load, checked against the IR module, with its model card.
@@ -65,7 +61,7 @@ def export(
         raise NASError("nothing to export", field="source", hint="give a zoo name or file, or --storage/--study")
     else:
         model = nas.export.from_source(source, weights=weights, input_shape=input_shape)
-    backends = [] if latency.strip().lower() in ("", "none") else [b.strip() for b in latency.split(",") if b.strip()]
+    backends = backend_list(latency)
     exported = nas.export.export(model, output, formats, batch=batch, overwrite=force, latency=backends)
     raise typer.Exit(print_export(exported, as_json))
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 import nas.export
-from nas.cli.console import Json, si
+from nas.cli.console import ForceOption, Json, si
 from nas.cli.root import as_command
 from nas.io.build import parse_shape
 from nas.io.importing import SPEC_FORMS, import_spec
@@ -24,7 +24,7 @@ def import_model(
     ] = None,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated export formats.")] = "yaml,weights",
     flat: Annotated[bool, typer.Option("--flat", help="Import every call as a primitive block.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in the directory.")] = False,
+    force: ForceOption = False,
     as_json: Json = False,
 ) -> None:
     """Import a PyTorch model (random weights; nothing is downloaded) into the IR, with its weights.

@@ -26,7 +26,18 @@ import typer
 import nas
 import nas.export
 import nas.search
-from nas.cli.console import ClipGradOption, DataOption, DeviceOption, FixOption, Json, RecipeOption
+from nas.cli.console import (
+    CardLatencyOption,
+    ClipGradOption,
+    DataOption,
+    DeviceOption,
+    FixOption,
+    ForceOption,
+    FormatsOption,
+    Json,
+    RecipeOption,
+    backend_list,
+)
 from nas.cli.export import print_export
 from nas.cli.progress import progress_bar
 from nas.cli.root import _SETTINGS
@@ -330,13 +341,9 @@ def export_command(
         int, typer.Option("--finetune-epochs", help="Epochs of fine-tuning from the inherited weights (0: none).")
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fine-tuning.")] = 0,
-    formats: Annotated[
-        str, typer.Option("--format", help="Comma-separated: yaml,weights,pt2,torchscript,onnx,tensorrt or all.")
-    ] = "yaml,weights,pt2,torchscript,onnx",
-    latency: Annotated[
-        str, typer.Option("--latency", help="Backends to measure for the model card (comma-separated, or none).")
-    ] = "torch",
-    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in the directory.")] = False,
+    formats: FormatsOption = "yaml,weights,pt2,torchscript,onnx",
+    latency: CardLatencyOption = "torch",
+    force: ForceOption = False,
     as_json: Json = False,
 ) -> None:
     """Export one network of a trained supernet with its inherited weights (or fine-tuned from them).
@@ -376,7 +383,7 @@ def export_command(
         finetuned=trained,
         seed=seed,
     )
-    backends = [] if latency.strip().lower() in ("", "none") else [b.strip() for b in latency.split(",") if b.strip()]
+    backends = backend_list(latency)
     exported = nas.export.export(model, output, formats, overwrite=force, latency=backends)
     raise typer.Exit(print_export(exported, as_json))
 

@@ -19,6 +19,7 @@ from nas.cli.console import (
     DataOption,
     DataWorkersOption,
     DeviceOption,
+    ForceOption,
     Json,
     RecipeOption,
     augment_choice,
@@ -59,7 +60,7 @@ def train(
     formats: Annotated[
         str, typer.Option("--format", help="Formats to export (as in 'nas export').")
     ] = "yaml,weights,pt2,torchscript,onnx",
-    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export in the directory.")] = False,
+    force: ForceOption = False,
     as_json: Json = False,
 ) -> None:
     """Train an architecture from scratch on a data set, then export it with its accuracy.
