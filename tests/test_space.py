@@ -7,6 +7,7 @@ must be the net).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
@@ -179,6 +180,22 @@ def test_every_zoo_net_is_a_fixed_point_of_some_space(net: str) -> None:
         assert not homes, f"{net} is a fixed point of {homes}: remove its no_space mark"
     else:
         assert homes, f"{net} is in no space (if no space can hold it, say why under no_space in its metadata)"
+
+
+def test_nets_whose_inputs_a_space_cannot_take_are_passed_over_and_no_fixed_point_is() -> None:
+    for space, nets in ZOO_SPACES.items():
+        assert all(S.may_hold(S.load_space(space), nas.zoo.load(net)) for net in nets), space
+    cifar = S.narrowed(S.load_space("residual"), ["x.shape=3x32x32"])
+    assert S.may_hold(cifar, nas.zoo.load("resnet20")) and not S.may_hold(cifar, nas.zoo.load("resnet18"))
+    text = nas.zoo.load("resnet20").to_yaml()
+    renamed = nas.build(text.replace("  x: [3", "  image: [3").replace("in: x,", "in: image,"))
+    assert not S.may_hold(cifar, renamed)  # the space's input is x
+    held = []
+    for name in nas.zoo.names():
+        with contextlib.suppress(NASError):
+            S.encode(cifar, nas.zoo.load(name))
+            held.append(name)
+    assert S.fixed_points(cifar) == held == ["resnet110", "resnet1202", "resnet20", "resnet32", "resnet44", "resnet56"]
 
 
 def test_a_net_outside_the_space_is_refused_with_a_reason(tiny: S.Space) -> None:

@@ -41,7 +41,7 @@ around a given network, its fixed point).
 """
 
 from nas.space.around import around, around_point, around_summary
-from nas.space.encode import assignment_from_plain, encode, from_plain
+from nas.space.encode import assignment_from_plain, encode, from_plain, may_hold
 from nas.space.model import Assignment, Const, Decision, Expr, MappingValue, Slot, Space, Use
 from nas.space.operations import (
     MAX_TRIES,
@@ -90,6 +90,7 @@ __all__ = [
     "fixed_points",
     "from_plain",
     "load_space",
+    "may_hold",
     "mutate",
     "narrowed",
     "near",

@@ -61,6 +61,27 @@ def encode(space: Space, graph: Graph) -> Assignment:
     raise NASError(f"'{graph.name}' is not a fixed point of space '{space.name}': {reason}", file=space.file)
 
 
+def may_hold(space: Space, graph: Graph) -> bool:
+    """Whether ``graph``'s inputs could be those of a network of ``space``:
+    the same names, each shape one its template allows. Read from the
+    input nodes without analysing the graph: a cheap necessary condition
+    of :func:`encode`, which a listing of fixed points asks of every zoo net."""
+    shapes = {node.name: node.params.get("shape") for node in graph.input_nodes}
+    if set(shapes) != set(space.inputs):
+        return False
+    for name, template in space.inputs.items():
+        if shapes[name] is None:
+            continue  # no shape to read here: encode decides
+        bound = _bind(template, tuple(shapes[name]), {})
+        if bound is None:
+            return False
+        for label, value in bound.items():
+            decision = space.by_label.get(label)
+            if decision is not None and not decision.contains(value):
+                return False
+    return True
+
+
 def _match_inputs(space: Space, graph: Graph, base: Assignment) -> Assignment | None:
     result: Assignment = {}
     shapes = graph.summary.inputs

@@ -12,7 +12,7 @@ from typing import Any
 
 from nas.io import zoo
 from nas.ir.errors import NASError
-from nas.space.encode import encode
+from nas.space.encode import encode, may_hold
 from nas.space.model import Space, short
 from nas.space.operations import decode, sample, size
 
@@ -31,7 +31,7 @@ def fixed_points(space: Space, names: Sequence[str] | None = None) -> list[str]:
     found = []
     for name in zoo.names() if names is None else names:
         graph = zoo.load(name)
-        if list(graph.summary.inputs) != list(space.inputs):
+        if not may_hold(space, graph):
             continue
         try:
             encode(space, graph)
