@@ -196,17 +196,18 @@ class EvolutionSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         if TrialRecord.of(trial).enqueued:
             return  # an enqueued trial (a zoo net): its parameters are given
+        trials = study.get_trials(deepcopy=False)  # one read of the storage serves all below
         finished = [
             (t, record.assignment)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if isinstance((record := TrialRecord.of(t)).assignment, dict)
+            for t in trials
+            if t.state == TrialState.COMPLETE and isinstance((record := TrialRecord.of(t)).assignment, dict)
         ]
-        started = sum(1 for t in study.get_trials(deepcopy=False) if t.number < trial.number)
+        started = sum(1 for t in trials if t.number < trial.number)
         if started < self.startup_trials or not finished or self._rng.random() < self.explore:
             child, parent = sample(self.space, self._rng), None
         else:
             parent, assignment = self._select(study, finished[-self.population :])
-            child = self._mutate(study, assignment_from_plain(self.space, assignment))
+            child = self._mutate(trials, assignment_from_plain(self.space, assignment))
         self._children[trial._trial_id] = child
         target = (study._storage, trial._trial_id)
         TrialRecord.store(target, child=plain(child), parent=None if parent is None else parent.number)
@@ -222,10 +223,10 @@ class EvolutionSampler(BaseSampler):
         best = min(contestants, key=lambda i: (violation(population[i][0]), ranks[i], -spread[i], self._rng.random()))
         return population[best]
 
-    def _mutate(self, study: Study, parent: Assignment) -> Assignment:
+    def _mutate(self, trials: Sequence[FrozenTrial], parent: Assignment) -> Assignment:
         known = set()
         if self.seen is not None:
-            known = {TrialRecord.of(t).hash for t in study.get_trials(deepcopy=False)}
+            known = {TrialRecord.of(t).hash for t in trials}
         child = parent
         for _ in range(10):
             child = mutate(self.space, parent, self._rng, k=self._rng.choice(self.mutations))
