@@ -43,6 +43,7 @@ import random
 import statistics
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -77,6 +78,8 @@ PRUNE_AFTER = 3
 """Earlier trials an epoch needs before the median stopping rule applies."""
 SCREEN_SAMPLES = 8
 """Random architectures tried when no zoo net meets the budget, before giving up."""
+RECENT_NETWORKS = 8
+"""Networks a search keeps built, the latest (a sampler's child is asked for again by its trial)."""
 NATIVE_CONSTRAINTS = hasattr(optuna.Trial, "set_constraint")
 """Optuna 5 records constraints on the trial; older versions take a ``constraints_func``."""
 SETTINGS = (
@@ -274,10 +277,19 @@ class _Search:
         self.recipe = choose_recipe(data, config.recipe)
         self.augmentation = augmentation_of(data, self.recipe.augment if config.augment is None else config.augment)
         self.inherit = inherit
+        self._recent: OrderedDict[str, Graph] = OrderedDict()
 
     def network(self, assignment: S.Assignment) -> Graph:
-        """The assignment's network, fitted to the data's classes."""
-        graph = build(S.decode(self.space, assignment), classes=self.data.classes)
+        """The assignment's network, fitted to the data's classes. The latest
+        few are kept: the evolutionary sampler builds a child (to hash it)
+        just before its trial builds it again."""
+        kept = repr(sorted(assignment.items()))
+        graph = self._recent.pop(kept, None)
+        if graph is None:
+            graph = build(S.decode(self.space, assignment), classes=self.data.classes)
+        self._recent[kept] = graph
+        while len(self._recent) > RECENT_NETWORKS:
+            self._recent.popitem(last=False)
         for key, bound in self.space.limits.items():
             if getattr(graph, key) > bound:
                 raise NASError(f"{key} {getattr(graph, key):,} exceed the space's limit of {bound:,.0f}")
