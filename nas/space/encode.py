@@ -72,13 +72,8 @@ def may_hold(space: Space, graph: Graph) -> bool:
     for name, template in space.inputs.items():
         if shapes[name] is None:
             continue  # no shape to read here: encode decides
-        bound = _bind(template, tuple(shapes[name]), {})
-        if bound is None:
+        if _bind_within(space, template, tuple(shapes[name]), {}) is None:
             return False
-        for label, value in bound.items():
-            decision = space.by_label.get(label)
-            if decision is not None and not decision.contains(value):
-                return False
     return True
 
 
@@ -129,6 +124,20 @@ def _bind(
     return None
 
 
+def _bind_within(
+    space: Space, value: Any, actual: Any, known: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> Assignment | None:
+    """:func:`_bind`, keeping only a binding whose every value lies in its decision's domain."""
+    got = _bind(value, actual, known, defaults)
+    if got is None:
+        return None
+    for label, bound in got.items():
+        decision = space.by_label.get(label)
+        if decision is not None and not decision.contains(bound):
+            return None
+    return got
+
+
 def _align(space: Space, nodes: Sequence[Node], base: Assignment) -> Assignment | None:
     """Match template slots to network nodes in order, skipping optional
     slots: a small dynamic programme over (slot, node)."""
@@ -170,13 +179,9 @@ def _match_slot(space: Space, slot: Slot, node: Node, base: Assignment) -> Assig
     declared = {p.name: p for p in node.block.params}
     for pname, actual in node.params.items():
         if pname in template:
-            got = _bind(template[pname], actual, {**base, **result}, _unit_defaults(node.params))
+            got = _bind_within(space, template[pname], actual, {**base, **result}, _unit_defaults(node.params))
             if got is None:
                 return None
-            for label, v in got.items():
-                d = space.by_label.get(label)
-                if d is not None and not d.contains(v):
-                    return None
             result.update(got)
         elif not same(actual, declared[pname].default if declared[pname].default is not REQUIRED else None):
             return None  # the space would leave it at its default
