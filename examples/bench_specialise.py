@@ -66,7 +66,7 @@ import nas.space as S
 from nas.data import load_data
 from nas.ir.errors import NASError
 from nas.search import SearchConfig, SearchResult, load_study, run_search
-from nas.search.finalists import finetune_best
+from nas.search.finalists import FINALISTS, finetune_best
 from nas.supernet import EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
 
@@ -343,7 +343,7 @@ def main() -> None:
     parser.add_argument(
         "--finalists",
         type=int,
-        default=1,
+        default=FINALISTS,
         help="networks screened by a short fine-tune (nas supernet search --finalists)",
     )
     parser.add_argument("--screen-epochs", type=int, default=1, help="epochs of fine-tuning that screen finalists")

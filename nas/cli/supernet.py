@@ -44,7 +44,7 @@ from nas.cli.root import _SETTINGS
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
 from nas.ir.values import plain
-from nas.search.finalists import Finetuned, finetune_best
+from nas.search.finalists import FINALISTS, Finetuned, finetune_best
 from nas.search.record import TrialRecord
 from nas.space import load_space, narrowed, parse_fixes
 from nas.supernet import (
@@ -210,7 +210,7 @@ def search_command(
     finalists: Annotated[
         int,
         typer.Option("--finalists", help="The most accurate networks screened by a short fine-tune; 1: no screening."),
-    ] = 1,
+    ] = FINALISTS,
     screen: Annotated[
         int, typer.Option("--screen-epochs", help="Epochs of fine-tuning that screen the finalists.")
     ] = 1,
