@@ -30,6 +30,8 @@ Run from the repository root::
     .venv/bin/python examples/bench_supernet.py --spaces mobile --data cluttered:5000 --epochs 30 --json mob.json
     .venv/bin/python examples/bench_supernet.py --spaces mobile --data cluttered:5000 --epochs 30 --progressive 15 \
         --standalone-from mob.json     # another supernet, ranked against the same stand-alone runs
+    .venv/bin/python examples/bench_supernet.py --spaces mobile --data cluttered:5000 --epochs 30 \
+        --standalone-epochs 30 --standalone-seeds 0,1,2,3 --screen-epochs 1   # each trained as long as the supernet
     .venv/bin/python examples/bench_supernet.py --spaces early --epochs 30 --clip-grad 1   # LeNet-5 inside
     .venv/bin/python examples/bench_supernet.py --data cluttered:5000 --epochs 20 --standalone-epochs 12 \
         --device cuda --workers 4      # on a GPU, its workers sharing it
