@@ -283,7 +283,7 @@ class _Search:
         """The assignment's network, fitted to the data's classes. The latest
         few are kept: the evolutionary sampler builds a child (to hash it)
         just before its trial builds it again."""
-        kept = repr(sorted(assignment.items()))
+        kept = S.assignment_key(assignment)
         graph = self._recent.pop(kept, None)
         if graph is None:
             graph = build(S.decode(self.space, assignment), classes=self.data.classes)

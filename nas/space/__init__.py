@@ -46,6 +46,7 @@ from nas.space.model import Assignment, Const, Decision, Expr, MappingValue, Slo
 from nas.space.operations import (
     MAX_TRIES,
     active,
+    assignment_key,
     complete,
     decode,
     distance,
@@ -79,6 +80,7 @@ __all__ = [
     "around_point",
     "around_summary",
     "assignment_from_plain",
+    "assignment_key",
     "complete",
     "decode",
     "describe",

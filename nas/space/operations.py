@@ -181,6 +181,12 @@ def distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
     return sum(1 for label in set(a) | set(b) if label not in a or label not in b or not same(a[label], b[label]))
 
 
+def assignment_key(assignment: Mapping[str, Any]) -> str:
+    """A key of ``assignment`` for a cache: equal for equal assignments,
+    whatever the order of their decisions."""
+    return repr(sorted(assignment.items()))
+
+
 def size(space: Space) -> int:
     """The number of distinct assignments the space holds (exact).
 

@@ -43,7 +43,7 @@ def choose(
     """
     if net is not None:
         if values:
-            raise NASError("give a zoo net or decisions to set, not both", field="net", hint="drop --net or --set")
+            raise NASError("give a zoo net or decisions to set, not both", field="net", hint="drop --net or --fix")
         graph = zoo.load(net)
         try:
             return encode(space, graph)

@@ -30,7 +30,7 @@ from nas.io.build import build
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
 from nas.passes.lower import Stepped
-from nas.space import Assignment, Space, decode, draw, end, extreme, numeric, restrict
+from nas.space import Assignment, Space, assignment_key, decode, draw, end, extreme, numeric, restrict
 from nas.supernet.bank import Bank
 from nas.train import logits
 
@@ -105,7 +105,7 @@ class Supernet:
 
     def network(self, assignment: Mapping[str, Any]) -> Graph:
         """The assignment's network, fitted to the classes (kept for reuse: the extremes are asked for every step)."""
-        key = _key(assignment)
+        key = assignment_key(assignment)
         graph = self._graphs.pop(key, None)
         if graph is None:
             graph = build(decode(self.space, assignment), classes=self.classes)
@@ -120,7 +120,7 @@ class Supernet:
     def subnet(self, assignment: Mapping[str, Any]) -> Subnet:
         """The assignment's network and its lowered module (kept for reuse, by assignment)."""
         graph = self.network(assignment)
-        return Subnet(dict(assignment), graph, *self._lowered(_key(assignment), graph))
+        return Subnet(dict(assignment), graph, *self._lowered(assignment_key(assignment), graph))
 
     def of_graph(self, graph: Graph) -> Subnet:
         """A network of the space (built as :meth:`network` builds it) as a subnet
@@ -156,7 +156,7 @@ class Supernet:
         :func:`nas.space.restrict`, :func:`nas.space.near`); its network is
         kept for :meth:`network`, which need not decode it again."""
         assignment, decoded = draw(space or self.space, rng)
-        self._keep(_key(assignment), build(decoded, classes=self.classes))
+        self._keep(assignment_key(assignment), build(decoded, classes=self.classes))
         return assignment
 
     def census(self, rng: random.Random, samples: int = CENSUS_SAMPLES) -> int:
@@ -240,10 +240,6 @@ def nested_names(module: Stepped) -> dict[str, str]:
         top, dot, rest = name.partition(".")
         names[name] = module.paths[top] + dot + rest if top in module.paths else name
     return names
-
-
-def _key(assignment: Mapping[str, Any]) -> str:
-    return repr(sorted(assignment.items()))
 
 
 def _largest_with(space: Space, label: str, value: Any) -> Assignment:
