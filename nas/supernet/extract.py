@@ -105,6 +105,7 @@ def supernet_model(
     supernet (``source`` adds what names the network in it) and its
     accuracy records the inherited figure beside (``accuracy`` adds more)."""
     if finetuned is not None:
+        state: Mapping[str, torch.Tensor] | None = finetuned.state
         figures = {
             "value": finetuned.accuracy,
             "epochs": len(finetuned.curve),
@@ -113,10 +114,10 @@ def supernet_model(
             "recipe": finetuned.recipe,
         }
     else:
-        figures = {"value": inherited, "epochs": 0}
+        state, figures = weights, {"value": inherited, "epochs": 0}
     return Model(
         graph,
-        dict(finetuned.state if finetuned is not None else weights or {}),
+        None if state is None else dict(state),
         name=f"{info.space}-supernet",
         source={"kind": "supernet", "path": str(directory), **source},
         accuracy={**figures, "data": data.name, "split": "validation", "inherited": inherited, **(accuracy or {})},
