@@ -354,7 +354,7 @@ def test_the_search_keeps_the_finalist_a_short_fine_tune_ranks_first(
 
 @pytest.mark.slow
 def test_the_export_command_writes_a_named_network_with_the_weights_it_inherits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train_tiny_supernet(tmp_path, monkeypatch)
     supernet, info = load_supernet(tmp_path / "sn")
@@ -384,12 +384,19 @@ def test_the_export_command_writes_a_named_network_with_the_weights_it_inherits(
     assert (
         "the smallest network with `body.depth=2` of the supernet `sn`" in (tmp_path / "small" / "MODEL.md").read_text()
     )
-    # one line and exit 2: a zoo net the space does not hold, a fix outside its domain, a net and a fix at once
-    assert main(["supernet", "export", "sn", "-o", "x", "--net", "lenet5"]) == 2
-    assert main(["supernet", "export", "sn", "-o", "x", "--fix", "body.depth=7"]) == 2
-    assert main(["supernet", "export", "sn", "-o", "x", "--net", "lenet5", "--fix", "body.depth=1"]) == 2
-    assert main(["supernet", "export", "sn", "-o", "big", *quiet]) == 2  # an export already there is kept
-    assert not (tmp_path / "x").exists()
+    # one line and exit 2: a zoo net the space does not hold, a fix outside its domain, a net and a fix at
+    # once, an export already there (kept)
+    capsys.readouterr()
+    for refused, says in (
+        (["-o", "x", "--net", "lenet5"], "'lenet5' is not a network of the supernet's space"),
+        (["-o", "x", "--fix", "body.depth=7"], "outside the domain of 'body.depth'"),
+        (["-o", "x", "--net", "lenet5", "--fix", "body.depth=1"], "not both"),
+        (["-o", "big", *quiet], "holds an export already"),
+    ):
+        assert main(["supernet", "export", "sn", *refused]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert says in line
+    assert not (tmp_path / "x").exists() and (tmp_path / "big" / "model.json").is_file()
 
 
 def test_a_zoo_net_is_chosen_by_its_own_assignment_and_one_outside_the_space_names_those_inside() -> None:
