@@ -198,6 +198,18 @@ def test_nets_whose_inputs_a_space_cannot_take_are_passed_over_and_no_fixed_poin
     assert S.fixed_points(cifar) == held == ["resnet110", "resnet1202", "resnet20", "resnet32", "resnet44", "resnet56"]
 
 
+def test_latest_keeps_the_most_recently_used_and_makes_only_what_it_lacks() -> None:
+    latest: S.Latest[int] = S.Latest(2)
+    made: list[str] = []
+
+    def make(key: str) -> int:
+        made.append(key)
+        return len(made)
+
+    assert [latest.get(k, lambda k=k: make(k)) for k in ("a", "b", "a", "c", "a", "b")] == [1, 2, 1, 3, 1, 4]
+    assert made == ["a", "b", "c", "b"] and len(latest) == 2  # "b" was the least recently used when "c" came
+
+
 def test_a_net_outside_the_space_is_refused_with_a_reason(tiny: S.Space) -> None:
     with pytest.raises(NASError, match="not a fixed point of space 'residual'"):
         S.encode(S.load_space("residual"), nas.build("vgg11"))

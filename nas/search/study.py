@@ -43,7 +43,6 @@ import random
 import statistics
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -277,19 +276,15 @@ class _Search:
         self.recipe = choose_recipe(data, config.recipe)
         self.augmentation = augmentation_of(data, self.recipe.augment if config.augment is None else config.augment)
         self.inherit = inherit
-        self._recent: OrderedDict[str, Graph] = OrderedDict()
+        self._recent: S.Latest[Graph] = S.Latest(RECENT_NETWORKS)
 
     def network(self, assignment: S.Assignment) -> Graph:
         """The assignment's network, fitted to the data's classes. The latest
         few are kept: the evolutionary sampler builds a child (to hash it)
         just before its trial builds it again."""
-        kept = S.assignment_key(assignment)
-        graph = self._recent.pop(kept, None)
-        if graph is None:
-            graph = build(S.decode(self.space, assignment), classes=self.data.classes)
-        self._recent[kept] = graph
-        while len(self._recent) > RECENT_NETWORKS:
-            self._recent.popitem(last=False)
+        graph = self._recent.get(
+            S.assignment_key(assignment), lambda: build(S.decode(self.space, assignment), classes=self.data.classes)
+        )
         for key, bound in self.space.limits.items():
             if getattr(graph, key) > bound:
                 raise NASError(f"{key} {getattr(graph, key):,} exceed the space's limit of {bound:,.0f}")

@@ -42,6 +42,7 @@ around a given network, its fixed point).
 
 from nas.space.around import around, around_point, around_summary
 from nas.space.encode import assignment_from_plain, encode, from_plain, may_hold
+from nas.space.latest import Latest
 from nas.space.model import Assignment, Const, Decision, Expr, MappingValue, Slot, Space, Use
 from nas.space.operations import (
     MAX_TRIES,
@@ -71,6 +72,7 @@ __all__ = [
     "Const",
     "Decision",
     "Expr",
+    "Latest",
     "MappingValue",
     "Slot",
     "Space",

@@ -16,7 +16,6 @@ is evaluated or extracted, as Once-for-All and BigNAS do.
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,7 @@ from nas.io.build import build
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
 from nas.passes.lower import Stepped
-from nas.space import Assignment, Space, assignment_key, decode, draw, end, extreme, numeric, restrict
+from nas.space import Assignment, Latest, Space, assignment_key, decode, draw, end, extreme, numeric, restrict
 from nas.supernet.bank import Bank
 from nas.train import logits
 
@@ -95,8 +94,8 @@ class Supernet:
         self.space = space
         self.classes = classes
         self.bank = Bank()
-        self._modules: OrderedDict[str, tuple[nn.Module, dict[str, str]]] = OrderedDict()
-        self._graphs: OrderedDict[str, Graph] = OrderedDict()
+        self._modules: Latest[tuple[nn.Module, dict[str, str]]] = Latest(CACHED_MODULES)
+        self._graphs: Latest[Graph] = Latest(CACHED_MODULES)
         self._largest: Assignment | None = None
         self._smallest: Assignment | None = None
         self.device = torch.device("cpu")
@@ -105,17 +104,9 @@ class Supernet:
 
     def network(self, assignment: Mapping[str, Any]) -> Graph:
         """The assignment's network, fitted to the classes (kept for reuse: the extremes are asked for every step)."""
-        key = assignment_key(assignment)
-        graph = self._graphs.pop(key, None)
-        if graph is None:
-            graph = build(decode(self.space, assignment), classes=self.classes)
-        return self._keep(key, graph)
-
-    def _keep(self, key: str, graph: Graph) -> Graph:
-        self._graphs[key] = graph
-        while len(self._graphs) > CACHED_MODULES:
-            self._graphs.popitem(last=False)
-        return graph
+        return self._graphs.get(
+            assignment_key(assignment), lambda: build(decode(self.space, assignment), classes=self.classes)
+        )
 
     def subnet(self, assignment: Mapping[str, Any]) -> Subnet:
         """The assignment's network and its lowered module (kept for reuse, by assignment)."""
@@ -128,16 +119,13 @@ class Supernet:
         return Subnet({}, graph, *self._lowered(graph.hash, graph))
 
     def _lowered(self, key: str, graph: Graph) -> tuple[nn.Module, dict[str, str]]:
-        lowered = self._modules.pop(key, None)
-        if lowered is None:
+        def lower() -> tuple[nn.Module, dict[str, str]]:
             module = Stepped(graph).to(self.device)
             for p in module.parameters():
                 p.requires_grad_(False)
-            lowered = module, nested_names(module)
-        self._modules[key] = lowered
-        while len(self._modules) > CACHED_MODULES:
-            self._modules.popitem(last=False)
-        return lowered
+            return module, nested_names(module)
+
+        return self._modules.get(key, lower)
 
     def largest(self) -> Assignment:
         """The network of the most MACs (:func:`nas.space.end`): the sandwich rule's teacher."""
@@ -156,7 +144,7 @@ class Supernet:
         :func:`nas.space.restrict`, :func:`nas.space.near`); its network is
         kept for :meth:`network`, which need not decode it again."""
         assignment, decoded = draw(space or self.space, rng)
-        self._keep(assignment_key(assignment), build(decoded, classes=self.classes))
+        self._graphs.put(assignment_key(assignment), build(decoded, classes=self.classes))
         return assignment
 
     def census(self, rng: random.Random, samples: int = CENSUS_SAMPLES) -> int:
