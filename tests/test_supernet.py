@@ -29,6 +29,7 @@ from nas.search.results import best_trial, leaders, trial_model
 from nas.supernet import (
     Bank,
     EpochLog,
+    Inheritance,
     Supernet,
     SupernetRun,
     choose,
@@ -328,6 +329,12 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
         assert target["finetuned"]["accuracy"] == stored["accuracy"]["value"]
         assert Path(target["finetuned"]["directory"]).resolve() == exported.resolve()
     assert main(["supernet", "search", "nowhere", "--latency-budget-ms", "1"]) == 2
+    # a device this machine lacks: one line naming it, before any trial (the studies keep their trials)
+    capsys.readouterr()
+    assert main([*search, "--device", "cuda:99"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "'cuda:99' is not here" in line
+    assert [len(load_study("sqlite:///runs/nas.db", t["study"]).trials) for t in report["targets"]] == [4, 4]
 
 
 @pytest.mark.slow
@@ -397,11 +404,24 @@ def test_the_export_command_writes_a_named_network_with_the_weights_it_inherits(
         (["-o", "x", "--fix", "body.depth=7"], "outside the domain of 'body.depth'"),
         (["-o", "x", "--net", "lenet5", "--fix", "body.depth=1"], "not both"),
         (["-o", "big", *quiet], "holds an export already"),
+        (["-o", "x", "--device", "cuda:99"], "'cuda:99' is not here"),
     ):
         assert main(["supernet", "export", "sn", *refused]) == 2
         (line,) = capsys.readouterr().err.splitlines()
         assert says in line
     assert not (tmp_path / "x").exists() and (tmp_path / "big" / "model.json").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_supernet_evaluates_its_networks_on_a_gpu_as_on_the_cpu(supernet: Supernet) -> None:
+    data = load_data("digits")
+    inherit = Inheritance(supernet, data, "digits")
+    network = supernet.network(supernet.largest())
+    on_cpu, weights = inherit(network)
+    on_gpu, moved = inherit.to(torch.device("cuda"))(network)
+    assert supernet.device.type == "cuda" and all(t.device.type == "cuda" for t in supernet.bank.parameters())
+    assert abs(on_gpu - on_cpu) <= 2 / len(data.val)  # the same network, a kernel's rounding apart
+    assert moved.keys() == weights.keys() and all(t.device.type == "cpu" for t in moved.values())
 
 
 def test_a_zoo_net_is_chosen_by_its_own_assignment_and_one_outside_the_space_names_those_inside() -> None:

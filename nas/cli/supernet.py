@@ -215,10 +215,12 @@ def search_command(
         int, typer.Option("--screen-epochs", help="Epochs of fine-tuning that screen the finalists.")
     ] = 1,
     runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best models.")] = "runs",
+    device: DeviceOption = None,
     as_json: Json = False,
 ) -> None:
     """Search a trained supernet under each latency budget (and table), in seconds per budget."""
     info = read_info(Path(directory))
+    runs_on = resolve_device(device)  # once: the evaluations and the fine-tuning share it
     if finetune < 0:
         raise NASError("--finetune-epochs must be 0 or more", field="finetune-epochs")
     if finalists < 1 or screen < 1:
@@ -243,6 +245,7 @@ def search_command(
                 seed=seed,
                 runs=runs,
                 prune=False,
+                device=str(runs_on),
             )
             started = time.perf_counter()
             result = nas.search.run_search(config)
@@ -283,6 +286,7 @@ def search_command(
                     recipe=info.training.get("recipe"),
                     seed=seed,
                     storage=config.storage,
+                    device=runs_on,
                 )
                 for number, accuracy in kept.screened.items():
                     say(f"  finalist trial {number}: {accuracy:.4f} after {screen} epochs of fine-tuning")
@@ -344,6 +348,7 @@ def export_command(
     formats: FormatsOption = "yaml,weights,pt2,torchscript,onnx",
     latency: CardLatencyOption = "torch",
     force: ForceOption = False,
+    device: DeviceOption = None,
     as_json: Json = False,
 ) -> None:
     """Export one network of a trained supernet with its inherited weights (or fine-tuned from them).
@@ -360,7 +365,9 @@ def export_command(
     if net is not None and smallest:
         raise NASError("a zoo net has its own size", field="smallest", hint="drop --smallest or --net")
     nas.export.check_target(Path(output), overwrite=force)  # before minutes of evaluation and fine-tuning
+    runs_on = resolve_device(device)
     supernet, info = load_supernet(Path(directory))
+    supernet.to(runs_on)
     split = load_data(info.data)
     values = parse_fixes(supernet.space, fix or [])
     assignment = choose(supernet.space, net=net, values=values, largest=not smallest)
@@ -369,7 +376,9 @@ def export_command(
     print(f"inherited accuracy {taken.inherited:.4f} ({taken.graph.params:,} params)", file=sys.stderr)
     trained = None
     if finetune:
-        trained = train(taken.graph, split, recipe=recipe, epochs=finetune, seed=seed, weights=taken.weights)
+        trained = train(
+            taken.graph, split, recipe=recipe, epochs=finetune, seed=seed, weights=taken.weights, device=runs_on
+        )
         print(f"fine-tuned {finetune} epochs: accuracy {trained.accuracy:.4f}", file=sys.stderr)
     which = f"zoo:{net}" if net else "smallest" if smallest else "largest"
     model = supernet_model(

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial
 
 from nas.data import DataSet
@@ -54,8 +55,10 @@ def finetune_best(
     recipe: str | Recipe | None = None,
     seed: int = 0,
     storage: str | None = None,
+    device: str | torch.device | None = None,
 ) -> Finetuned:
-    """Fine-tune the best of a study's ``count`` leaders (see module docs).
+    """Fine-tune the best of a study's ``count`` leaders (see module docs) on
+    ``device`` (as :func:`nas.train.train` reads it).
 
     Raises:
         NASError: no feasible trial, a leader's weights missing, or counts
@@ -77,10 +80,10 @@ def finetune_best(
         for t in finalists:
             m = models[t.number]
             screened[t.number] = train(
-                m.graph, data, recipe=recipe, epochs=screen_epochs, seed=seed, weights=m.weights
+                m.graph, data, recipe=recipe, epochs=screen_epochs, seed=seed, weights=m.weights, device=device
             ).accuracy
     # Ties (and a single finalist) go to the higher inherited accuracy: the leaders' order.
     chosen = max(finalists, key=lambda t: screened[t.number]) if screened else finalists[0]
     model = models[chosen.number]
-    result = train(model.graph, data, recipe=recipe, epochs=epochs, seed=seed, weights=model.weights)
+    result = train(model.graph, data, recipe=recipe, epochs=epochs, seed=seed, weights=model.weights, device=device)
     return Finetuned(chosen, model, result, screened)

@@ -134,7 +134,8 @@ class SearchConfig:
     """The data's own augmentation (``True``), none (``False``), one by name,
     or as the recipe says (``None``)."""
     device: str | None = None
-    """Where trials train: ``cpu``, ``cuda:N``, ``auto`` (a GPU no other worker claimed); default: the first GPU."""
+    """Where trials train (over a supernet: where its networks are evaluated): ``cpu``, ``cuda:N``, ``auto``
+    (a GPU no other worker claimed); default: the first GPU."""
     amp: bool | None = None
     channels_last: bool | None = None
     data_workers: int | None = None
@@ -275,7 +276,7 @@ class _Search:
         self.device = resolve_device(config.device, claims=folder.parent / ".gpus")
         self.recipe = choose_recipe(data, config.recipe)
         self.augmentation = augmentation_of(data, self.recipe.augment if config.augment is None else config.augment)
-        self.inherit = inherit
+        self.inherit = None if inherit is None else inherit.to(self.device)  # a supernet evaluates where trials train
         self._recent: S.Latest[Graph] = S.Latest(RECENT_NETWORKS)
 
     def network(self, assignment: S.Assignment) -> Graph:

@@ -328,7 +328,16 @@ class Inheritance:
 
     def __init__(self, supernet: Supernet, data: DataSet, recipe: str | Recipe | None = None) -> None:
         self.supernet = supernet
-        self.feeds = feeds(supernet, data, choose_recipe(data, recipe), False)
+        self.data = data
+        self.recipe = choose_recipe(data, recipe)
+        self.feeds = feeds(supernet, data, self.recipe, False)
+
+    def to(self, device: torch.device) -> Inheritance:
+        """Evaluate on ``device``: the bank moved there, the batches fed there."""
+        if device != self.supernet.device:
+            self.supernet.to(device)
+            self.feeds = feeds(self.supernet, self.data, self.recipe, False)
+        return self
 
     def __call__(self, graph: Graph) -> tuple[float, dict[str, torch.Tensor]]:
         """The network's accuracy and weights.
