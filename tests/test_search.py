@@ -638,15 +638,29 @@ def test_fixes_narrow_every_trial_and_belong_to_the_study(tmp_path: Path) -> Non
         run_search(config(tmp_path, study="other", fix=("pool9.present=false",)))
 
 
+class _Inherited:
+    """Any supernet's answer, moved where a search puts it."""
+
+    device: torch.device | None = None
+
+    def to(self, device: torch.device) -> _Inherited:
+        self.device = device
+        return self
+
+    def __call__(self, graph: nas.Graph) -> tuple[float, dict[str, torch.Tensor]]:
+        return 0.5, {"w": torch.zeros(1)}
+
+
 def test_over_a_supernet_the_classic_nets_over_the_budget_are_evaluated_too(tmp_path: Path, digits: DataSet) -> None:
     space = S.narrowed(S.load_space("early"), ["x.shape=1x29x29"])  # Ciresan's CNN and MLP
     by_macs = sorted(S.fixed_points(space), key=lambda n: nas.zoo.load(n).macs)
     latency = lambda g: (g.macs / 1e6, "")  # noqa: E731 (one ms per million MACs)
     budget = (nas.zoo.load(by_macs[0]).macs + nas.zoo.load(by_macs[1]).macs) / 2e6
     settings = config(tmp_path, objective="accuracy", latency_budget_ms=budget)
-    inherited = lambda g: (0.5, {"w": torch.zeros(1)})  # noqa: E731 (any supernet's answer)
+    inherited = _Inherited()
     trained = _Search(settings, space, digits, latency, tmp_path)
     shared = _Search(settings, space, digits, latency, tmp_path, inherit=inherited)  # type: ignore[arg-type]
+    assert inherited.device == shared.device  # the supernet evaluates where the search's trials would train
     rng = random.Random(0)
     assert [o for o, _, _ in starting_points(trained, rng)] == [f"zoo:{by_macs[0]}"]
     assert [o for o, _, _ in starting_points(shared, rng)] == [f"zoo:{n}" for n in by_macs]
