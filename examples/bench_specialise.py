@@ -372,6 +372,11 @@ def main() -> None:
             if args.json:  # after every seed: a long run stopped early keeps what it measured
                 Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
     print(f"space {args.space} narrowed by: {' '.join(FIXES[args.space])}; budget {args.budget:g} ms")
+    if args.scratch_from:
+        print(
+            f"from-scratch times read from {args.scratch_from}: the speed-ups set them against times measured in "
+            "this run, perhaps on another machine; quote the figures of one run"
+        )
     print(
         f"from scratch: {args.scratch_trials} trials of {args.scratch_epochs} epochs; supernet: "
         f"{args.supernet_epochs} epochs ({rule(args)}), {args.trials} inherited trials, "
