@@ -39,7 +39,7 @@ from nas.supernet import (
     train_supernet,
     window,
 )
-from nas.train import RECIPES, accuracy
+from nas.train import RECIPES, Precision, accuracy
 
 SPACE = """
 name: tiny
@@ -472,6 +472,36 @@ def test_a_supernet_step_clips_the_gradients_the_recipe_bounds(space: S.Space) -
     assert clipped < 1e-8 < 1e-3 < free
 
 
+def test_a_half_precision_step_moves_the_bank_as_a_float32_one(space: S.Space) -> None:
+    """Mixed precision as on a GPU (fp16 autocast, here on the CPU): the subnets' gradients
+    are scaled, summed, unscaled before clipping and the step; the bank stays float32."""
+    data = load_data("digits")
+    fixed = S.restrict(space, {"x.shape": (1, 8, 8)})
+    sgd = RECIPES["cifar"].with_changes(weight_decay=0.0, warmup=0.0, momentum=0.0, nesterov=False, augment=False)
+    for clip in (None, 0.05):
+        moved = []
+        for precision in (Precision(None, True), Precision(torch.float16, True)):
+            torch.manual_seed(0)
+            net = Supernet(fixed, data.classes)
+            net.census(random.Random(0), samples=4)
+            before = {name: net.bank[name].detach().clone() for name in net.bank.names}
+            recipe = sgd.with_changes(clip_grad=clip)
+            run = SupernetRun(net, data, recipe=recipe, epochs=1, precision=precision)
+            assert (run.state.scaler is not None) == (precision.dtype == torch.float16)
+            run.optimise()
+            x, y = next(iter(run.feeds["train"].epoch(0)))
+            run.step(x, y, random.Random(0), 0)
+            assert all(p.dtype == torch.float32 for p in net.bank.parameters())
+            moved.append(torch.cat([(net.bank[n].detach() - before[n]).flatten() for n in net.bank.names]))
+        full, half = moved
+        assert not torch.equal(half, full)  # computed in half precision, rounded apart
+        assert float((half - full).norm()) <= 0.05 * float(full.norm())
+        if clip is not None:  # clipped to the bound in both, not to the bound over the loss scale
+            lr = recipe.lr_at(recipe.batch_size)
+            assert float(half.norm()) == pytest.approx(lr * clip, rel=1e-3)
+            assert float(full.norm()) == pytest.approx(lr * clip, rel=1e-3)
+
+
 def test_the_command_refuses_more_progressive_epochs_than_epochs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -480,6 +510,26 @@ def test_the_command_refuses_more_progressive_epochs_than_epochs(
     err = capsys.readouterr().err
     assert "--progressive must be fewer than the 2 epochs" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "sn").exists()
+
+
+def test_the_command_refuses_mixed_precision_on_the_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["supernet", "train", "--space", "mobile", "--fix", "x.shape=3x32x32", "--amp", "--device", "cpu"]
+    assert main([*args, "-o", str(tmp_path / "sn")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "mixed precision (--amp) trains on a GPU only" in line and "--device cuda" in line
+    assert not (tmp_path / "sn").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_supernet_trains_in_mixed_precision_on_a_gpu_by_default(space: S.Space, tmp_path: Path) -> None:
+    data = load_data("digits")
+    torch.manual_seed(0)
+    net = Supernet(S.restrict(space, {"x.shape": (1, 8, 8)}), data.classes).to(torch.device("cuda"))
+    run = SupernetRun(net, data, recipe="digits", epochs=2)
+    assert run.precision.dtype in (torch.bfloat16, torch.float16) and run.settings(data)["amp"]
+    log = train_supernet(run, data, directory=tmp_path / "sn")
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in net.bank.parameters())
+    assert log[-1].loss < log[0].loss and log[-1].largest > 0.5
 
 
 def test_the_sandwich_ends_are_the_most_and_fewest_macs_not_the_ends_of_each_domain() -> None:

@@ -27,6 +27,7 @@ import nas
 import nas.export
 import nas.search
 from nas.cli.console import (
+    AmpOption,
     CardLatencyOption,
     ClipGradOption,
     DataOption,
@@ -60,7 +61,7 @@ from nas.supernet import (
 )
 from nas.supernet.extract import choose, extract, supernet_model
 from nas.supernet.store import META
-from nas.train import EvaluationFailed, choose_recipe, resolve_device, train
+from nas.train import EvaluationFailed, choose_recipe, precision_for, resolve_device, train
 
 app = typer.Typer(
     name="supernet",
@@ -90,6 +91,7 @@ def train_command(
     clip_grad: ClipGradOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and of the subnets drawn.")] = 0,
     device: DeviceOption = None,
+    amp: AmpOption = None,
     as_json: Json = False,
 ) -> None:
     """Train one supernet for a space; run it again after an interruption and it resumes."""
@@ -105,6 +107,8 @@ def train_command(
             field="progressive",
             hint=f"give 0 (off) to {epochs - 1}, e.g. {epochs // 2}",
         )
+    runs_on = resolve_device(device)
+    precision = precision_for(runs_on, amp=amp)  # --amp on the CPU refused before any work
     directory = Path(output)
     space = load_space(space_name)
     assert space.file is not None  # a loaded space knows its file
@@ -118,10 +122,11 @@ def train_command(
         classes=split.classes,
         training={"recipe": chosen.name, "rule": rule, "random_subnets": random_subnets, "epochs": epochs}
         | ({"progressive": progressive} if progressive else {})
-        | ({"clip_grad": chosen.clip_grad} if chosen.clip_grad is not None else {}),
+        | ({"clip_grad": chosen.clip_grad} if chosen.clip_grad is not None else {})
+        | ({"amp": precision.plain()["amp"]} if precision.dtype is not None else {}),
     )
     _check_same(directory, info)
-    supernet = Supernet(narrowed(space, fixed), split.classes).to(resolve_device(device))
+    supernet = Supernet(narrowed(space, fixed), split.classes).to(runs_on)
     run = SupernetRun(
         supernet,
         split,
@@ -131,6 +136,7 @@ def train_command(
         random_subnets=random_subnets,
         progressive=progressive,
         seed=seed,
+        precision=precision,
     )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / META).write_text(json.dumps(info.__dict__, indent=2) + "\n")

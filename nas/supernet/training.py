@@ -45,7 +45,7 @@ from nas.ir.errors import NASError, WriteError, one_line
 from nas.ir.graph import Graph
 from nas.space import Assignment, Space, end, near
 from nas.supernet.net import Subnet, Supernet
-from nas.train import EvaluationFailed, Recipe, choose_recipe, precision_for
+from nas.train import EvaluationFailed, Precision, Recipe, choose_recipe, precision_for
 from nas.train.checkpoint import RunState
 
 RULES = ("sandwich", "uniform")
@@ -83,7 +83,13 @@ def step_rng(seed: int, epoch: int, step: int) -> random.Random:
 
 
 class SupernetRun:
-    """A supernet, its optimiser and schedule, and its training steps."""
+    """A supernet, its optimiser and schedule, and its training steps.
+
+    ``precision`` is how steps compute (default: :func:`nas.train.precision_for`
+    the supernet's device, mixed precision on a GPU as for any training):
+    under fp16 the subnets' gradients are scaled, summed, and unscaled
+    before clipping and the step; the bank itself stays float32.
+    """
 
     def __init__(
         self,
@@ -97,6 +103,7 @@ class SupernetRun:
         augment: bool | str | None = None,
         progressive: int = 0,
         seed: int = 0,
+        precision: Precision | None = None,
     ) -> None:
         if rule not in RULES:
             raise NASError(f"unknown sampling rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
@@ -113,11 +120,13 @@ class SupernetRun:
         self.random_subnets = random_subnets
         self.progressive = progressive
         self.seed = seed
+        self.precision = precision or precision_for(supernet.device)
         self._phases: dict[float, tuple[Space, Assignment]] = {}
         self.feeds = feeds(supernet, data, self.recipe, augment)
         self.steps = len(self.feeds["train"])
         self.loss = torch.nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
-        self.state = RunState(supernet.bank, None, None, None)
+        scaler = torch.amp.GradScaler(supernet.device.type) if self.precision.scaled else None
+        self.state = RunState(supernet.bank, None, None, scaler)
         self.log: list[EpochLog] = []
 
     def settings(self, data: DataSet) -> dict[str, Any]:
@@ -131,7 +140,8 @@ class SupernetRun:
             "random_subnets": self.random_subnets,
             "seed": self.seed,
         }
-        return settings | ({"progressive": self.progressive} if self.progressive else {})
+        settings |= {"progressive": self.progressive} if self.progressive else {}
+        return settings | ({"amp": self.precision.plain()["amp"]} if self.precision.dtype is not None else {})
 
     def optimise(self, step: int = 0) -> None:
         """A new optimiser and schedule over the bank as it is now, the schedule at ``step``."""
@@ -174,27 +184,35 @@ class SupernetRun:
         for s in subnets:  # a drawn subnet larger than the census saw grows the bank
             if self.supernet.bank.grow(s.graph, s.parameters()):
                 self.optimise(done)
-        optimizer = self.state.optimizer
+        optimizer, scaler = self.state.optimizer, self.state.scaler
         assert optimizer is not None
         optimizer.zero_grad(set_to_none=True)
         losses = []
         teacher: torch.Tensor | None = None
         for i, s in enumerate(subnets):
             s.module.train()
-            out = self.supernet.forward(s, x).float()
+            with self.precision.autocast(self.supernet.device):
+                out = self.supernet.forward(s, x).float()
             if self.rule == "sandwich" and i > 0:
                 assert teacher is not None
                 loss = F.kl_div(F.log_softmax(out, 1), F.softmax(teacher, 1), reduction="batchmean")
             else:
                 loss = self.loss(out, y)
                 teacher = out.detach()
-            loss.backward()
+            (loss if scaler is None else scaler.scale(loss)).backward()
             losses.append(float(loss.detach()))
         value = sum(losses) / len(losses)
         if not math.isfinite(value):
             raise EvaluationFailed(f"the supernet's loss is {value} at step {done + 1}")
-        self.recipe.clip(self.supernet.bank.parameters())
-        optimizer.step()
+        if scaler is None:
+            self.recipe.clip(self.supernet.bank.parameters())
+            optimizer.step()
+        else:  # fp16: the summed gradients unscaled before clipping; a step with overflowed ones skipped
+            if self.recipe.clip_grad is not None:
+                scaler.unscale_(optimizer)
+                self.recipe.clip(self.supernet.bank.parameters())
+            scaler.step(optimizer)
+            scaler.update()
         assert self.state.scheduler is not None
         self.state.scheduler.step()
         return value

@@ -18,13 +18,14 @@ Example:
 """
 
 from nas.train.checkpoint import save_tensors, state_of
-from nas.train.device import default_device, precision_for, resolve_device
+from nas.train.device import Precision, default_device, precision_for, resolve_device
 from nas.train.loop import EvaluationFailed, TrainResult, accuracy, choose_recipe, input_shape, logits, train
 from nas.train.recipes import RECIPES, Recipe, default_recipe, recipe
 
 __all__ = [
     "RECIPES",
     "EvaluationFailed",
+    "Precision",
     "Recipe",
     "TrainResult",
     "accuracy",
