@@ -219,7 +219,7 @@ def test_the_network_a_space_was_written_around_is_where_a_search_starts(tmp_pat
     target.write_text(S.around(graph))
     storage = f"sqlite:///{tmp_path}/nas.db"
     args = ["--space", str(target), "--objective", "proxy:naswot", "--trials", "2", "--latency-budget-ms", "1000"]
-    assert main(["search", *args, "--storage", storage, "--study", "s", "--runs", str(tmp_path / "runs")]) == 0
+    assert main(["search", *args, "--storage", storage, "--study", "s", "-o", str(tmp_path / "runs")]) == 0
     first, second = optuna.load_study(study_name="s", storage=storage).trials[:2]
     assert TrialRecord.of(first).origin == "around:net" and TrialRecord.of(first).hash == graph.hash
     assert TrialRecord.of(second).hash != graph.hash

@@ -343,7 +343,7 @@ def test_the_search_keeps_the_finalist_a_short_fine_tune_ranks_first(
 ) -> None:
     train_tiny_supernet(tmp_path, monkeypatch)
     search = ["supernet", "search", "sn", "--latency-budget-ms", "50", "--trials", "8", "--storage", "sqlite:///s.db"]
-    assert main([*search, "--finalists", "3", "--finetune-epochs", "1"]) == 0
+    assert main([*search, "--finalists", "3", "--finetune-epochs", "1", "-o", "found"]) == 0
     study = load_study("sqlite:///s.db")
     top = leaders(study, 3)
     assert len({TrialRecord.of(t).hash for t in top}) == 3
@@ -358,8 +358,8 @@ def test_the_search_keeps_the_finalist_a_short_fine_tune_ranks_first(
     assert model.weights is not None
     again = nas.train.train(model.graph, load_data("digits"), recipe="digits", epochs=1, weights=model.weights)
     assert again.accuracy == kept.screened[runner_up.number]
-    card = json.loads((tmp_path / "runs" / "sn-50ms" / "finetuned" / "model.json").read_text())
-    assert card["source"]["trial"] == kept.trial.number
+    card = json.loads((tmp_path / "found" / "sn-50ms" / "finetuned" / "model.json").read_text())
+    assert card["source"]["trial"] == kept.trial.number and not (tmp_path / "runs").exists()
     assert card["accuracy"]["screened"] == {str(n): a for n, a in kept.screened.items()}
     assert main([*search, "--finalists", "0"]) == 2
 

@@ -54,7 +54,7 @@ def search(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and the weights.")] = 0,
     trial_timeout: Annotated[float, typer.Option("--trial-timeout", help="Seconds of training per trial.")] = 120.0,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per trial.")] = 2,
-    runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best model.")] = "runs",
+    runs: Annotated[str, typer.Option("-o", "--runs", help="Folder for weights and the best model.")] = "runs",
     prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Median stopping rule between epochs.")] = True,
     recipe: RecipeOption = None,
     augment: AugmentOption = None,

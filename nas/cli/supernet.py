@@ -220,7 +220,7 @@ def search_command(
     screen: Annotated[
         int, typer.Option("--screen-epochs", help="Epochs of fine-tuning that screen the finalists.")
     ] = 1,
-    runs: Annotated[str, typer.Option("--runs", help="Folder for weights and the best models.")] = "runs",
+    runs: Annotated[str, typer.Option("-o", "--runs", help="Folder for weights and the best models.")] = "runs",
     device: DeviceOption = None,
     as_json: Json = False,
 ) -> None:
