@@ -23,7 +23,12 @@ For each seed of ``--seeds``, on one narrowed space (``--space``, narrowed by
   from scratch to the supernet's accuracy, or a lower bound on it;
 * specialisation: one more budget (``--more-budget``) searched on the same
   supernet and its best fine-tuned: the time a new target costs once a
-  supernet exists.
+  supernet exists;
+* trained again (``--again``, untimed): each arm's final network trained
+  once more with another seed, the from-scratch best from scratch and the
+  supernet's from its inherited weights. The from-scratch best is the
+  highest of many validation scores and so flatters its network; the
+  second run's accuracy carries no such selection.
 
 Each arm measures latency into a store of its own, so that neither is
 timed on figures the other measured; or both predict it from one table
@@ -48,6 +53,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -64,9 +70,11 @@ from bench_supernet import FIXES, fail, read_earlier
 import nas
 import nas.space as S
 from nas.data import load_data
+from nas.export import Model
 from nas.ir.errors import NASError
 from nas.search import SearchConfig, SearchResult, load_study, run_search
-from nas.search.finalists import FINALISTS, finetune_best
+from nas.search.finalists import FINALISTS, Finetuned, finetune_best
+from nas.search.results import trial_model
 from nas.supernet import EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
 
@@ -86,9 +94,9 @@ def search(config: SearchConfig, cache: Path) -> tuple[SearchResult, float]:
     return result, time.perf_counter() - started
 
 
-def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple[float, float, nas.Graph]:
+def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple[float, float, Finetuned]:
     """The search's finalists screened and the best fine-tuned from its inherited weights
-    (:func:`nas.search.finalists.finetune_best`): accuracy, seconds, the network kept."""
+    (:func:`nas.search.finalists.finetune_best`): accuracy, seconds, what was kept."""
     started = time.perf_counter()
     kept = finetune_best(
         load_study(result.storage, result.study),
@@ -100,12 +108,24 @@ def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple
         seed=seed,
         storage=result.storage,
     )
-    return kept.result.accuracy, time.perf_counter() - started, kept.model.graph
+    return kept.result.accuracy, time.perf_counter() - started, kept
 
 
 def control(graph: nas.Graph, args: argparse.Namespace, seed: int) -> float:
     """The kept network trained for the fine-tuning's epochs from its own initialisation (untimed)."""
     return train(graph, load_data(args.data), recipe=args.recipe, epochs=args.finetune_epochs, seed=seed).accuracy
+
+
+AGAIN_SEED = 1000
+"""Added to a seed for the untimed runs of ``--again``: another order of batches (and initialisation)."""
+
+
+def again(model: Model, epochs: int, args: argparse.Namespace, seed: int) -> float:
+    """An arm's final network trained once more as it was (from scratch, or fine-tuned from the same
+    inherited weights), with another seed, untimed: its accuracy measured without selection."""
+    data = load_data(args.data)
+    run = train(model.graph, data, recipe=args.recipe, epochs=epochs, seed=seed + AGAIN_SEED, weights=model.weights)
+    return run.accuracy
 
 
 def scratch_search(seed: int, epochs: int, args: argparse.Namespace, folder: Path) -> tuple[SearchResult, float]:
@@ -170,7 +190,8 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
     if result.best is None:
         fail(f"the supernet search found no network within {budget} ms: {result.best_error}; raise the budget")
     accuracy, finetune_s, kept = finetune(result, args, seed)
-    own = control(kept, args, seed) if args.control else None
+    own = control(kept.model.graph, args, seed) if args.control else None
+    repeated = again(kept.model, args.finetune_epochs, args, seed) if args.again else None
     log(
         f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}"
         + ("" if own is None else f" (from its own initialisation {own:.4f})")
@@ -183,6 +204,7 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
         "inherited": result.best.values[0],
         "accuracy": accuracy,
         "control": own,
+        "again": repeated,
     }
 
 
@@ -200,8 +222,8 @@ def earlier_scratch(args: argparse.Namespace) -> dict[int, dict[str, Any]]:
     if not args.scratch_from:
         return {}
     earlier = read_earlier(args.scratch_from, args, SCRATCH_SETTINGS, "a search from scratch")
-    keep = ("scratch_s", "scratch_best", "scratch_finished")
-    return {row["seed"]: {k: row[k] for k in keep} for row in earlier["rows"]}
+    keep, rows = ("scratch_s", "scratch_best", "scratch_finished"), earlier["rows"]
+    return {row["seed"]: {k: row[k] for k in keep} | {"scratch_again": row.get("scratch_again")} for row in rows}
 
 
 def bench_seed(
@@ -220,6 +242,16 @@ def bench_seed(
             "scratch_s": seconds,
             "scratch_best": result.best.values[0],
             "scratch_finished": result.tally.finished,
+            # The best is the most accurate of many validation scores, so it flatters its network: trained
+            # again with another seed (untimed), its accuracy without that selection.
+            "scratch_again": None
+            if not args.again
+            else again(
+                dataclasses.replace(trial_model(load_study(result.storage, result.study), result.best), weights=None),
+                args.scratch_epochs,
+                args,
+                seed,
+            ),
         }
     else:
         log(f"seed {seed}: from scratch as measured in {args.scratch_from}")
@@ -353,6 +385,12 @@ def main() -> None:
         help="also train each network found for the fine-tuning epochs from its own initialisation, untimed: "
         "what the inherited weights add to the search's choice",
     )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="also train each arm's final network once more with another seed, untimed: the from-scratch best "
+        "from scratch, the supernet's from its inherited weights; accuracies free of the search's selection",
+    )
     parser.add_argument("--speedup-goal", type=float, default=5.0)
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of both arms (more than one thrashes on a shared CPU)"
@@ -396,7 +434,10 @@ def main() -> None:
                 f"({row['train_s']:.0f} s training, {row['search_s']:.0f} s search, "
                 f"{row['finetune_s']:.0f} s fine-tuning)"
                 + ("" if row.get("control") is None else f"; from its own initialisation {row['control']:.4f}")
+                + ("" if row.get("again") is None else f"; trained again {row['again']:.4f}")
             )
+        if r.get("scratch_again") is not None:
+            print(f"    the from-scratch best trained again (another seed): {r['scratch_again']:.4f}")
         if r["target_s"] is not None:
             print(
                 f"    to the from-scratch best ({r['scratch_best']:.4f}): supernet at epoch {r['target_epoch']}, "
