@@ -120,7 +120,7 @@ class SupernetRun:
         self.random_subnets = random_subnets
         self.progressive = progressive
         self.seed = seed
-        self.precision = precision or precision_for(supernet.device)
+        self.precision = precision if precision is not None else precision_for(supernet.device)
         self._phases: dict[float, tuple[Space, Assignment]] = {}
         self.feeds = feeds(supernet, data, self.recipe, augment)
         self.steps = len(self.feeds["train"])
