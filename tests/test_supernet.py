@@ -316,7 +316,11 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
     assert trained["bank_entries"] == len(supernet.bank.names) and [e["epoch"] for e in trained["epochs"]] == [1]
     search = ["supernet", "search", "sn", "--latency-budget-ms", "5", "--latency-budget-ms", "50", "--trials", "4"]
     assert main([*search, "--finetune-epochs", "1", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    shown = capsys.readouterr()
+    report = json.loads(shown.out)
+    for budget in ("5", "50"):  # each budget's study named on stderr, with a progress bar and no line per trial
+        assert f"study 'sn-{budget}ms' in sqlite:///runs/nas.db: space " in shown.err
+    assert "trial   0" not in shown.err
     assert [t["latency_budget_ms"] for t in report["targets"]] == [5, 50]
     for budget, target in zip(("5", "50"), report["targets"], strict=True):
         exported = tmp_path / "runs" / f"sn-{budget}ms" / "finetuned"

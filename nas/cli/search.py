@@ -96,7 +96,7 @@ def search(
         channels_last=channels_last,
         data_workers=data_workers,
     )
-    display = _Display(budget, sys.stderr if as_json else sys.stdout)
+    display = SearchDisplay(budget, sys.stderr if as_json else sys.stdout)
     started = time.perf_counter()
     try:
         result = nas.search.run_search(config, on_start=display.on_start, on_trial=display.on_trial)
@@ -109,13 +109,14 @@ def search(
         _print_result(result, config, seconds)
 
 
-class _Display:
+class SearchDisplay:
     """The study's line, then a progress bar with the counts of outcomes and
-    one line per finished trial above it."""
+    (``each_trial``) one line per finished trial above it."""
 
-    def __init__(self, budget: float, out: TextIO) -> None:
+    def __init__(self, budget: float, out: TextIO, *, each_trial: bool = True) -> None:
         self.budget = budget
         self.out = out
+        self.each_trial = each_trial
         self.progress = progress_bar("counts")
         self.task: int | None = None
 
@@ -141,7 +142,8 @@ class _Display:
 
     def on_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         done, text = self.counts(study)
-        self.progress.console.print(_trial_line(trial), highlight=False)
+        if self.each_trial:
+            self.progress.console.print(_trial_line(trial), highlight=False)
         if self.task is not None:
             self.progress.update(self.task, completed=done, counts=text)
 

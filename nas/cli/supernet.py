@@ -42,6 +42,7 @@ from nas.cli.console import (
 from nas.cli.export import print_export
 from nas.cli.progress import progress_bar
 from nas.cli.root import _SETTINGS
+from nas.cli.search import SearchDisplay
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
 from nas.ir.values import plain
@@ -253,8 +254,12 @@ def search_command(
                 prune=False,
                 device=str(runs_on),
             )
+            display = SearchDisplay(budget, sys.stderr, each_trial=False)  # trials by the hundred: a bar only
             started = time.perf_counter()
-            result = nas.search.run_search(config)
+            try:
+                result = nas.search.run_search(config, on_start=display.on_start, on_trial=display.on_trial)
+            finally:
+                display.stop()
             seconds = time.perf_counter() - started
             where = f"{budget:g} ms" + (f" on {Path(table).stem}" if table else f" ({backend})")
             target: dict[str, object] = {
