@@ -172,6 +172,11 @@ def test_a_channels_last_batch_trains_the_bank_as_an_nchw_one_does(tmp_path: Pat
     assert nchw_grads.keys() == last_grads.keys() and len(nchw_grads) > 4
     for name, grad in nchw_grads.items():
         torch.testing.assert_close(last_grads[name], grad, rtol=1e-4, atol=1e-4, msg=name)
+    # a run feeds its batches in its precision's layout
+    for layout in (False, True):
+        run = SupernetRun(supernet, load_data("digits"), epochs=1, precision=Precision(None, layout))
+        batch, _ = next(iter(run.feeds["train"].epoch(0)))
+        assert batch.shape[1] == 3 and batch.is_contiguous(memory_format=torch.channels_last) == layout
 
 
 def test_the_largest_and_smallest_networks_take_the_ends_of_every_domain(space: S.Space) -> None:

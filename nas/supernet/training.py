@@ -65,12 +65,16 @@ class EpochLog:
     seconds: float
 
 
-def feeds(supernet: Supernet, data: DataSet, recipe: Recipe, augment: bool | str | None) -> dict[str, Loader]:
+def feeds(
+    supernet: Supernet, data: DataSet, recipe: Recipe, augment: bool | str | None, precision: Precision | None = None
+) -> dict[str, Loader]:
     """The training and validation batches at the supernet's input shape, in
-    the memory format a network trains in on its device (:func:`nas.train.precision_for`)."""
+    the memory format of ``precision`` (default: how a network trains on the
+    supernet's device, :func:`nas.train.precision_for`)."""
     shape = next(iter(supernet.network(supernet.smallest()).summary.inputs.values()))
     augmentation = recipe.augment if augment is None else augment
-    common = {"device": supernet.device, "channels_last": precision_for(supernet.device).channels_last}
+    layout = (precision if precision is not None else precision_for(supernet.device)).channels_last
+    common = {"device": supernet.device, "channels_last": layout}
     return {
         "train": loader(data, "train", shape, batch_size=recipe.batch_size, augment=augmentation, **common),
         "val": loader(data, "val", shape, batch_size=EVAL_BATCH, **common),
@@ -122,7 +126,7 @@ class SupernetRun:
         self.seed = seed
         self.precision = precision if precision is not None else precision_for(supernet.device)
         self._phases: dict[float, tuple[Space, Assignment]] = {}
-        self.feeds = feeds(supernet, data, self.recipe, augment)
+        self.feeds = feeds(supernet, data, self.recipe, augment, self.precision)
         self.steps = len(self.feeds["train"])
         self.loss = torch.nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
         scaler = torch.amp.GradScaler(supernet.device.type) if self.precision.scaled else None
