@@ -580,10 +580,14 @@ def test_a_collector_frozen_by_the_caller_stays_as_the_caller_left_it() -> None:
         gc.freeze()
     try:
         before = gc.get_freeze_count()
-        made = [[i] for i in range(1000)]  # alive, not frozen: frozen now, they would stay frozen
-        with frozen_collector():
-            assert before <= gc.get_freeze_count() < before + len(made)  # none of them frozen
-        assert gc.get_freeze_count() == before
+        calls: list[str] = []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+            patch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+            with frozen_collector():
+                pass
+        # neither redone nor undone (comparing counts failed in CI: it falls as frozen objects die)
+        assert calls == [] and 0 < gc.get_freeze_count() <= before
     finally:
         if ours:
             gc.unfreeze()
