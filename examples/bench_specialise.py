@@ -53,7 +53,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -70,11 +69,9 @@ from bench_supernet import FIXES, fail, read_earlier
 import nas
 import nas.space as S
 from nas.data import load_data
-from nas.export import Model
 from nas.ir.errors import NASError
 from nas.search import SearchConfig, SearchResult, load_study, run_search
 from nas.search.finalists import FINALISTS, Finetuned, finetune_best
-from nas.search.results import trial_model
 from nas.supernet import EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
 
@@ -111,21 +108,17 @@ def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple
     return kept.result.accuracy, time.perf_counter() - started, kept
 
 
-def control(graph: nas.Graph, args: argparse.Namespace, seed: int) -> float:
-    """The kept network trained for the fine-tuning's epochs from its own initialisation (untimed)."""
-    return train(graph, load_data(args.data), recipe=args.recipe, epochs=args.finetune_epochs, seed=seed).accuracy
-
-
 AGAIN_SEED = 1000
 """Added to a seed for the untimed runs of ``--again``: another order of batches (and initialisation)."""
 
 
-def again(model: Model, epochs: int, args: argparse.Namespace, seed: int) -> float:
-    """An arm's final network trained once more as it was (from scratch, or fine-tuned from the same
-    inherited weights), with another seed, untimed: its accuracy measured without selection."""
-    data = load_data(args.data)
-    run = train(model.graph, data, recipe=args.recipe, epochs=epochs, seed=seed + AGAIN_SEED, weights=model.weights)
-    return run.accuracy
+def retrain(
+    graph: nas.Graph, epochs: int, args: argparse.Namespace, seed: int, weights: dict[str, torch.Tensor] | None = None
+) -> float:
+    """``graph`` trained for ``epochs`` from ``weights`` (else its own initialisation), untimed: its accuracy.
+    ``--control`` trains the kept network from its own initialisation; ``--again`` trains each arm's final
+    network once more as it was, with another seed, for an accuracy free of the search's selection."""
+    return train(graph, load_data(args.data), recipe=args.recipe, epochs=epochs, seed=seed, weights=weights).accuracy
 
 
 def scratch_search(seed: int, epochs: int, args: argparse.Namespace, folder: Path) -> tuple[SearchResult, float]:
@@ -190,8 +183,10 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
     if result.best is None:
         fail(f"the supernet search found no network within {budget} ms: {result.best_error}; raise the budget")
     accuracy, finetune_s, kept = finetune(result, args, seed)
-    own = control(kept.model.graph, args, seed) if args.control else None
-    repeated = again(kept.model, args.finetune_epochs, args, seed) if args.again else None
+    own = retrain(kept.model.graph, args.finetune_epochs, args, seed) if args.control else None
+    repeated = None
+    if args.again:
+        repeated = retrain(kept.model.graph, args.finetune_epochs, args, seed + AGAIN_SEED, kept.model.weights)
     log(
         f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}"
         + ("" if own is None else f" (from its own initialisation {own:.4f})")
@@ -238,20 +233,14 @@ def bench_seed(
             fail(
                 f"the from-scratch search found no network within {args.budget} ms: {result.best_error}; raise --budget"
             )
+        # The best is the most accurate of many validation scores: trained again (the exported best
+        # network, another seed, untimed), its accuracy without that selection.
+        best = None if not args.again else nas.build(str(result.best_dir))
         scratch = {
             "scratch_s": seconds,
             "scratch_best": result.best.values[0],
             "scratch_finished": result.tally.finished,
-            # The best is the most accurate of many validation scores, so it flatters its network: trained
-            # again with another seed (untimed), its accuracy without that selection.
-            "scratch_again": None
-            if not args.again
-            else again(
-                dataclasses.replace(trial_model(load_study(result.storage, result.study), result.best), weights=None),
-                args.scratch_epochs,
-                args,
-                seed,
-            ),
+            "scratch_again": None if best is None else retrain(best, args.scratch_epochs, args, seed + AGAIN_SEED),
         }
     else:
         log(f"seed {seed}: from scratch as measured in {args.scratch_from}")
