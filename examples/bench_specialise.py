@@ -68,7 +68,7 @@ from bench_supernet import FIXES, fail, read_earlier
 
 import nas
 import nas.space as S
-from nas.data import load_data
+from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
 from nas.search import SearchConfig, SearchResult, load_study, run_search
 from nas.search.finalists import FINALISTS, Finetuned, finetune_best
@@ -80,24 +80,26 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def search(config: SearchConfig, cache: Path) -> tuple[SearchResult, float]:
-    """The search, timed, with its latency store in ``cache``."""
+def search(config: SearchConfig, cache: Path, data: DataSet | None = None) -> tuple[SearchResult, float]:
+    """The search, timed, with its latency store in ``cache`` (and ``data`` loaded already, where given)."""
     os.environ["NAS_CACHE_DIR"] = str(cache)
     started = time.perf_counter()
     try:
-        result = run_search(config)
+        result = run_search(config, data=data)
     except NASError as e:  # an impossible budget, a bad table: the search's own one-line error
         fail(str(e))
     return result, time.perf_counter() - started
 
 
-def finetune(result: SearchResult, args: argparse.Namespace, seed: int) -> tuple[float, float, Finetuned]:
+def finetune(
+    result: SearchResult, data: DataSet, args: argparse.Namespace, seed: int
+) -> tuple[float, float, Finetuned]:
     """The search's finalists screened and the best fine-tuned from its inherited weights
     (:func:`nas.search.finalists.finetune_best`): accuracy, seconds, what was kept."""
     started = time.perf_counter()
     kept = finetune_best(
         load_study(result.storage, result.study),
-        load_data(args.data),
+        data,
         count=args.finalists,
         screen_epochs=args.screen_epochs,
         epochs=args.finetune_epochs,
@@ -163,8 +165,12 @@ def to_match(seed: int, accuracy: float, args: argparse.Namespace, folder: Path)
 
 
 def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """A search of the supernet saved in ``directory`` under ``budget``, its best fine-tuned: times and accuracy."""
+    """A search of the supernet saved in ``directory`` under ``budget``, its best fine-tuned: times and
+    accuracy. As ``nas supernet search`` does, the data is loaded once (timed with the search) for both."""
     folder = directory.parent
+    started = time.perf_counter()
+    data = load_data(args.data)
+    loading_s = time.perf_counter() - started
     result, search_s = search(
         SearchConfig(
             supernet=str(directory),
@@ -179,10 +185,12 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
             prune=False,
         ),
         folder / f"cache-supernet-{seed}",
+        data,
     )
+    search_s += loading_s
     if result.best is None:
         fail(f"the supernet search found no network within {budget} ms: {result.best_error}; raise the budget")
-    accuracy, finetune_s, kept = finetune(result, args, seed)
+    accuracy, finetune_s, kept = finetune(result, data, args, seed)
     own = retrain(kept.model.graph, args.finetune_epochs, args, seed) if args.control else None
     repeated = None
     if args.again:

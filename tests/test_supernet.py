@@ -18,6 +18,8 @@ import pytest
 import torch
 
 import nas
+import nas.cli.supernet
+import nas.search.study
 import nas.space as S
 from nas.cli.root import main
 from nas.data import load_data
@@ -320,7 +322,16 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
     assert info.fixed == ["x.shape=1x8x8", "body.depth=1"] and supernet.space.by_label["body.depth"].choices == (1,)
     assert trained["bank_entries"] == len(supernet.bank.names) and [e["epoch"] for e in trained["epochs"]] == [1]
     search = ["supernet", "search", "sn", "--latency-budget-ms", "5", "--latency-budget-ms", "50", "--trials", "4"]
+    loaded: list[str] = []
+
+    def counted(name: str) -> nas.data.DataSet:
+        loaded.append(name)
+        return load_data(name)
+
+    monkeypatch.setattr(nas.cli.supernet, "load_data", counted)
+    monkeypatch.setattr(nas.search.study, "load_data", counted)
     assert main([*search, "--finetune-epochs", "1", "--json"]) == 0
+    assert loaded == ["digits"]  # once for both budgets: their searches and their fine-tuning
     shown = capsys.readouterr()
     report = json.loads(shown.out)
     for budget in ("5", "50"):  # each budget's study named on stderr, with a progress bar and no line per trial

@@ -257,7 +257,7 @@ def search_command(
             display = SearchDisplay(budget, sys.stderr, each_trial=False)  # trials by the hundred: a bar only
             started = time.perf_counter()
             try:
-                result = nas.search.run_search(config, on_start=display.on_start, on_trial=display.on_trial)
+                result = nas.search.run_search(config, data=split, on_start=display.on_start, on_trial=display.on_trial)
             finally:
                 display.stop()
             seconds = time.perf_counter() - started

@@ -595,6 +595,7 @@ def _check(config: SearchConfig) -> None:
 def run_search(
     config: SearchConfig,
     *,
+    data: DataSet | None = None,
     on_start: Callable[[optuna.Study, SearchConfig], None] | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
 ) -> SearchResult:
@@ -610,6 +611,9 @@ def run_search(
     the search goes on; a storage that cannot be written stops it.
 
     Args:
+        data: the data ``config`` names (over a supernet: the data it was
+            trained on), loaded already; by default it is loaded here. A
+            caller that searches several budgets loads it once.
         on_start: called once the study is open (a progress display starts here).
         on_trial: called after each trial of this process.
 
@@ -625,11 +629,11 @@ def run_search(
         supernet, info = load_supernet(Path(config.supernet))
         config = replace(config, space=str(Path(config.supernet) / "space.yaml"), data=info.data)
         space = supernet.space
-        data = load_data(config.data)
+        data = data if data is not None else load_data(config.data)
         inherit = Inheritance(supernet, data, info.training.get("recipe"))
     else:
         space = S.narrowed(S.load_space(config.space), config.fix)
-        data = load_data(config.data)
+        data = data if data is not None else load_data(config.data)
     name = config.study_name(data)
     storage = open_storage(config.storage)
     folder = run_dir(config.runs, name)
