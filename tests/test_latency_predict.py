@@ -800,6 +800,31 @@ def test_a_search_refuses_a_table_of_another_batch_or_precision(
     assert err.count("\n") == 1 and f"the table was measured with {field}" in err and f"--{field}" in err
 
 
+def test_a_search_without_batch_or_precision_takes_the_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A table of another device (batch 8, bf16) is used as it is: the search records its conditions,
+    # and a search that measures (no table) still measures at batch 1 in fp32.
+    from nas.search import SearchConfig, load_study, run_search
+    from nas.search.study import with_conditions
+
+    space = nas.space.load_space("early")
+    rng = random.Random(0)
+    table = _synthetic_table([nas.space.decode(space, nas.space.sample(space, rng)) for _ in range(8)])
+    table.conditions |= {"batch": 8, "precision": "bf16"}
+    path = str(table.save(tmp_path / "bf16.json"))
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path}/nas.db"
+    config = SearchConfig(trials=2, objective="proxy:naswot", storage=storage, study="t", latency_table=path)
+    run_search(dataclasses.replace(config, latency_budget_ms=1e6))
+    study = load_study(storage, "t")
+    assert (study.user_attrs["batch"], study.user_attrs["precision"]) == (8, "bf16")
+    sources = [t.user_attrs["latency_source"] for t in study.trials if "latency_source" in t.user_attrs]
+    assert sources and all("batch 8, bf16" in source for source in sources)
+    measured = with_conditions(SearchConfig())
+    assert (measured.batch, measured.precision) == (1, "fp32")
+    given = with_conditions(dataclasses.replace(config, batch=2))  # what the user gives stays (the check refuses it)
+    assert (given.batch, given.precision) == (2, "bf16")
+
+
 def test_a_search_without_backend_takes_the_tables(
     tmp_path: Path, synthetic: tuple[LatencyTable, list[nas.Graph]]
 ) -> None:

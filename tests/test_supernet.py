@@ -349,6 +349,12 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
         stored = json.loads((exported / "model.json").read_text())
         assert target["finetuned"]["accuracy"] == stored["accuracy"]["value"]
         assert Path(target["finetuned"]["directory"]).resolve() == exported.resolve()
+    # the latency's conditions, as 'nas search' takes them
+    batched = ["supernet", "search", "sn", "--latency-budget-ms", "50", "--trials", "2", "--finetune-epochs", "0"]
+    assert main([*batched, "--batch", "2", "--threads", "2", "--storage", "sqlite:///b.db"]) == 0
+    study = load_study("sqlite:///b.db", "sn-50ms")
+    assert (study.user_attrs["batch"], study.user_attrs["precision"]) == (2, "fp32")
+    assert all(", batch 2, fp32, 2 threads" in t.user_attrs["latency_source"] for t in study.trials)
     assert main(["supernet", "search", "nowhere", "--latency-budget-ms", "1"]) == 2
     # a device this machine lacks: one line naming it, before any trial (the studies keep their trials)
     capsys.readouterr()

@@ -71,6 +71,14 @@ FixOption = Annotated[
     list[str] | None,
     typer.Option("--fix", help="LABEL=VALUE: fix a decision (or LABEL=[a,b] to keep some values); repeatable."),
 ]
+BatchOption = Annotated[
+    int | None, typer.Option("--batch", help="Batch of the latency measurement (default: the latency table's, else 1).")
+]
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option("--precision", help="fp32, fp16 or bf16 latency (default: the latency table's, else fp32)."),
+]
+ThreadsOption = Annotated[int, typer.Option("--threads", help="CPU threads of the latency measurement.")]
 DataWorkersOption = Annotated[
     int | None, typer.Option("--data-workers", help="Image decoding processes (default: one per CPU, up to 8).")
 ]

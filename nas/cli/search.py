@@ -15,13 +15,16 @@ import nas.search
 from nas.cli.console import (
     AmpOption,
     AugmentOption,
+    BatchOption,
     ChannelsLastOption,
     DataOption,
     DataWorkersOption,
     DeviceOption,
     FixOption,
     Json,
+    PrecisionOption,
     RecipeOption,
+    ThreadsOption,
     augment_choice,
 )
 from nas.cli.progress import progress_bar
@@ -37,9 +40,9 @@ def search(
     trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should have in all.")] = 16,
     budget: Annotated[float, typer.Option("--latency-budget-ms", help="Hard latency limit per network, ms.")] = 1.0,
     backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime, cuda, tensorrt or auto.")] = "torch",
-    batch: Annotated[int, typer.Option("--batch", help="Batch size of the latency measurement.")] = 1,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads of the latency measurement.")] = 1,
+    batch: BatchOption = None,
+    precision: PrecisionOption = None,
+    threads: ThreadsOption = 1,
     latency_table: Annotated[
         str | None, typer.Option("--latency-table", help="Predict latency from this table instead of measuring.")
     ] = None,

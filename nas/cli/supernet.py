@@ -28,6 +28,7 @@ import nas.export
 import nas.search
 from nas.cli.console import (
     AmpOption,
+    BatchOption,
     CardLatencyOption,
     ClipGradOption,
     DataOption,
@@ -36,7 +37,9 @@ from nas.cli.console import (
     ForceOption,
     FormatsOption,
     Json,
+    PrecisionOption,
     RecipeOption,
+    ThreadsOption,
     backend_list,
 )
 from nas.cli.export import print_export
@@ -209,6 +212,9 @@ def search_command(
         typer.Option("--latency-table", help="Predict latency from this table; repeat it for several devices."),
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime, cuda, tensorrt or auto.")] = "torch",
+    batch: BatchOption = None,
+    precision: PrecisionOption = None,
+    threads: ThreadsOption = 1,
     trials: Annotated[int, typer.Option("--trials", help="Trials per budget and table.")] = 100,
     sampler: Annotated[str, typer.Option("--sampler", help="evolution, tpe, nsga2 or random.")] = "evolution",
     storage: Annotated[str, typer.Option("--storage", help="Optuna storage URL.")] = "sqlite:///runs/nas.db",
@@ -245,6 +251,9 @@ def search_command(
                 trials=trials,
                 latency_budget_ms=budget,
                 backend=backend,
+                batch=batch,
+                precision=precision,
+                threads=threads,
                 latency_table=table,
                 sampler=sampler,
                 storage=storage,

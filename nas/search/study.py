@@ -60,7 +60,7 @@ from nas.ir.graph import Graph
 from nas.latency import TimingPolicy, get_backend, measure
 from nas.latency.memory import check_fits
 from nas.passes.lower import lower
-from nas.predict import Predictor
+from nas.predict import Predictor, load_table
 from nas.search.proxies import BATCH, DEGENERATE, PROXIES, score
 from nas.search.record import REUSED, TrialRecord
 from nas.search.results import Tally, export_best, run_dir, tally
@@ -115,8 +115,10 @@ class SearchConfig:
     trials: int = 16
     latency_budget_ms: float = 1.0
     backend: str = "torch"
-    batch: int = 1
-    precision: str = "fp32"
+    batch: int | None = None
+    """Batch of the latency measurement (default: the latency table's, else 1)."""
+    precision: str | None = None
+    """Precision of the latency measurement (default: the latency table's, else fp32)."""
     threads: int | None = 1
     latency_table: str | None = None
     objective: str = "accuracy"
@@ -175,6 +177,23 @@ class SearchResult:
 
 
 LatencyFn = Callable[[Graph], tuple[float, str]]
+MEASURED = {"batch": 1, "precision": "fp32"}
+"""The conditions of a latency where neither the user nor a latency table gives them."""
+
+
+def with_conditions(config: SearchConfig) -> SearchConfig:
+    """``config`` with the batch and precision of its latencies where it left
+    them out: its latency table's own (a table of another device, measured
+    at batch 8 in fp16, is taken as it is), else batch 1 in fp32.
+
+    Raises:
+        NASError: a latency table that cannot be read.
+    """
+    missing = [key for key in MEASURED if getattr(config, key) is None]
+    if not missing:
+        return config
+    held = load_table(config.latency_table).conditions if config.latency_table is not None else MEASURED
+    return replace(config, **{key: held[key] for key in missing})
 
 
 def latency_function(config: SearchConfig) -> LatencyFn:
@@ -183,14 +202,16 @@ def latency_function(config: SearchConfig) -> LatencyFn:
 
     A table answers only for the conditions it was measured in: the
     search's batch and precision (which its results record) must be the
-    table's, and so must its backend where the user chose one. The default
-    backend (``SearchConfig.backend``) or ``auto`` is no choice: without
+    table's, and so must its backend where the user chose one. Left out,
+    they are the table's (:func:`with_conditions`); the default backend
+    (``SearchConfig.backend``) or ``auto`` is no choice either: without
     ``--backend`` the table's own backend is used.
 
     Raises:
         NASError: an unknown or missing backend, a bad latency table, or one
             measured at another batch, precision or chosen backend.
     """
+    config = with_conditions(config)
     if config.latency_table is not None:
         predictor = Predictor(config.latency_table)  # a bad table fails now, in one line
         chosen = config.backend not in ("auto", SearchConfig.backend)
@@ -623,6 +644,7 @@ def run_search(
             architecture meets; a study made with other settings; a storage
             that cannot be written (a full disk: the trials stored are kept).
     """
+    config = with_conditions(config)
     _check(config)
     inherit = None
     if config.supernet is not None:
