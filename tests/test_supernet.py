@@ -351,7 +351,9 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
         assert Path(target["finetuned"]["directory"]).resolve() == exported.resolve()
     # the latency's conditions, as 'nas search' takes them
     batched = ["supernet", "search", "sn", "--latency-budget-ms", "50", "--trials", "2", "--finetune-epochs", "0"]
+    capsys.readouterr()
     assert main([*batched, "--batch", "2", "--threads", "2", "--storage", "sqlite:///b.db"]) == 0
+    assert "budget 50 ms on torch (batch 2, fp32)" in capsys.readouterr().err
     study = load_study("sqlite:///b.db", "sn-50ms")
     assert (study.user_attrs["batch"], study.user_attrs["precision"]) == (2, "fp32")
     assert all(", batch 2, fp32, 2 threads" in t.user_attrs["latency_source"] for t in study.trials)

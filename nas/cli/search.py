@@ -112,6 +112,13 @@ def search(
         _print_result(result, config, seconds)
 
 
+def _where(cfg: nas.search.SearchConfig) -> str:
+    """Where the budget's latencies come from: the backend measured, or the latency table."""
+    if cfg.latency_table is not None:
+        return f"predicted from {cfg.latency_table} (batch {cfg.batch}, {cfg.precision})"
+    return f"on {cfg.backend} (batch {cfg.batch}, {cfg.precision})"
+
+
 class SearchDisplay:
     """The study's line, then a progress bar with the counts of outcomes and
     (``each_trial``) one line per finished trial above it."""
@@ -135,7 +142,7 @@ class SearchDisplay:
         done, text = self.counts(study)
         print(
             f"study '{study.study_name}' in {cfg.storage}: space {cfg.space}, data {cfg.data}, objective "
-            f"{cfg.objective}, sampler {cfg.sampler}, budget {cfg.latency_budget_ms:g} ms on {cfg.backend}"
+            f"{cfg.objective}, sampler {cfg.sampler}, budget {cfg.latency_budget_ms:g} ms {_where(cfg)}"
             + (f" (resumed with {done} trials done)" if done else ""),
             file=self.out,
             flush=True,
