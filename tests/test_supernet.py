@@ -358,6 +358,11 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
     assert (study.user_attrs["batch"], study.user_attrs["precision"]) == (2, "fp32")
     assert all(", batch 2, fp32, 2 threads" in t.user_attrs["latency_source"] for t in study.trials)
     assert main(["supernet", "search", "nowhere", "--latency-budget-ms", "1"]) == 2
+    # a zero-cost proxy would score networks without the supernet's weights: refused in one line, before any trial
+    capsys.readouterr()
+    assert main([*batched, "--objective", "proxy:naswot", "--storage", "sqlite:///p.db"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "ranked by their inherited accuracy, not proxy:naswot" in line and not (tmp_path / "p.db").exists()
     # a device this machine lacks: one line naming it, before any trial (the studies keep their trials)
     capsys.readouterr()
     assert main([*search, "--device", "cuda:99"]) == 2

@@ -215,6 +215,9 @@ def search_command(
     batch: BatchOption = None,
     precision: PrecisionOption = None,
     threads: ThreadsOption = 1,
+    objective: Annotated[
+        str, typer.Option("--objective", help="accuracy: with the inherited weights, statistics recalibrated.")
+    ] = "accuracy",
     trials: Annotated[int, typer.Option("--trials", help="Trials per budget and table.")] = 100,
     sampler: Annotated[str, typer.Option("--sampler", help="evolution, tpe, nsga2 or random.")] = "evolution",
     storage: Annotated[str, typer.Option("--storage", help="Optuna storage URL.")] = "sqlite:///runs/nas.db",
@@ -255,6 +258,7 @@ def search_command(
                 precision=precision,
                 threads=threads,
                 latency_table=table,
+                objective=objective,
                 sampler=sampler,
                 storage=storage,
                 study=name,

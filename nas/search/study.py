@@ -602,6 +602,12 @@ def _check(config: SearchConfig) -> None:
         raise NASError(
             f"unknown objective '{config.objective}'", field="objective", hint=f"use one of {', '.join(OBJECTIVES)}"
         )
+    if config.supernet is not None and config.objective != "accuracy":
+        raise NASError(
+            f"a supernet's networks are ranked by their inherited accuracy, not {config.objective}",
+            field="objective",
+            hint="give --objective accuracy, or score untrained networks with 'nas search --objective proxy:NAME'",
+        )
     for name, value, low in (("trials", config.trials, 1), ("epochs", config.epochs, 1), ("batch", config.batch, 1)):
         if value < low:
             raise NASError(f"--{name} must be at least {low}, got {value}", field=name)
