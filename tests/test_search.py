@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 import safetensors.torch
+import scipy.stats
 import torch
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -31,7 +32,7 @@ from nas.latency import TimingPolicy, memory
 from nas.search import SearchConfig, load_study, open_storage, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
 from nas.search.record import TrialRecord
-from nas.search.results import best_trial, dashboard, is_feasible
+from nas.search.results import best_trial, dashboard, is_feasible, spread
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
 from nas.search.storage import storage_errors
 from nas.search.study import _Search, starting_points, stop_reason
@@ -670,6 +671,30 @@ def test_over_a_supernet_the_classic_nets_over_the_budget_are_evaluated_too(tmp_
     trial = study.ask()
     assert shared.evaluate(trial, over, 2 * budget) == 0.5
     assert TrialRecord.of(trial).inherited
+
+
+def test_the_spread_tells_scores_apart_only_beyond_the_validation_noise() -> None:
+    def study_of(scores: list[float]) -> optuna.Study:
+        study = optuna.create_study(directions=["maximize", "minimize"])
+        for i, value in enumerate(scores):
+            attrs = {"constraint": [-0.1], "hash": f"net{i}"}
+            study.add_trial(optuna.trial.create_trial(values=[value, 1.0], user_attrs=attrs))
+        study.add_trial(  # over the budget, and an architecture scored again: neither counts
+            optuna.trial.create_trial(values=[0.99, 9.0], user_attrs={"constraint": [8.0], "hash": "big"})
+        )
+        study.add_trial(
+            optuna.trial.create_trial(values=[0.99, 1.0], user_attrs={"constraint": [-0.1], "hash": "net0"})
+        )
+        return study
+
+    close = spread(study_of([0.50, 0.49, 0.51, 0.50, 0.52]), images=100)
+    assert close is not None and (close.best, close.median, close.networks) == (0.52, 0.50, 5)
+    # two standard errors of a binomial proportion, as scipy computes them
+    assert close.noise == pytest.approx(2 * scipy.stats.binom(100, 0.52).std() / 100)
+    assert not close.told_apart  # 0.02 apart, the noise of 100 images is 0.10
+    assert spread(study_of([0.50, 0.49, 0.51, 0.50, 0.52]), images=10_000).told_apart  # 0.02 against 0.01
+    assert spread(study_of([0.50, 0.50, 0.70]), images=100).told_apart
+    assert spread(optuna.create_study(directions=["maximize", "minimize"]), images=100) is None
 
 
 def test_a_tight_budget_starts_from_the_smallest_network(tmp_path: Path, digits: DataSet) -> None:

@@ -28,7 +28,7 @@ from nas.ir.errors import NASError
 from nas.search import load_study
 from nas.search.finalists import finetune_best
 from nas.search.record import TrialRecord
-from nas.search.results import best_trial, leaders, trial_model
+from nas.search.results import best_trial, leaders, spread, trial_model
 from nas.supernet import (
     Bank,
     EpochLog,
@@ -346,6 +346,11 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
         study = load_study("sqlite:///runs/nas.db", target["study"])
         assert target["trials"] == len(study.trials) and target["best"]["trial"] == best_trial(study).number
         assert target["best"]["inherited"] == best_trial(study).values[0]
+        # how far apart the networks score, and a warning where the supernet cannot tell them apart
+        apart = spread(study, len(load_data("digits").val))
+        assert apart is not None and target["spread"] == apart.to_dict()
+        untold = f"{budget} ms (torch): the supernet does not tell its networks apart" in shown.err
+        assert untold == (not apart.told_apart)
         stored = json.loads((exported / "model.json").read_text())
         assert target["finetuned"]["accuracy"] == stored["accuracy"]["value"]
         assert Path(target["finetuned"]["directory"]).resolve() == exported.resolve()

@@ -51,6 +51,7 @@ from nas.ir.errors import NASError
 from nas.ir.values import plain
 from nas.search.finalists import FINALISTS, Finetuned, finetune_best
 from nas.search.record import TrialRecord
+from nas.search.results import Spread, spread
 from nas.space import load_space, narrowed, parse_fixes
 from nas.supernet import (
     RULES,
@@ -300,9 +301,15 @@ def search_command(
                 f"{where}: {result.tally.finished} trials ({seconds:.1f} s); best trial {result.best.number}, "
                 f"inherited accuracy {result.best.values[0]:.4f} at {best.latency_ms:.3f} ms, {best.params:,} params"
             )
+            study = nas.search.load_study(config.storage, result.study)
+            apart = spread(study, len(split.val))
+            if apart is not None:
+                target["spread"] = apart.to_dict()
+                if not apart.told_apart:
+                    print(_untold(where, apart, len(split.val)), file=sys.stderr)
             if finetune:
                 kept = finetune_best(
-                    nas.search.load_study(config.storage, result.study),
+                    study,
                     split,
                     count=finalists,
                     screen_epochs=screen,
@@ -329,6 +336,15 @@ def search_command(
                 )
     if as_json:
         print(json.dumps({"supernet": directory, "targets": targets}, indent=2))
+
+
+def _untold(where: str, apart: Spread, images: int) -> str:
+    """The warning for a supernet whose networks all inherit about the same accuracy."""
+    return (
+        f"warning: {where}: the supernet does not tell its networks apart: the best of {apart.networks} "
+        f"inherits {apart.best:.4f}, the median {apart.median:.4f}, within the noise of {images} validation images "
+        f"(+-{apart.noise:.4f}); the networks kept are the noise's choice: train the supernet for more epochs"
+    )
 
 
 def _say(as_json: bool) -> Callable[[str], None]:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -128,6 +129,41 @@ def _feasible_architectures(study: optuna.Study) -> list[FrozenTrial]:
         if is_feasible(t):
             unique.setdefault(str(TrialRecord.of(t).hash or t.number), t)
     return list(unique.values())
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How far apart a study's feasible networks score: the best and the
+    median score, over ``networks`` architectures, and the noise of a score
+    measured on the validation images (two binomial standard errors at the
+    best: the half-width of its 95% interval)."""
+
+    best: float
+    median: float
+    noise: float
+    networks: int
+
+    @property
+    def told_apart(self) -> bool:
+        """Whether the best scores above the typical network by more than the noise."""
+        return self.best - self.median > self.noise
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "median": self.median, "noise": self.noise, "networks": self.networks}
+
+
+def spread(study: optuna.Study, images: int) -> Spread | None:
+    """The :class:`Spread` of a study's accuracies measured on ``images``
+    validation images (``None`` without a feasible trial). Over a supernet
+    trained too briefly, every network inherits about the same accuracy,
+    and the search's choice among them is the noise's."""
+    scores = sorted(t.values[0] for t in _feasible_architectures(study))
+    if not scores or images < 1:
+        return None
+    best, middle = scores[-1], len(scores) // 2
+    median = scores[middle] if len(scores) % 2 else (scores[middle - 1] + scores[middle]) / 2
+    noise = max(2 * math.sqrt(best * (1 - best) / images), 1 / images)  # at least one image
+    return Spread(best, median, noise, len(scores))
 
 
 def report(study: optuna.Study) -> dict[str, Any]:
