@@ -13,6 +13,7 @@ import json
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -250,10 +251,19 @@ def test_training_learns_and_a_resumed_run_ends_as_an_uninterrupted_one(space: S
     data = load_data("digits")
     fixed = S.restrict(space, {"x.shape": (1, 8, 8), "mix.present": [False]})
 
-    def run(directory: Path, stop_after: int | None = None) -> tuple[Supernet, list[float]]:
+    rates: list[float] = []
+
+    def run(directory: Path, stop_after: int | None = None, epochs: int = 2) -> tuple[Supernet, list[float]]:
         torch.manual_seed(0)
         net = Supernet(fixed, data.classes)
-        job = SupernetRun(net, data, recipe="digits", epochs=2, random_subnets=1, seed=3)
+        job = SupernetRun(net, data, recipe="digits", epochs=epochs, random_subnets=1, seed=3)
+
+        def step(*args: Any) -> float:  # the rate each step takes
+            assert job.state.optimizer is not None
+            rates.append(job.state.optimizer.param_groups[0]["lr"])
+            return SupernetRun.step(job, *args)
+
+        job.step = step  # type: ignore[method-assign]
 
         def on_epoch(entry: EpochLog) -> None:
             if stop_after is not None and entry.epoch == stop_after:
@@ -271,6 +281,21 @@ def test_training_learns_and_a_resumed_run_ends_as_an_uninterrupted_one(space: S
     resumed, _ = run(tmp_path / "cut")
     for name in whole.bank.names:
         torch.testing.assert_close(resumed.bank[name], whole.bank[name])
+    # A finished run given more epochs goes on, its schedule stretched over them: the rate rises again
+    rates.clear()
+    _, short = run(tmp_path / "longer", epochs=1)
+    steps, base = len(rates), RECIPES["digits"].lr
+    factor = RECIPES["digits"].factor
+    assert rates[-1] == pytest.approx(base * factor(steps - 1, steps, steps))
+    rates.clear()
+    _, longer = run(tmp_path / "longer", epochs=2)
+    assert len(rates) == steps and longer[0] == short[0]  # the first epoch kept, one more trained
+    assert rates[0] == pytest.approx(base * factor(steps, 2 * steps, steps))  # from its first step on
+    assert rates[0] > 10 * base * factor(steps, steps, steps)  # where the 1-epoch schedule ended
+    log = json.loads((tmp_path / "longer" / "log.json").read_text())
+    assert [e["epoch"] for e in log] == [1, 2] and log[0]["largest"] == short[0]
+    with pytest.raises(NASError, match="checkpoint is of another run"):  # fewer epochs than it has
+        run(tmp_path / "longer", epochs=1)
 
 
 def test_training_leaves_the_heap_it_began_with_to_the_collector_again(space: S.Space) -> None:
@@ -374,6 +399,29 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
     (line,) = capsys.readouterr().err.splitlines()
     assert "'cuda:99' is not here" in line
     assert [len(load_study("sqlite:///runs/nas.db", t["study"]).trials) for t in report["targets"]] == [4, 4]
+
+
+@pytest.mark.slow
+def test_a_supernet_given_more_epochs_is_trained_further(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_tiny_supernet(tmp_path, monkeypatch)  # one epoch
+    first = load_supernet(tmp_path / "sn")[0].bank.tensors()
+    capsys.readouterr()
+    train = ["supernet", "train", "--space", "tiny.yaml", "--fix", "x.shape=1x8x8", "-o", "sn"]
+    assert main([*train, "--epochs", "2"]) == 0
+    assert "planned for 1 epochs before, its schedule stretched to 2" in capsys.readouterr().err
+    log = json.loads((tmp_path / "sn" / "log.json").read_text())
+    further, info = load_supernet(tmp_path / "sn")
+    assert [e["epoch"] for e in log] == [1, 2] and info.training["epochs"] == 2
+    trained = further.bank.tensors()
+    assert any(not torch.equal(trained[name], first[name]) for name in first)
+    # fewer epochs than it has: one line, the supernet as it was
+    assert main([*train, "--epochs", "1"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "holds a supernet of 2 epochs, not 1" in line and "--epochs 2" in line
+    kept = load_supernet(tmp_path / "sn")[0].bank.tensors()
+    assert all(torch.equal(kept[name], trained[name]) for name in trained)
 
 
 @pytest.mark.slow

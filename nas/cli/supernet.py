@@ -130,7 +130,7 @@ def train_command(
         | ({"clip_grad": chosen.clip_grad} if chosen.clip_grad is not None else {})
         | ({"amp": precision.plain()["amp"]} if precision.dtype is not None else {}),
     )
-    _check_same(directory, info)
+    extended = _check_same(directory, info)
     supernet = Supernet(narrowed(space, fixed), split.classes).to(runs_on)
     run = SupernetRun(
         supernet,
@@ -148,7 +148,8 @@ def train_command(
     print(
         f"training a supernet of '{space.name}' on {split.name}: {epochs} epochs"
         f"{f' ({progressive} progressive)' if progressive else ''}, rule {rule}, recipe {chosen.name}, "
-        f"{run.steps} steps per epoch",
+        f"{run.steps} steps per epoch"
+        + (f"; planned for {extended} epochs before, its schedule stretched to {epochs}" if extended else ""),
         file=sys.stderr,
     )
     progress = progress_bar("status")
@@ -188,18 +189,37 @@ def train_command(
     print(f"search it: nas supernet search {directory} --latency-budget-ms X")
 
 
-def _check_same(directory: Path, info: SupernetInfo) -> None:
-    """Refuse to resume, or overwrite, a supernet directory made for something else."""
+def _check_same(directory: Path, info: SupernetInfo) -> int | None:
+    """Refuse to resume, or overwrite, a supernet directory made for something
+    else; the epochs it was planned for where it is the same supernet given
+    more epochs now (training goes on), ``None`` where there is none.
+
+    Raises:
+        NASError: a supernet of another space, data or training, or one
+            planned for more epochs than asked now.
+    """
     if not (directory / META).is_file():
-        return
+        return None
     stored = read_info(directory)
+    planned = stored.training.get("epochs")
+    asked = info.training["epochs"]
+    if isinstance(planned, int) and planned > asked:
+        raise NASError(
+            f"the directory holds a supernet of {planned} epochs, not {asked}",
+            file=str(directory),
+            hint=f"give --epochs {planned} to resume it, more to train it further, or another -o",
+        )
     for key in ("space", "fixed", "data", "training"):
-        if getattr(stored, key) != getattr(info, key):
+        held = getattr(stored, key)
+        if key == "training" and isinstance(planned, int):
+            held = {**held, "epochs": asked}  # more epochs: the same supernet, trained further
+        if held != getattr(info, key):
             raise NASError(
                 f"the directory holds a supernet of another {key} ({getattr(stored, key)!r})",
                 file=str(directory),
                 hint="give the same settings to resume it, or another -o",
             )
+    return planned if isinstance(planned, int) and planned < asked else None
 
 
 @app.command("search")

@@ -19,7 +19,9 @@ The recipe is a training recipe as for one network (:mod:`nas.train.recipes`):
 its optimiser over the bank, its schedule over all steps. After each epoch
 the largest and the smallest subnets are evaluated (statistics recalibrated)
 and the run's state is checkpointed: an interrupted run resumes where it
-stopped, with the bank, the optimiser's state and the schedule.
+stopped, with the bank, the optimiser's state and the schedule, and a run
+given more epochs than it was planned for goes on to them, its schedule
+stretched over the new total.
 """
 
 from __future__ import annotations
@@ -160,6 +162,17 @@ class SupernetRun:
         )
         self.state.optimizer, self.state.scheduler = optimizer, scheduler
 
+    def schedule_at(self, step: int) -> None:
+        """Set the learning rates to the schedule's at ``step`` of this run's
+        epochs: what they are after ``step`` steps anyway, unless the run was
+        planned for fewer epochs before (a warm restart, as timm's resume
+        with more epochs: the rate rises to where the longer schedule is)."""
+        optimizer, scheduler = self.state.optimizer, self.state.scheduler
+        assert optimizer is not None and isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
+        factor = self.recipe.factor(step, self.steps * self.epochs, self.steps)
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+            group["lr"] = base * factor
+
     def fraction(self, epoch: int) -> float:
         """The share of each domain that epoch ``epoch`` draws from (1 once the progressive epochs are over)."""
         return 1.0 if epoch >= self.progressive else (epoch + 1) / (self.progressive + 1)
@@ -275,7 +288,8 @@ def train_supernet(
         run.supernet.bank.load({name: torch.zeros(shape) for name, shape in _bank_shapes(checkpoint).items()})
         run.supernet.bank.to(run.supernet.device)
         run.optimise()
-        first, _ = run.state.resume(checkpoint, settings)
+        first, _ = run.state.resume(checkpoint, settings, extend=True)
+        run.schedule_at(first * run.steps)  # a run extended to more epochs: its schedule stretched to them
         run.log = [EpochLog(**e) for e in json.loads((directory / LOG).read_text())][:first]
     else:
         run.supernet.census(random.Random(run.seed))

@@ -84,8 +84,12 @@ class RunState:
         }
         save_tensors(tensors, path, what="the training checkpoint", metadata={"nas_checkpoint": json.dumps(meta)})
 
-    def resume(self, path: Path, settings: dict[str, Any]) -> tuple[int, list[float]]:
+    def resume(self, path: Path, settings: dict[str, Any], *, extend: bool = False) -> tuple[int, list[float]]:
         """Restore the run from the checkpoint at ``path``; the epochs it had done and its curve.
+
+        With ``extend``, the checkpoint of a run with the same settings but
+        fewer ``epochs`` is taken too: the run goes on to ``settings["epochs"]``
+        (its schedule, a function of the total, is the caller's to stretch).
 
         Raises:
             NASError: not a checkpoint, or one of a run with other settings.
@@ -98,8 +102,11 @@ class RunState:
             raise NASError(
                 f"not a nas training checkpoint ({e})", file=str(path), hint="delete it to start over"
             ) from e
-        if meta["settings"] != settings:
-            differ = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
+        held = meta["settings"]
+        if extend and isinstance(held.get("epochs"), int) and held["epochs"] <= settings.get("epochs", 0):
+            held = {**held, "epochs": settings["epochs"]}  # the same run, planned for more epochs now
+        if held != settings:
+            differ = sorted(k for k in settings if held.get(k) != settings[k])
             raise NASError(
                 f"the checkpoint is of another run (its {', '.join(differ) or 'format'} differ)",
                 file=str(path),
