@@ -363,7 +363,8 @@ def _untold(where: str, apart: Spread, images: int) -> str:
     return (
         f"warning: {where}: the supernet does not tell its networks apart: the best of {apart.networks} "
         f"inherits {apart.best:.4f}, the median {apart.median:.4f}, within the noise of {images} validation images "
-        f"(+-{apart.noise:.4f}); the networks kept are the noise's choice: train the supernet for more epochs"
+        f"(+-{apart.noise:.4f}); the networks kept are the noise's choice: train it further (its 'nas supernet train' "
+        "again with more --epochs goes on)"
     )
 
 
