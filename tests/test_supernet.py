@@ -22,6 +22,8 @@ import nas
 import nas.cli.supernet
 import nas.search.study
 import nas.space as S
+import nas.supernet.training
+import nas.train.loop
 from nas.cli.root import main
 from nas.data import load_data
 from nas.data.loader import loader
@@ -422,6 +424,30 @@ def test_a_supernet_given_more_epochs_is_trained_further(
     assert "holds a supernet of 2 epochs, not 1" in line and "--epochs 2" in line
     kept = load_supernet(tmp_path / "sn")[0].bank.tensors()
     assert all(torch.equal(kept[name], trained[name]) for name in trained)
+
+
+@pytest.mark.slow
+def test_the_commands_decode_with_the_data_workers_they_are_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int | None] = []
+
+    def recorded(original: Any) -> Any:
+        def feed(*args: Any, **kwargs: Any) -> Any:
+            asked.append(kwargs.get("workers"))
+            return original(*args, **kwargs)
+
+        return feed
+
+    monkeypatch.setattr(nas.supernet.training, "loader", recorded(nas.supernet.training.loader))
+    monkeypatch.setattr(nas.train.loop, "loader", recorded(nas.train.loop.loader))
+    train_tiny_supernet(tmp_path, monkeypatch, "--data-workers", "3")
+    search = ["supernet", "search", "sn", "--latency-budget-ms", "50", "--trials", "2", "--finalists", "2"]
+    assert main([*search, "--finetune-epochs", "1", "--data-workers", "3"]) == 0
+    export = ["supernet", "export", "sn", "-o", "out", "--format", "yaml", "--latency", "none"]
+    assert main([*export, "--finetune-epochs", "1", "--data-workers", "3"]) == 0
+    # training, inherited evaluation in the search, screening and fine-tuning, extraction and fine-tuning
+    assert len(asked) >= 10 and set(asked) == {3}
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ from nas.cli.console import (
     CardLatencyOption,
     ClipGradOption,
     DataOption,
+    DataWorkersOption,
     DeviceOption,
     FixOption,
     ForceOption,
@@ -97,6 +98,7 @@ def train_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights and of the subnets drawn.")] = 0,
     device: DeviceOption = None,
     amp: AmpOption = None,
+    data_workers: DataWorkersOption = None,
     as_json: Json = False,
 ) -> None:
     """Train one supernet for a space; run it again after an interruption and it resumes."""
@@ -142,6 +144,7 @@ def train_command(
         progressive=progressive,
         seed=seed,
         precision=precision,
+        workers=data_workers,
     )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / META).write_text(json.dumps(info.__dict__, indent=2) + "\n")
@@ -253,6 +256,7 @@ def search_command(
     ] = 1,
     runs: Annotated[str, typer.Option("-o", "--runs", help="Folder for weights and the best models.")] = "runs",
     device: DeviceOption = None,
+    data_workers: DataWorkersOption = None,
     as_json: Json = False,
 ) -> None:
     """Search a trained supernet under each latency budget (and table), in seconds per budget."""
@@ -287,6 +291,7 @@ def search_command(
                 runs=runs,
                 prune=False,
                 device=str(runs_on),
+                data_workers=data_workers,
             )
             display = SearchDisplay(budget, sys.stderr, each_trial=False)  # trials by the hundred: a bar only
             started = time.perf_counter()
@@ -338,6 +343,7 @@ def search_command(
                     seed=seed,
                     storage=config.storage,
                     device=runs_on,
+                    workers=data_workers,
                 )
                 for number, accuracy in kept.screened.items():
                     say(f"  finalist trial {number}: {accuracy:.4f} after {screen} epochs of fine-tuning")
@@ -410,6 +416,7 @@ def export_command(
     latency: CardLatencyOption = "torch",
     force: ForceOption = False,
     device: DeviceOption = None,
+    data_workers: DataWorkersOption = None,
     as_json: Json = False,
 ) -> None:
     """Export one network of a trained supernet with its inherited weights (or fine-tuned from them).
@@ -433,12 +440,19 @@ def export_command(
     values = parse_fixes(supernet.space, fix or [])
     assignment = choose(supernet.space, net=net, values=values, largest=not smallest)
     recipe = info.training.get("recipe")
-    taken = extract(supernet, assignment, split, recipe=recipe)
+    taken = extract(supernet, assignment, split, recipe=recipe, workers=data_workers)
     print(f"inherited accuracy {taken.inherited:.4f} ({taken.graph.params:,} params)", file=sys.stderr)
     trained = None
     if finetune:
         trained = train(
-            taken.graph, split, recipe=recipe, epochs=finetune, seed=seed, weights=taken.weights, device=runs_on
+            taken.graph,
+            split,
+            recipe=recipe,
+            epochs=finetune,
+            seed=seed,
+            weights=taken.weights,
+            device=runs_on,
+            workers=data_workers,
         )
         print(f"fine-tuned {finetune} epochs: accuracy {trained.accuracy:.4f}", file=sys.stderr)
     which = f"zoo:{net}" if net else "smallest" if smallest else "largest"

@@ -56,9 +56,11 @@ def finetune_best(
     seed: int = 0,
     storage: str | None = None,
     device: str | torch.device | None = None,
+    workers: int | None = None,
 ) -> Finetuned:
     """Fine-tune the best of a study's ``count`` leaders (see module docs) on
-    ``device`` (as :func:`nas.train.train` reads it).
+    ``device``, images on disk decoded by ``workers`` processes (both as
+    :func:`nas.train.train` reads them).
 
     Raises:
         NASError: no feasible trial, a leader's weights missing, or counts
@@ -80,10 +82,26 @@ def finetune_best(
         for t in finalists:
             m = models[t.number]
             screened[t.number] = train(
-                m.graph, data, recipe=recipe, epochs=screen_epochs, seed=seed, weights=m.weights, device=device
+                m.graph,
+                data,
+                recipe=recipe,
+                epochs=screen_epochs,
+                seed=seed,
+                weights=m.weights,
+                device=device,
+                workers=workers,
             ).accuracy
     # Ties (and a single finalist) go to the higher inherited accuracy: the leaders' order.
     chosen = max(finalists, key=lambda t: screened[t.number]) if screened else finalists[0]
     model = models[chosen.number]
-    result = train(model.graph, data, recipe=recipe, epochs=epochs, seed=seed, weights=model.weights, device=device)
+    result = train(
+        model.graph,
+        data,
+        recipe=recipe,
+        epochs=epochs,
+        seed=seed,
+        weights=model.weights,
+        device=device,
+        workers=workers,
+    )
     return Finetuned(chosen, model, result, screened)

@@ -658,7 +658,7 @@ def run_search(
         config = replace(config, space=str(Path(config.supernet) / "space.yaml"), data=info.data)
         space = supernet.space
         data = data if data is not None else load_data(config.data)
-        inherit = Inheritance(supernet, data, info.training.get("recipe"))
+        inherit = Inheritance(supernet, data, info.training.get("recipe"), workers=config.data_workers)
     else:
         space = S.narrowed(S.load_space(config.space), config.fix)
         data = data if data is not None else load_data(config.data)

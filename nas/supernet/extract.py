@@ -77,12 +77,18 @@ class Extracted:
 
 
 def extract(
-    supernet: Supernet, assignment: Mapping[str, Any], data: DataSet, *, recipe: str | Recipe | None = None
+    supernet: Supernet,
+    assignment: Mapping[str, Any],
+    data: DataSet,
+    *,
+    recipe: str | Recipe | None = None,
+    workers: int | None = None,
 ) -> Extracted:
     """The network of ``assignment`` with its inherited weights, its statistics
-    measured on ``data``'s training batches and its accuracy on the validation part."""
+    measured on ``data``'s training batches and its accuracy on the validation
+    part (images on disk decoded by ``workers`` processes)."""
     graph = supernet.network(assignment)
-    accuracy, weights = Inheritance(supernet, data, recipe)(graph)
+    accuracy, weights = Inheritance(supernet, data, recipe, workers=workers)(graph)
     return Extracted(dict(assignment), graph, weights, accuracy)
 
 

@@ -68,15 +68,21 @@ class EpochLog:
 
 
 def feeds(
-    supernet: Supernet, data: DataSet, recipe: Recipe, augment: bool | str | None, precision: Precision | None = None
+    supernet: Supernet,
+    data: DataSet,
+    recipe: Recipe,
+    augment: bool | str | None,
+    precision: Precision | None = None,
+    workers: int | None = None,
 ) -> dict[str, Loader]:
     """The training and validation batches at the supernet's input shape, in
     the memory format of ``precision`` (default: how a network trains on the
-    supernet's device, :func:`nas.train.precision_for`)."""
+    supernet's device, :func:`nas.train.precision_for`), images on disk
+    decoded by ``workers`` processes (default: :func:`nas.data.default_workers`)."""
     shape = next(iter(supernet.network(supernet.smallest()).summary.inputs.values()))
     augmentation = recipe.augment if augment is None else augment
     layout = (precision if precision is not None else precision_for(supernet.device)).channels_last
-    common = {"device": supernet.device, "channels_last": layout}
+    common = {"device": supernet.device, "channels_last": layout, "workers": workers}
     return {
         "train": loader(data, "train", shape, batch_size=recipe.batch_size, augment=augmentation, **common),
         "val": loader(data, "val", shape, batch_size=EVAL_BATCH, **common),
@@ -110,6 +116,7 @@ class SupernetRun:
         progressive: int = 0,
         seed: int = 0,
         precision: Precision | None = None,
+        workers: int | None = None,
     ) -> None:
         if rule not in RULES:
             raise NASError(f"unknown sampling rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
@@ -128,7 +135,7 @@ class SupernetRun:
         self.seed = seed
         self.precision = precision if precision is not None else precision_for(supernet.device)
         self._phases: dict[float, tuple[Space, Assignment]] = {}
-        self.feeds = feeds(supernet, data, self.recipe, augment, self.precision)
+        self.feeds = feeds(supernet, data, self.recipe, augment, self.precision, workers)
         self.steps = len(self.feeds["train"])
         self.loss = torch.nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
         scaler = torch.amp.GradScaler(supernet.device.type) if self.precision.scaled else None
@@ -362,17 +369,20 @@ class Inheritance:
     validation part, and its own weights returned for export.
     """
 
-    def __init__(self, supernet: Supernet, data: DataSet, recipe: str | Recipe | None = None) -> None:
+    def __init__(
+        self, supernet: Supernet, data: DataSet, recipe: str | Recipe | None = None, *, workers: int | None = None
+    ) -> None:
         self.supernet = supernet
         self.data = data
         self.recipe = choose_recipe(data, recipe)
-        self.feeds = feeds(supernet, data, self.recipe, False)
+        self.workers = workers
+        self.feeds = feeds(supernet, data, self.recipe, False, workers=workers)
 
     def to(self, device: torch.device) -> Inheritance:
         """Evaluate on ``device``: the bank moved there, the batches fed there."""
         if device != self.supernet.device:
             self.supernet.to(device)
-            self.feeds = feeds(self.supernet, self.data, self.recipe, False)
+            self.feeds = feeds(self.supernet, self.data, self.recipe, False, workers=self.workers)
         return self
 
     def __call__(self, graph: Graph) -> tuple[float, dict[str, torch.Tensor]]:
