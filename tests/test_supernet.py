@@ -376,6 +376,7 @@ def test_the_commands_train_a_supernet_and_specialise_it_to_two_budgets(
         # how far apart the networks score, and a warning where the supernet cannot tell them apart
         apart = spread(study, len(load_data("digits").val))
         assert apart is not None and target["spread"] == apart.to_dict()
+        assert f"{apart.tied} of {apart.networks} networks score within the noise of the best" in shown.err
         untold = f"{budget} ms (torch): the supernet does not tell its networks apart" in shown.err
         assert untold == (not apart.told_apart)
         stored = json.loads((exported / "model.json").read_text())

@@ -330,6 +330,10 @@ def search_command(
             apart = spread(study, len(split.val))
             if apart is not None:
                 target["spread"] = apart.to_dict()
+                say(
+                    f"  {apart.tied} of {apart.networks} networks score within the noise of the best "
+                    f"(+-{apart.noise:.4f})"
+                )
                 if not apart.told_apart:
                     print(_untold(where, apart, len(split.val)), file=sys.stderr)
             if finetune:

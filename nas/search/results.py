@@ -134,14 +134,17 @@ def _feasible_architectures(study: optuna.Study) -> list[FrozenTrial]:
 @dataclass(frozen=True)
 class Spread:
     """How far apart a study's feasible networks score: the best and the
-    median score, over ``networks`` architectures, and the noise of a score
+    median score, over ``networks`` architectures, the noise of a score
     measured on the validation images (two binomial standard errors at the
-    best: the half-width of its 95% interval)."""
+    best: the half-width of its 95% interval), and how many networks score
+    within it of the best (``tied``, the best included): among those the
+    scores cannot choose."""
 
     best: float
     median: float
     noise: float
     networks: int
+    tied: int
 
     @property
     def told_apart(self) -> bool:
@@ -149,7 +152,13 @@ class Spread:
         return self.best - self.median > self.noise
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "median": self.median, "noise": self.noise, "networks": self.networks}
+        return {
+            "best": self.best,
+            "median": self.median,
+            "noise": self.noise,
+            "networks": self.networks,
+            "tied": self.tied,
+        }
 
 
 def spread(study: optuna.Study, images: int) -> Spread | None:
@@ -163,7 +172,7 @@ def spread(study: optuna.Study, images: int) -> Spread | None:
     best, middle = scores[-1], len(scores) // 2
     median = scores[middle] if len(scores) % 2 else (scores[middle - 1] + scores[middle]) / 2
     noise = max(2 * math.sqrt(best * (1 - best) / images), 1 / images)  # at least one image
-    return Spread(best, median, noise, len(scores))
+    return Spread(best, median, noise, len(scores), sum(score >= best - noise for score in scores))
 
 
 def report(study: optuna.Study) -> dict[str, Any]:
