@@ -16,6 +16,7 @@ export.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import optuna
 import torch
@@ -77,31 +78,14 @@ def finetune_best(
             hint="run more trials, or search again with a larger --latency-budget-ms",
         )
     models = {t.number: trial_model(study, t, storage=storage) for t in finalists}
+    tune = partial(train, data=data, recipe=recipe, seed=seed, device=device, workers=workers)
     screened: dict[int, float] = {}
     if len(finalists) > 1:
         for t in finalists:
             m = models[t.number]
-            screened[t.number] = train(
-                m.graph,
-                data,
-                recipe=recipe,
-                epochs=screen_epochs,
-                seed=seed,
-                weights=m.weights,
-                device=device,
-                workers=workers,
-            ).accuracy
+            screened[t.number] = tune(m.graph, epochs=screen_epochs, weights=m.weights).accuracy
     # Ties (and a single finalist) go to the higher inherited accuracy: the leaders' order.
     chosen = max(finalists, key=lambda t: screened[t.number]) if screened else finalists[0]
     model = models[chosen.number]
-    result = train(
-        model.graph,
-        data,
-        recipe=recipe,
-        epochs=epochs,
-        seed=seed,
-        weights=model.weights,
-        device=device,
-        workers=workers,
-    )
+    result = tune(model.graph, epochs=epochs, weights=model.weights)
     return Finetuned(chosen, model, result, screened)
