@@ -72,6 +72,7 @@ from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
 from nas.search import SearchConfig, SearchResult, load_study, run_search
 from nas.search.finalists import FINALISTS, Finetuned, finetune_best
+from nas.search.results import spread
 from nas.supernet import EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
 
@@ -195,15 +196,19 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
     repeated = None
     if args.again:
         repeated = retrain(kept.model.graph, args.finetune_epochs, args, seed + AGAIN_SEED, kept.model.weights)
+    apart = spread(load_study(result.storage, result.study), len(data.val))  # untimed: what the search could tell
+    assert apart is not None  # the search found a best
     log(
         f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}"
         + ("" if own is None else f" (from its own initialisation {own:.4f})")
+        + f"; {apart.tied} of {apart.networks} networks within +-{apart.noise:.3f} of the best inherited"
     )
     return {
         "epoch": epoch,
         "budget": budget,
         "search_s": search_s,
         "finetune_s": finetune_s,
+        "spread": apart.to_dict(),
         "inherited": result.best.values[0],
         "accuracy": accuracy,
         "control": own,
