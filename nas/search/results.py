@@ -15,7 +15,7 @@ import contextlib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,13 +152,7 @@ class Spread:
         return self.best - self.median > self.noise
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "best": self.best,
-            "median": self.median,
-            "noise": self.noise,
-            "networks": self.networks,
-            "tied": self.tied,
-        }
+        return asdict(self)
 
 
 def spread(study: optuna.Study, images: int) -> Spread | None:
