@@ -111,3 +111,20 @@ def test_workers_finish_a_study_with_exactly_its_trials(postgres: str, tmp_path:
         if study in optuna.get_all_study_names(storage):
             optuna.delete_study(study_name=study, storage=storage)
         storage.engine.dispose()
+
+
+def test_a_task_lock_is_taken_by_one_connection(postgres: str) -> None:
+    study = f"task-{uuid.uuid4().hex[:12]}"
+    storage = open_storage(postgres)
+    first = StudyLock.of(storage, postgres, study, task="finetune")
+    second = StudyLock.of(storage, postgres, study, task="finetune")
+    try:
+        assert first.try_acquire()
+        assert not second.try_acquire()  # another connection holds it
+        with StudyLock.of(storage, postgres, study):  # the study's own lock is another key
+            pass
+        first.release()
+        assert second.try_acquire()
+    finally:
+        first.release()
+        second.release()

@@ -82,6 +82,43 @@ def test_the_study_lock_of_a_sqlite_file_excludes_other_holders(tmp_path: Path) 
         pass
 
 
+HOLD = """
+import sys, time
+from nas.search.storage import open_storage
+from nas.search.workers import StudyLock
+url = sys.argv[1]
+lock = StudyLock.of(open_storage(url), url, "s", task="finetune")
+assert lock.try_acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file locks are POSIX flock")
+def test_a_task_lock_is_taken_by_one_worker_and_goes_with_a_worker_that_dies(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    storage = open_storage(url)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        mine = StudyLock.of(storage, url, "s", task="finetune")
+        assert not mine.try_acquire()  # the other process holds it
+        with StudyLock.of(storage, url, "s"):  # the study's own lock is another lock
+            pass
+        other = StudyLock.of(storage, url, "t", task="finetune")
+        assert other.try_acquire()  # so is the same task of another study
+        other.release()
+        holder.kill()  # dies holding it
+        holder.wait()
+        assert mine.try_acquire()
+        assert StudyLock.of(storage, url, "s", task="finetune").try_acquire() is False  # held by this one now
+        mine.release()
+        assert StudyLock.of(storage, url, "s", task="finetune").try_acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_the_study_lock_of_a_journal_file(tmp_path: Path) -> None:
     url = f"journal:{tmp_path}/w.log"
     with StudyLock.of(open_storage(url), url, "s"):

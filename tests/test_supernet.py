@@ -12,14 +12,18 @@ import gc
 import json
 import math
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import torch
 
 import nas
 import nas.cli.supernet
+import nas.search.finalists
 import nas.search.study
 import nas.space as S
 import nas.supernet.training
@@ -28,10 +32,11 @@ from nas.cli.root import main
 from nas.data import load_data
 from nas.data.loader import loader
 from nas.ir.errors import NASError
-from nas.search import load_study
+from nas.search import load_study, open_storage
 from nas.search.finalists import finetune_best
 from nas.search.record import TrialRecord
 from nas.search.results import best_trial, leaders, spread, trial_model
+from nas.search.workers import StudyLock
 from nas.supernet import (
     Bank,
     EpochLog,
@@ -476,6 +481,75 @@ def test_the_search_keeps_the_finalist_a_short_fine_tune_ranks_first(
     assert card["source"]["trial"] == kept.trial.number and not (tmp_path / "runs").exists()
     assert card["accuracy"]["screened"] == {str(n): a for n, a in kept.screened.items()}
     assert main([*search, "--finalists", "0"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test's own trial left running, as a worker's
+def test_a_search_fine_tunes_its_leaders_once_among_its_workers_and_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_tiny_supernet(tmp_path, monkeypatch)
+    trained: list[int] = []
+    original = nas.search.finalists.train
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        trained.append(kwargs["epochs"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(nas.search.finalists, "train", counted)
+    url = "sqlite:///s.db"
+    search = ["supernet", "search", "sn", "--latency-budget-ms", "50", "--trials", "6", "--storage", url]
+    search += ["--finalists", "2", "--json"]
+
+    def finetuned(*epochs: str) -> tuple[dict[str, Any], str]:
+        capsys.readouterr()
+        assert main([*search, "--finetune-epochs", *epochs]) == 0
+        out = capsys.readouterr()
+        return json.loads(out.out)["targets"][0], out.err
+
+    first, _ = finetuned("1")
+    assert trained == [1, 1, 1] and first["finetuned"]["reused"] is False  # two screened, one kept
+    # the same command again: what the study recorded, not another fine-tuning
+    again, said = finetuned("1")
+    assert trained == [1, 1, 1] and again["finetuned"] == {**first["finetuned"], "reused": True}
+    assert "(fine-tuned before, with the same leaders and settings)" in said
+    # other settings: fine-tuned again
+    assert finetuned("2")[0]["finetuned"]["epochs"] == 2 and trained == [1, 1, 1, 1, 1, 2]
+    # a trial still running in another worker: the fine-tuning is left to the last to finish
+    study = load_study(url, first["study"])
+    running = study.ask()
+    left, said = finetuned("3")
+    assert left["finetuned"] is None and trained == [1, 1, 1, 1, 1, 2]
+    assert f"fine-tuning left to another worker: trials {running.number} still run in other workers" in said
+    # another worker holding the study's fine-tuning: left to it
+    study.tell(running, state=optuna.trial.TrialState.FAIL)
+    with StudyLock.of(open_storage(url), url, first["study"], task="finetune"):
+        left, said = finetuned("3")
+    assert left["finetuned"] is None and trained == [1, 1, 1, 1, 1, 2]
+    assert "another worker of the study is fine-tuning its leaders" in said
+    assert finetuned("3")[0]["finetuned"]["epochs"] == 3 and trained[-1] == 3  # the lock released: this one does it
+
+
+@pytest.mark.slow
+def test_two_workers_of_a_supernet_search_fine_tune_its_best_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_tiny_supernet(tmp_path, monkeypatch)
+    url = "sqlite:///shared.db"
+    command = [sys.executable, "-m", "nas.cli", "supernet", "search", "sn", "--latency-budget-ms", "50"]
+    command += ["--trials", "16", "--storage", url, "--finalists", "2", "--finetune-epochs", "1"]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    said = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err
+        said.append(out)
+    trained = [out for out in said if "exported to" in out and "fine-tuned before" not in out]
+    assert len(trained) == 1, said  # one trained and exported, the other left it or found it done
+    study = load_study(url)
+    assert len([t for t in study.trials if t.state.is_finished()]) == 16
+    record = study.user_attrs[nas.search.finalists.FINETUNED]
+    assert f"fine-tuned trial {record['trial']} 1 epochs: accuracy {record['accuracy']:.4f}" in trained[0]
 
 
 @pytest.mark.slow

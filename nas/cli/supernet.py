@@ -50,7 +50,7 @@ from nas.cli.search import SearchDisplay
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
 from nas.ir.values import plain
-from nas.search.finalists import FINALISTS, Finetuned, finetune_best
+from nas.search.finalists import FINALISTS, Finetuned, Outcome, finetune_once
 from nas.search.record import TrialRecord
 from nas.search.results import Spread, spread
 from nas.space import load_space, narrowed, parse_fixes
@@ -337,9 +337,18 @@ def search_command(
                 if not apart.told_apart:
                     print(_untold(where, apart, len(split.val)), file=sys.stderr)
             if finetune:
-                kept = finetune_best(
+                outcome = finetune_once(
                     study,
                     split,
+                    partial(
+                        _export,
+                        target=result.best_dir.with_name("finetuned"),
+                        directory=directory,
+                        info=info,
+                        split=split,
+                        study=result.study,
+                        seed=seed,
+                    ),
                     count=finalists,
                     screen_epochs=screen,
                     epochs=finetune,
@@ -349,21 +358,7 @@ def search_command(
                     device=runs_on,
                     workers=data_workers,
                 )
-                for number, accuracy in kept.screened.items():
-                    say(f"  finalist trial {number}: {accuracy:.4f} after {screen} epochs of fine-tuning")
-                folder = result.best_dir.with_name("finetuned")
-                _export(kept, folder, directory, info, split, result.study, seed)
-                target["finetuned"] = {
-                    "trial": kept.trial.number,
-                    "accuracy": kept.result.accuracy,
-                    "epochs": finetune,
-                    "screened": {str(n): a for n, a in kept.screened.items()},
-                    "directory": str(folder),
-                }
-                say(
-                    f"  fine-tuned trial {kept.trial.number} {finetune} epochs: "
-                    f"accuracy {kept.result.accuracy:.4f}, exported to {folder}"
-                )
+                target["finetuned"] = _report_finetuned(outcome, say)
     if as_json:
         print(json.dumps({"supernet": directory, "targets": targets}, indent=2))
 
@@ -383,10 +378,27 @@ def _say(as_json: bool) -> Callable[[str], None]:
     return partial(print, file=sys.stderr if as_json else sys.stdout)
 
 
+def _report_finetuned(outcome: Outcome, say: Callable[[str], None]) -> dict[str, object] | None:
+    """Say what a search's fine-tuning kept (or that another worker fine-tunes); its record for the JSON report."""
+    record = outcome.record
+    if record is None:
+        say(f"  fine-tuning left to another worker: {outcome.elsewhere}")
+        return None
+    for number, accuracy in record["screened"].items():
+        say(f"  finalist trial {number}: {accuracy:.4f} after {record['screen_epochs']} epochs of fine-tuning")
+    before = " (fine-tuned before, with the same leaders and settings)" if outcome.reused else ""
+    say(
+        f"  fine-tuned trial {record['trial']} {record['epochs']} epochs: "
+        f"accuracy {record['accuracy']:.4f}, exported to {record['directory']}{before}"
+    )
+    return {**record, "reused": outcome.reused}
+
+
 def _export(
-    kept: Finetuned, target: Path, directory: str, info: SupernetInfo, split: DataSet, study: str, seed: int
-) -> None:
-    """Export the fine-tuned network to ``target`` with a card that names the supernet and its trial."""
+    kept: Finetuned, *, target: Path, directory: str, info: SupernetInfo, split: DataSet, study: str, seed: int
+) -> Path:
+    """Export the fine-tuned network to ``target`` with a card that names the
+    supernet and its trial; the folder written."""
     model = supernet_model(
         kept.model.graph,
         kept.trial.values[0],
@@ -399,6 +411,7 @@ def _export(
         accuracy={"screened": {str(n): a for n, a in kept.screened.items()}} if kept.screened else None,
     )
     nas.export.export(model, target, "yaml,weights", overwrite=True)
+    return target
 
 
 @app.command("export")

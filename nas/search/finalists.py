@@ -11,26 +11,39 @@ feasible networks of a study (:func:`nas.search.results.leaders`) with
 after it for ``epochs`` from its inherited weights: successive halving
 (Jamieson & Talwalkar 2016) with one rung between the search and the
 export.
+
+Several workers share a study; :func:`finetune_once` fine-tunes its
+leaders once among them (the last to finish does it, under a lock of the
+study that goes with a worker that dies) and records what it kept in the
+study, so that a worker that finishes early, or the same command run
+again, reports that network instead of training it again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from nas.data import DataSet
 from nas.export import Model
 from nas.ir.errors import NASError
 from nas.search.results import leaders, trial_model
+from nas.search.workers import StudyLock
 from nas.train import Recipe, TrainResult, train
 
 FINALISTS = 3
 """Networks screened by default: one epoch of fine-tuning each ranks them
 better than inheritance does, for a few seconds (figures in the README)."""
+FINETUNED = "finetuned"
+"""The study attribute that records its fine-tuning: the settings, the
+leaders screened, the trial kept, its accuracy and the folder it went to."""
 
 
 @dataclass
@@ -89,3 +102,81 @@ def finetune_best(
     model = models[chosen.number]
     result = tune(model.graph, epochs=epochs, weights=model.weights)
     return Finetuned(chosen, model, result, screened)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`finetune_once` did: the record of the network kept
+    (``trial``, ``accuracy``, ``screened``, ``directory`` and the settings),
+    ``reused`` where an earlier run with the same settings and leaders made
+    it; or no record and why another worker fine-tunes (``elsewhere``)."""
+
+    record: dict[str, Any] | None
+    reused: bool = False
+    elsewhere: str | None = None
+
+
+def finetune_once(
+    study: optuna.Study,
+    data: DataSet,
+    export: Callable[[Finetuned], Path],
+    *,
+    count: int = FINALISTS,
+    screen_epochs: int = 1,
+    epochs: int = 2,
+    recipe: str | Recipe | None = None,
+    seed: int = 0,
+    storage: str | None = None,
+    device: str | torch.device | None = None,
+    workers: int | None = None,
+) -> Outcome:
+    """:func:`finetune_best` (same arguments), then ``export`` of what it kept
+    (which returns the folder written), once among the workers of ``study``.
+
+    A worker that finds trials still running leaves it to the last of them
+    to finish; of workers that finish together, the one that takes the
+    study's fine-tuning lock does it. Done, the record goes into the study
+    (:data:`FINETUNED`): a later call with the same settings, while the
+    leaders are the same and the folder is there, returns it instead of
+    training again.
+
+    Raises:
+        as :func:`finetune_best`; NASError from ``export``.
+    """
+    settings: dict[str, Any] = {"finalists": count, "screen_epochs": screen_epochs, "epochs": epochs, "seed": seed}
+    settings["leaders"] = [t.number for t in leaders(study, count)]
+    running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    if running:
+        numbers = ", ".join(map(str, running))
+        return Outcome(None, elsewhere=f"trials {numbers} still run in other workers; the last of them fine-tunes")
+    task = StudyLock.of(study._storage, storage or "", study.study_name, task="finetune")
+    if not task.try_acquire():
+        return Outcome(None, elsewhere="another worker of the study is fine-tuning its leaders")
+    try:
+        done = study.user_attrs.get(FINETUNED)
+        same = isinstance(done, dict) and {k: done.get(k) for k in settings} == settings
+        if same and (Path(done["directory"]) / "model.json").is_file():
+            return Outcome(done, reused=True)
+        kept = finetune_best(
+            study,
+            data,
+            count=count,
+            screen_epochs=screen_epochs,
+            epochs=epochs,
+            recipe=recipe,
+            seed=seed,
+            storage=storage,
+            device=device,
+            workers=workers,
+        )
+        folder = export(kept)
+        record = settings | {
+            "trial": kept.trial.number,
+            "accuracy": kept.result.accuracy,
+            "screened": {str(n): a for n, a in kept.screened.items()},
+            "directory": str(folder),
+        }
+        study.set_user_attr(FINETUNED, record)
+        return Outcome(record)
+    finally:
+        task.release()

@@ -38,9 +38,15 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.record import NATIVE_CONSTRAINT_PREFIX, WORKER_ATTR, TrialRecord
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: file locks are no-ops
+    fcntl = None  # type: ignore[assignment]
 
 WORKER = WORKER_ATTR
 """The system attribute that records which process runs a trial."""
@@ -58,31 +64,45 @@ class StudyLock:
 
     :meth:`release` may be called early (an objective does, once its trial is
     claimed) and again on leaving the ``with`` block.
+
+    A lock of a ``task`` (``StudyLock.of(..., task="finetune")``) is another
+    lock of the same study, for one piece of work that a single worker
+    should do (:meth:`try_acquire` tells whether this one got it). Either
+    kind goes with its holder: a process that dies releases it.
     """
 
-    def __init__(self, acquire: Callable[[], Callable[[], None]]) -> None:
+    def __init__(self, acquire: Callable[[bool], Callable[[], None] | None]) -> None:
         self._acquire = acquire
         self._release: Callable[[], None] | None = None
 
     @classmethod
-    def of(cls, storage: optuna.storages.BaseStorage, url: str, study: str) -> StudyLock:
-        """The lock of ``study`` in ``storage`` (opened from ``url``)."""
+    def of(cls, storage: optuna.storages.BaseStorage, url: str, study: str, task: str = "") -> StudyLock:
+        """The lock of ``study`` in ``storage`` (opened from ``url``, or a study's
+        own, which Optuna wraps in a cache), or of one ``task`` of it."""
+        storage = getattr(storage, "_backend", storage)
         if isinstance(storage, optuna.storages.RDBStorage):
             engine = storage.engine
             if engine.dialect.name == "postgresql":
-                key = advisory_key(study)
-                return cls(lambda: _advisory_lock(engine, key))
+                key = advisory_key(f"{study}\0{task}" if task else study)
+                return cls(lambda blocking: _advisory_lock(engine, key, blocking))
             database = engine.url.database
             if engine.dialect.name == "sqlite" and database and database != ":memory:":
-                return cls(lambda: _file_lock(Path(database)))
+                path = _lock_file(Path(database), study, task)
+                return cls(lambda blocking: _file_lock(path, blocking))
         elif url.startswith("journal:"):
-            path = Path(url.removeprefix("journal:").removeprefix("//"))
-            return cls(lambda: _file_lock(path))
-        return cls(lambda: lambda: None)
+            path = _lock_file(Path(url.removeprefix("journal:").removeprefix("//")), study, task)
+            return cls(lambda blocking: _file_lock(path, blocking))
+        return cls(lambda blocking: lambda: None)
 
     def acquire(self) -> None:
         if self._release is None:
-            self._release = self._acquire()
+            self._release = self._acquire(True)
+
+    def try_acquire(self) -> bool:
+        """Take the lock if no other holder has it; whether this one holds it now."""
+        if self._release is None:
+            self._release = self._acquire(False)
+        return self._release is not None
 
     def release(self) -> None:
         release, self._release = self._release, None
@@ -103,26 +123,38 @@ def advisory_key(study: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _advisory_lock(engine: Any, key: int) -> Callable[[], None]:
-    import sqlalchemy
-
+def _advisory_lock(engine: Any, key: int, blocking: bool) -> Callable[[], None] | None:
     connection = engine.connect()
     try:
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        if blocking:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        elif not connection.execute(sqlalchemy.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar():
+            connection.close()
+            return None
     except BaseException:
         connection.close()
         raise
     return connection.close  # ends the transaction, and with it the lock
 
 
-def _file_lock(path: Path) -> Callable[[], None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
+def _lock_file(storage: Path, study: str, task: str) -> Path:
+    """The file locked beside a SQLite or journal file: one for its studies'
+    trials, one per study and task."""
+    if not task:
+        return storage.with_name(f"{storage.name}.nas-lock")
+    digest = hashlib.blake2b(study.encode(), digest_size=4).hexdigest()
+    return storage.with_name(f"{storage.name}.{task}-{digest}.nas-lock")
+
+
+def _file_lock(path: Path, blocking: bool) -> Callable[[], None] | None:
+    if fcntl is None:  # not POSIX: no lock
         return lambda: None
-    descriptor = os.open(f"{path}.nas-lock", os.O_RDWR | os.O_CREAT, 0o666)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        fcntl.flock(descriptor, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
     except BaseException:
         os.close(descriptor)
         raise
