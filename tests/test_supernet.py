@@ -618,6 +618,71 @@ def test_a_supernet_evaluates_its_networks_on_a_gpu_as_on_the_cpu(
         torch.testing.assert_close(moved[name], tensor, rtol=1e-3, atol=1e-4, msg=name)
 
 
+def test_a_supernet_started_from_a_trained_network_holds_it_in_its_windows(supernet: Supernet) -> None:
+    digits = load_data("digits")
+    assignment = supernet.sample(random.Random(5))
+    graph = supernet.network(assignment)
+    before, _ = Inheritance(supernet, digits, "digits")(graph)
+    alone = nas.train.train(graph, digits, recipe="digits", epochs=3, seed=0)
+    started = supernet.start_from(assignment, alone.state)
+    net = supernet.subnet(assignment)
+    names = [name for name, _ in net.parameters()]
+    assert sorted(started.taken) == sorted(names) and started.fresh == []
+    held = supernet.weights(net)
+    assert all(torch.equal(held[name], alone.state[name]) for name in names)
+    # its accuracy with the statistics measured again is what it had alone (within what measuring them moves)
+    inherited, _ = Inheritance(supernet, digits, "digits")(graph)
+    assert abs(inherited - alone.accuracy) < 0.05 and inherited > before + 0.3, (before, inherited, alone.accuracy)
+    # a narrower network of the space holds the leading channels of the same tensors
+    stem = "stem.conv.weight"
+    narrower = supernet.subnet({**assignment, "stem.out_channels": 8})
+    taken = supernet.weights(narrower)[stem]
+    torch.testing.assert_close(taken, alone.state[stem][:8, :, :, :], rtol=0, atol=0)
+    # a classifier for other classes keeps its initialisation; weights named otherwise are refused
+    other = nas.lower(nas.build(graph, classes=5)).state_dict()
+    fresh = supernet.start_from(assignment, other).fresh
+    assert sorted(fresh) == ["fc.bias", "fc.weight"]
+    with pytest.raises(NASError, match="name none of the network's"):
+        supernet.start_from(assignment, {f"other.{k}": v for k, v in alone.state.items()})
+
+
+@pytest.mark.slow
+def test_the_train_command_starts_a_supernet_from_a_trained_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_tiny_supernet(tmp_path, monkeypatch)
+    quiet = ["--format", "yaml,weights"]
+    assert main(["supernet", "export", "sn", "-o", "big", *quiet, "--latency", "none"]) == 0
+    assert main(["train", "big", "-o", "trained", "--epochs", "3", *quiet]) == 0
+    capsys.readouterr()
+    train = ["supernet", "train", "--space", "tiny.yaml", "--fix", "x.shape=1x8x8", "--epochs", "1", "--json"]
+    assert main([*train, "-o", "started", "--init", "trained"]) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    trained = json.loads((tmp_path / "trained" / "model.json").read_text())["accuracy"]["value"]
+    plain = json.loads((tmp_path / "sn" / "log.json").read_text())[0]["largest"]  # one epoch, no --init
+    parameters = [name for name, _ in nas.lower(nas.build("trained")).named_parameters()]
+    assert report["init"]["fresh"] == [] and sorted(report["init"]["taken"]) == sorted(parameters)
+    # after the same epoch, the largest network (the one trained) is where its training left it, not where
+    # one epoch from a new initialisation is
+    largest = report["epochs"][0]["largest"]
+    assert largest > trained - 0.03 and largest > plain + 0.15, (largest, trained, plain)
+    assert "the bank started from trained: " in out.err
+    assert json.loads((tmp_path / "started" / "supernet.json").read_text())["training"]["init"] == "trained"
+    # a network the space does not hold, and one without weights: one line each, nothing written
+    assert main(["export", "lenet5", "-o", "lenet", *quiet]) == 0
+    assert main(["export", "lenet5", "-o", "bare", "--format", "yaml"]) == 0
+    capsys.readouterr()
+    for init, says in (
+        ("lenet", "'lenet' is not a network of the space as fixed"),
+        ("lenet", "nas space --around lenet -o SPACE.yaml"),
+        ("bare", "holds no weights"),
+    ):
+        assert main([*train, "-o", f"from-{init}", "--init", init]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert says in line and not (tmp_path / f"from-{init}").exists()
+
+
 def test_a_zoo_net_is_chosen_by_its_own_assignment_and_one_outside_the_space_names_those_inside() -> None:
     space = S.load_space("early")
     assert S.decode(space, choose(space, net="lenet5")).hash == nas.zoo.load("lenet5").hash

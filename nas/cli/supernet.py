@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 
 import nas
@@ -53,7 +54,7 @@ from nas.ir.values import plain
 from nas.search.finalists import FINALISTS, Finetuned, Outcome, finetune_once
 from nas.search.record import TrialRecord
 from nas.search.results import Spread, spread
-from nas.space import load_space, narrowed, parse_fixes
+from nas.space import Assignment, encode, load_space, narrowed, parse_fixes
 from nas.supernet import (
     RULES,
     EpochLog,
@@ -99,6 +100,14 @@ def train_command(
     device: DeviceOption = None,
     amp: AmpOption = None,
     data_workers: DataWorkersOption = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="A trained network of the space, with its weights (a directory 'nas import', 'nas train' or "
+            "'nas export' wrote): the bank starts from it.",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Train one supernet for a space; run it again after an interruption and it resumes."""
@@ -130,10 +139,12 @@ def train_command(
         training={"recipe": chosen.name, "rule": rule, "random_subnets": random_subnets, "epochs": epochs}
         | ({"progressive": progressive} if progressive else {})
         | ({"clip_grad": chosen.clip_grad} if chosen.clip_grad is not None else {})
-        | ({"amp": precision.plain()["amp"]} if precision.dtype is not None else {}),
+        | ({"amp": precision.plain()["amp"]} if precision.dtype is not None else {})
+        | ({"init": init} if init is not None else {}),
     )
     extended = _check_same(directory, info)
     supernet = Supernet(narrowed(space, fixed), split.classes).to(runs_on)
+    initial = None if init is None else _initial(init, supernet, fixed)
     run = SupernetRun(
         supernet,
         split,
@@ -145,6 +156,7 @@ def train_command(
         seed=seed,
         precision=precision,
         workers=data_workers,
+        initial=initial,
     )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / META).write_text(json.dumps(info.__dict__, indent=2) + "\n")
@@ -179,10 +191,19 @@ def train_command(
         ) from None
     finally:
         progress.stop()
+    if run.started is not None:
+        fresh = run.started.fresh
+        print(
+            f"the bank started from {init}: {len(run.started.taken)} of its parameters"
+            + (f"; {len(fresh)} kept their initialisation (other shapes: {', '.join(fresh)})" if fresh else ""),
+            file=sys.stderr,
+        )
     save_supernet(directory, supernet, info, Path(space.file))
     seconds = time.perf_counter() - started
     if as_json:
-        entries = {"bank_entries": len(supernet.bank.names), "seconds": seconds}
+        entries: dict[str, object] = {"bank_entries": len(supernet.bank.names), "seconds": seconds}
+        if run.started is not None:
+            entries["init"] = {"from": init, "taken": run.started.taken, "fresh": run.started.fresh}
         print(json.dumps({"directory": str(directory), **entries, "epochs": [vars(e) for e in log]}, indent=2))
         return
     print(
@@ -190,6 +211,28 @@ def train_command(
         f"largest {log[-1].largest:.4f}, smallest {log[-1].smallest:.4f}"
     )
     print(f"search it: nas supernet search {directory} --latency-budget-ms X")
+
+
+def _initial(source: str, supernet: Supernet, fixed: list[str]) -> tuple[Assignment, dict[str, torch.Tensor]]:
+    """The assignment and weights of ``--init``'s network in the supernet's space.
+
+    Raises:
+        NASError: not a network directory with weights, or a network the
+            space (as fixed) does not hold.
+    """
+    model = nas.export.from_source(source)
+    if model.weights is None:
+        raise NASError(f"'{source}' holds no weights", field="init", hint="export it with them: --format yaml,weights")
+    try:
+        assignment = encode(supernet.space, model.graph)
+    except NASError as e:
+        where = " as fixed" if fixed else ""
+        raise NASError(
+            f"'{source}' is not a network of the space{where}: {e.message}",
+            field="init",
+            hint=f"write the space around it: nas space --around {source} -o SPACE.yaml, then --space SPACE.yaml",
+        ) from None
+    return assignment, dict(model.weights)
 
 
 def _check_same(directory: Path, info: SupernetInfo) -> int | None:

@@ -14,7 +14,7 @@
 
 from nas.supernet.bank import Bank, entry_name, window
 from nas.supernet.extract import Extracted, choose, extract, supernet_model
-from nas.supernet.net import Subnet, Supernet
+from nas.supernet.net import Started, Subnet, Supernet
 from nas.supernet.store import SupernetInfo, load_supernet, read_info, save_supernet
 from nas.supernet.training import RULES, EpochLog, Inheritance, SupernetRun, train_supernet
 
@@ -24,6 +24,7 @@ __all__ = [
     "EpochLog",
     "Extracted",
     "Inheritance",
+    "Started",
     "Subnet",
     "Supernet",
     "SupernetInfo",

@@ -67,6 +67,15 @@ class Subnet:
         return {self.names[name]: value for name, value in self.module.state_dict().items()}
 
 
+@dataclass(frozen=True)
+class Started:
+    """The parameters :meth:`Supernet.start_from` took from a trained network,
+    and those it left to their initialisation (``fresh``: another shape)."""
+
+    taken: list[str]
+    fresh: list[str]
+
+
 class Supernet:
     """A space whose every network shares one bank of weights.
 
@@ -166,6 +175,41 @@ class Supernet:
             self.bank.grow(net.graph, net.parameters())
         self.bank.to(self.device)
         return len(self.bank.names)
+
+    def start_from(self, assignment: Mapping[str, Any], weights: Mapping[str, torch.Tensor]) -> Started:
+        """Write a trained network of the space into the bank, each of its
+        parameters into its window (the bank grown to hold them first), so
+        that training starts from it: Once-for-All's supernet starts from its
+        trained largest network, and Model Optimizer's from the user's model.
+        A parameter whose tensor has another shape in ``weights`` (a
+        classifier fitted to other classes) keeps its own initialisation.
+        Batch-norm statistics are not in the bank: they are measured again.
+
+        Args:
+            assignment: the network's assignment (:func:`nas.space.encode`).
+            weights: its state dict, named as ``nas.lower`` of its graph names it.
+
+        Raises:
+            NASError: weights that name none of the network's parameters.
+        """
+        net = self.subnet(assignment)
+        self.bank.grow(net.graph, net.parameters())
+        taken, fresh = [], []
+        with torch.no_grad():
+            for name, view in self.bank.views(net.graph, net.parameters()).items():
+                value = weights.get(name)
+                if value is None or tuple(value.shape) != tuple(view.shape):
+                    fresh.append(name)
+                    continue
+                view.copy_(value.to(view.device, view.dtype))
+                taken.append(name)
+        if not taken:
+            raise NASError(
+                f"the weights name none of the network's {len(fresh)} parameters (such as {fresh[0]})",
+                field="init",
+                hint="give a network exported from this space, or write the space around it: nas space --around DIR",
+            )
+        return Started(taken, fresh)
 
     def to(self, device: torch.device) -> Supernet:
         self.device = device

@@ -33,7 +33,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from nas.data import DataSet, Loader, loader
 from nas.ir.errors import NASError, WriteError, one_line
 from nas.ir.graph import Graph
 from nas.space import Assignment, Space, end, near
-from nas.supernet.net import Subnet, Supernet
+from nas.supernet.net import Started, Subnet, Supernet
 from nas.train import EvaluationFailed, Precision, Recipe, choose_recipe, precision_for
 from nas.train.checkpoint import RunState
 
@@ -97,6 +97,10 @@ def step_rng(seed: int, epoch: int, step: int) -> random.Random:
 class SupernetRun:
     """A supernet, its optimiser and schedule, and its training steps.
 
+    ``initial`` is a trained network of the space (its assignment and state
+    dict) that a new run's bank starts from (:meth:`Supernet.start_from`;
+    what it took is ``started`` once training begins).
+
     ``precision`` is how steps compute (default: :func:`nas.train.precision_for`
     the supernet's device, mixed precision on a GPU as for any training):
     under fp16 the subnets' gradients are scaled, summed, and unscaled
@@ -117,6 +121,7 @@ class SupernetRun:
         seed: int = 0,
         precision: Precision | None = None,
         workers: int | None = None,
+        initial: tuple[Assignment, Mapping[str, torch.Tensor]] | None = None,
     ) -> None:
         if rule not in RULES:
             raise NASError(f"unknown sampling rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
@@ -134,6 +139,8 @@ class SupernetRun:
         self.progressive = progressive
         self.seed = seed
         self.precision = precision if precision is not None else precision_for(supernet.device)
+        self.initial = initial
+        self.started: Started | None = None
         self._phases: dict[float, tuple[Space, Assignment]] = {}
         self.feeds = feeds(supernet, data, self.recipe, augment, self.precision, workers)
         self.steps = len(self.feeds["train"])
@@ -154,6 +161,8 @@ class SupernetRun:
             "seed": self.seed,
         }
         settings |= {"progressive": self.progressive} if self.progressive else {}
+        if self.initial is not None:
+            settings["initial"] = self.supernet.network(self.initial[0]).hash
         return settings | ({"amp": self.precision.plain()["amp"]} if self.precision.dtype is not None else {})
 
     def optimise(self, step: int = 0) -> None:
@@ -300,6 +309,8 @@ def train_supernet(
         run.log = [EpochLog(**e) for e in json.loads((directory / LOG).read_text())][:first]
     else:
         run.supernet.census(random.Random(run.seed))
+        if run.initial is not None:
+            run.started = run.supernet.start_from(*run.initial)
         run.optimise()
     started = time.perf_counter()
     try:
