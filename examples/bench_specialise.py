@@ -266,6 +266,12 @@ def bench_seed(
     assert space.file is not None
     torch.manual_seed(seed)
     supernet = Supernet(S.narrowed(space, fixes), data.classes)
+    initial = None
+    if args.init_epochs:
+        largest = supernet.largest()
+        alone = train(supernet.network(largest), data, recipe=args.recipe, epochs=args.init_epochs, seed=seed)
+        initial = (largest, alone.state)
+        log(f"  the largest network alone, {args.init_epochs} epochs: {alone.accuracy:.4f}")
     run = SupernetRun(
         supernet,
         data,
@@ -274,6 +280,7 @@ def bench_seed(
         rule=args.rule,
         random_subnets=args.random_subnets,
         seed=seed,
+        initial=initial,
     )
     directory = folder / f"supernet-{seed}"
     info = SupernetInfo(
@@ -370,6 +377,13 @@ def main() -> None:
         default="",
         help="epochs (e.g. 2,4,6) at which the supernet is also specialised, to time it to the from-scratch best",
     )
+    parser.add_argument(
+        "--init-epochs",
+        type=int,
+        default=0,
+        help="train the largest network alone for this many epochs first (timed with the supernet) and start "
+        "the supernet from it (nas supernet train --init), Once-for-All's order",
+    )
     parser.add_argument("--rule", default="sandwich", help="sandwich or uniform (nas supernet train --rule)")
     parser.add_argument("--random-subnets", type=int, default=2, help="random subnets per step (sandwich)")
     parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
@@ -419,7 +433,9 @@ def main() -> None:
         )
     print(
         f"from scratch: {args.scratch_trials} trials of {args.scratch_epochs} epochs; supernet: "
-        f"{args.supernet_epochs} epochs ({rule(args)}), {args.trials} inherited trials, "
+        f"{args.supernet_epochs} epochs ({rule(args)})"
+        + (f" started from the largest network trained alone for {args.init_epochs}" if args.init_epochs else "")
+        + f", {args.trials} inherited trials, "
         f"{args.finetune_epochs} epochs of fine-tuning"
         + (f" (the best of {args.finalists} after {args.screen_epochs} each)" if args.finalists > 1 else "")
     )
