@@ -8,6 +8,7 @@ is linear in the batch), and resumed runs against uninterrupted ones.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import subprocess
 import sys
@@ -235,6 +236,63 @@ def test_cli_training_errors_are_one_line(tmp_path: Path, capsys: pytest.Capture
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+DIGITS_NET = """
+name: digitnet
+inputs: {{x: [1, 8, 8]}}
+nodes:
+  conv: {{block: conv2d, out_channels: 16, kernel_size: 3, padding: 1}}
+  relu: {{block: relu}}
+  flat: {{block: flatten}}
+  fc: {{block: linear, out_features: {classes}}}
+"""
+
+
+def test_a_network_trains_further_from_its_own_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "net.yaml").write_text(DIGITS_NET.format(classes=10))
+    quiet = ["--format", "yaml,weights"]
+
+    def trained(source: str, out: str, *extra: str) -> float:
+        command = ["train", str(tmp_path / source), "-o", str(tmp_path / out), "--epochs", "1", *quiet, *extra]
+        assert main(command) == 0
+        return float(json.loads((tmp_path / out / "model.json").read_text())["accuracy"]["value"])
+
+    first = trained("net.yaml", "first")
+    capsys.readouterr()
+    # a step too small to move the weights: the run starts from them, and so scores what they scored
+    still = ["--lr", "1e-12"]
+    assert trained("first", "kept", "--pretrained", *still) == first > 0.8
+    assert "starting from the weights of" in capsys.readouterr().err
+    source, kept = nas.load(str(tmp_path / "first")).state_dict(), nas.load(str(tmp_path / "kept")).state_dict()
+    assert all(torch.allclose(kept[k], source[k], atol=1e-6) for k in source)
+    assert trained("first", "new", *still) < 0.5  # without --pretrained: a new initialisation
+    card = json.loads((tmp_path / "kept" / "model.json").read_text())
+    assert card["source"]["pretrained"] is True
+    # a classifier for other classes starts new, the rest is taken
+    (tmp_path / "five.yaml").write_text(DIGITS_NET.format(classes=5))
+    assert main(["export", str(tmp_path / "five.yaml"), "-o", str(tmp_path / "five"), *quiet]) == 0
+    capsys.readouterr()
+    trained("five", "refit", "--pretrained")
+    assert "2 of 4 tensors (fc.bias, fc.weight new: other shapes)" in capsys.readouterr().err
+    # a source without weights: one line, nothing written
+    assert main(["train", str(tmp_path / "net.yaml"), "-o", str(tmp_path / "none"), "--pretrained", *quiet]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "holds no weights to start from" in line and not (tmp_path / "none").exists()
+
+
+def test_a_checkpoint_resumes_only_a_run_from_the_same_weights(colour, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    graph = nas.build(NET)
+    checkpoint = tmp_path / "run.ckpt"
+    scratch = train(graph, colour, recipe="cifar", epochs=1, checkpoint=checkpoint)
+    with pytest.raises(NASError, match=r"its weights differ"):
+        train(graph, colour, recipe="cifar", epochs=1, checkpoint=checkpoint, weights=scratch.state)
+    other = tmp_path / "other.ckpt"
+    train(graph, colour, recipe="cifar", epochs=1, checkpoint=other, weights=scratch.state)
+    changed = {k: v + 1 if v.is_floating_point() else v for k, v in scratch.state.items()}
+    with pytest.raises(NASError, match=r"its weights differ"):
+        train(graph, colour, recipe="cifar", epochs=1, checkpoint=other, weights=changed)
+    assert train(graph, colour, recipe="cifar", epochs=1, checkpoint=other, weights=scratch.state).curve
 
 
 @gpu

@@ -1,4 +1,4 @@
-"""``nas train``: train an architecture from scratch, then export it with its accuracy."""
+"""``nas train``: train an architecture (from scratch, or from its own weights), then export it with its accuracy."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 
 import nas
@@ -57,6 +58,14 @@ def train(
         str | None,
         typer.Option("--checkpoint", help="Checkpoint file (default: beside the output); an existing one resumes."),
     ] = None,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained",
+            help="Start from SOURCE's own weights (an export directory's): fine-tuning, or more epochs of a "
+            "trained network; a classifier fitted to other classes starts new.",
+        ),
+    ] = False,
     formats: Annotated[
         str, typer.Option("--format", help="Formats to export (as in 'nas export').")
     ] = "yaml,weights,pt2,torchscript,onnx",
@@ -81,6 +90,7 @@ def train(
     augmentation = augmentation_of(split, chosen.augment if augment is None else augment_choice(augment))
     origin = nas.export.from_source(source, input_shape=input_shape)
     graph = nas.build(origin.graph, classes=split.classes)
+    start = _pretrained(source, origin, graph, seed) if pretrained else None
     ckpt = Path(checkpoint) if checkpoint else target.with_name(f".{target.name}.checkpoint.safetensors")
     print(
         f"training {origin.name} ({graph.params:,} params) on {split.name}: {len(split.train)} images, "
@@ -93,13 +103,14 @@ def train(
         "amp": amp,
         "channels_last": channels_last,
         "workers": workers,
+        "weights": start,
     }
     result = _train_with_progress(graph, split, ckpt, recipe=chosen, epochs=epochs, seed=seed, **options)
     model = nas.export.Model(
         graph,
         result.state,
         name=origin.name,
-        source={"kind": "train", "from": source, "data": split.name},
+        source={"kind": "train", "from": source, "data": split.name} | ({"pretrained": True} if pretrained else {}),
         accuracy={
             "value": result.accuracy,
             "data": split.name,
@@ -114,6 +125,32 @@ def train(
     ckpt.unlink(missing_ok=True)  # the export holds the weights now
     print(f"validation accuracy {result.accuracy:.4f} after {epochs} epochs ({result.seconds:.0f} s)", file=sys.stderr)
     raise typer.Exit(print_export(exported, as_json))
+
+
+def _pretrained(source: str, origin: nas.export.Model, graph: nas.Graph, seed: int) -> dict[str, torch.Tensor]:
+    """The state ``graph`` starts from: ``origin``'s weights wherever their
+    shapes fit (all but a classifier refitted to the data's classes), the
+    rest as a new run of ``seed`` initialises it.
+
+    Raises:
+        NASError: a source without weights.
+    """
+    if origin.weights is None:
+        raise NASError(
+            f"'{source}' holds no weights to start from",
+            field="pretrained",
+            hint="give an export directory with weights (--format yaml,weights), or drop --pretrained",
+        )
+    torch.manual_seed(seed)
+    fresh = nas.lower(graph).state_dict()
+    taken = {k: v for k, v in origin.weights.items() if k in fresh and tuple(v.shape) == tuple(fresh[k].shape)}
+    new = sorted(set(fresh) - set(taken))
+    print(
+        f"starting from the weights of {source}: {len(taken)} of {len(fresh)} tensors"
+        + (f" ({', '.join(new)} new: other shapes)" if new else ""),
+        file=sys.stderr,
+    )
+    return {k: taken.get(k, v) for k, v in fresh.items()}
 
 
 def _train_with_progress(

@@ -11,8 +11,10 @@ checkpoint of another run is refused in one line.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,18 @@ def state_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A copy of ``module``'s state dict that ``safetensors`` can save (on
     the CPU, contiguous, no shared storage)."""
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """A short hash of a state dict's names, types, shapes and values: a run
+    that starts from weights records which, so that a checkpoint of a run
+    from other weights (or none) is not resumed."""
+    h = hashlib.blake2b(digest_size=8)
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 @dataclass

@@ -35,7 +35,7 @@ from nas.ir.errors import one_line
 from nas.ir.graph import Graph
 from nas.latency.memory import check_fits
 from nas.passes.lower import lower
-from nas.train.checkpoint import RunState, state_of
+from nas.train.checkpoint import RunState, digest, state_of
 from nas.train.device import Precision, precision_for, resolve_device
 from nas.train.recipes import Recipe, default_recipe
 from nas.train.recipes import recipe as recipe_named
@@ -158,6 +158,7 @@ def train(
     }
     how = {**chosen.plain(), "epochs": epochs, "augmentation": feeds["train"].augmentation, **precision.plain()}
     settings = {"graph": graph.hash, "data": data.name, "seed": seed, "recipe": how}
+    settings |= {} if weights is None else {"weights": digest(weights)}
     started = time.perf_counter()
     torch.manual_seed(seed)
     run = _Run(graph, chosen, feeds, where, precision, epochs, weights)
