@@ -155,7 +155,7 @@ def finetune_once(
     try:
         done = study.user_attrs.get(FINETUNED)
         same = isinstance(done, dict) and {k: done.get(k) for k in settings} == settings
-        if same and (Path(done["directory"]) / "model.json").is_file():
+        if same and isinstance(done.get("directory"), str) and (Path(done["directory"]) / "model.json").is_file():
             return Outcome(done, reused=True)
         kept = finetune_best(
             study,
