@@ -34,7 +34,7 @@ from nas.data.loader import loader
 from nas.ir.errors import NASError
 from nas.search import load_study, open_storage
 from nas.search.finalists import finetune_best
-from nas.search.record import TrialRecord
+from nas.search.record import FINETUNED_ATTR, TrialRecord
 from nas.search.results import best_trial, leaders, spread, trial_model
 from nas.search.workers import StudyLock
 from nas.supernet import (
@@ -509,6 +509,15 @@ def test_a_search_fine_tunes_its_leaders_once_among_its_workers_and_its_runs(
 
     first, _ = finetuned("1")
     assert trained == [1, 1, 1] and first["finetuned"]["reused"] is False  # two screened, one kept
+    # nas results reports it beside the front, not among the study's settings
+    results = ["results", "--storage", url, "--study", first["study"], "--runs", "pictures"]
+    assert main([*results, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["finetuned"] == {k: v for k, v in first["finetuned"].items() if k != "reused"}
+    assert FINETUNED_ATTR not in shown["settings"]
+    assert main(results) == 0
+    record = first["finetuned"]
+    assert f"fine-tuned: trial {record['trial']}, 1 epochs" in capsys.readouterr().out
     # the same command again: what the study recorded, not another fine-tuning
     again, said = finetuned("1")
     assert trained == [1, 1, 1] and again["finetuned"] == {**first["finetuned"], "reused": True}
@@ -548,7 +557,7 @@ def test_two_workers_of_a_supernet_search_fine_tune_its_best_once(
     assert len(trained) == 1, said  # one trained and exported, the other left it or found it done
     study = load_study(url)
     assert len([t for t in study.trials if t.state.is_finished()]) == 16
-    record = study.user_attrs[nas.search.finalists.FINETUNED]
+    record = study.user_attrs[FINETUNED_ATTR]
     assert f"fine-tuned trial {record['trial']} 1 epochs: accuracy {record['accuracy']:.4f}" in trained[0]
 
 

@@ -62,6 +62,13 @@ def results(
         highlight=False,
     )
     console.print(_front(report))
+    kept = report["finetuned"]
+    if kept is not None:
+        console.print(
+            f"fine-tuned: trial {kept['trial']}, {kept['epochs']} epochs from its inherited weights, "
+            f"accuracy {kept['accuracy']:.4f}, in {kept['directory']}",
+            highlight=False,
+        )
     for note in notes:
         console.print(note, highlight=False)
 

@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.data import DataSet
 from nas.export import Model
 from nas.ir.errors import NASError
+from nas.search.record import FINETUNED_ATTR
 from nas.search.results import leaders, trial_model
 from nas.search.workers import StudyLock
 from nas.train import Recipe, TrainResult, train
@@ -41,9 +42,6 @@ from nas.train import Recipe, TrainResult, train
 FINALISTS = 3
 """Networks screened by default: one epoch of fine-tuning each ranks them
 better than inheritance does, for a few seconds (figures in the README)."""
-FINETUNED = "finetuned"
-"""The study attribute that records its fine-tuning: the settings, the
-leaders screened, the trial kept, its accuracy and the folder it went to."""
 
 
 @dataclass
@@ -136,9 +134,9 @@ def finetune_once(
     A worker that finds trials still running leaves it to the last of them
     to finish; of workers that finish together, the one that takes the
     study's fine-tuning lock does it. Done, the record goes into the study
-    (:data:`FINETUNED`): a later call with the same settings, while the
-    leaders are the same and the folder is there, returns it instead of
-    training again.
+    (:data:`nas.search.record.FINETUNED_ATTR`, which ``nas results``
+    shows): a later call with the same settings, while the leaders are the
+    same and the folder is there, returns it instead of training again.
 
     Raises:
         as :func:`finetune_best`; NASError from ``export``.
@@ -153,7 +151,7 @@ def finetune_once(
     if not task.try_acquire():
         return Outcome(None, elsewhere="another worker of the study is fine-tuning its leaders")
     try:
-        done = study.user_attrs.get(FINETUNED)
+        done = study.user_attrs.get(FINETUNED_ATTR)
         same = isinstance(done, dict) and {k: done.get(k) for k in settings} == settings
         if same and isinstance(done.get("directory"), str) and (Path(done["directory"]) / "model.json").is_file():
             return Outcome(done, reused=True)
@@ -176,7 +174,7 @@ def finetune_once(
             "screened": {str(n): a for n, a in kept.screened.items()},
             "directory": str(folder),
         }
-        study.set_user_attr(FINETUNED, record)
+        study.set_user_attr(FINETUNED_ATTR, record)
         return Outcome(record)
     finally:
         task.release()

@@ -37,6 +37,10 @@ FIXED_PARAMS = "fixed_params"
 """Optuna's system attribute of an enqueued trial (its parameters are given)."""
 NATIVE_CONSTRAINT_PREFIX = "constraints:"
 """Optuna 5's system attributes of a trial's own constraints (``Trial.set_constraint``)."""
+FINETUNED_ATTR = "finetuned"
+"""Study attribute that records a supernet search's fine-tuning: the
+settings, the leaders screened, the trial kept, its accuracy and the folder
+it went to (:func:`nas.search.finalists.finetune_once`)."""
 
 _SYSTEM = {
     "child": ASSIGNMENT_ATTR,

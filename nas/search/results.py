@@ -28,7 +28,7 @@ from nas.io.parse import load_yaml
 from nas.ir.errors import NASError
 from nas.passes.lower import lower
 from nas.predict import load_table
-from nas.search.record import TrialRecord
+from nas.search.record import FINETUNED_ATTR, TrialRecord
 from nas.search.sampler import nondominated_ranks
 from nas.search.storage import load_study, open_storage
 from nas.search.workers import retried
@@ -170,15 +170,18 @@ def spread(study: optuna.Study, images: int) -> Spread | None:
 
 
 def report(study: optuna.Study) -> dict[str, Any]:
-    """What ``nas results --json`` prints: the study's settings, counts, and
-    its feasible Pareto front."""
+    """What ``nas results --json`` prints: the study's settings, counts, its
+    feasible Pareto front, and (a supernet search's) the network its
+    fine-tuning kept."""
     best = best_trial(study)
+    attrs = dict(study.user_attrs)
     return {
         "study": study.study_name,
-        "settings": dict(study.user_attrs),
+        "settings": {k: v for k, v in attrs.items() if k != FINETUNED_ATTR},
         "trials": tally(study).to_dict(),
         "pareto_front": [entry(t) for t in pareto_front(study)],
         "best": entry(best) if best is not None else None,
+        "finetuned": attrs.get(FINETUNED_ATTR),
     }
 
 
