@@ -29,6 +29,7 @@ from nas.cli.export import print_export
 from nas.cli.progress import progress_bar
 from nas.cli.root import as_command
 from nas.data import DataSet, augmentation_of, load_data
+from nas.io.exported import copy_fitting
 from nas.ir.errors import NASError
 from nas.train import EvaluationFailed, Recipe, TrainResult, choose_recipe, resolve_device
 from nas.train import train as train_graph
@@ -142,15 +143,14 @@ def _pretrained(source: str, origin: nas.export.Model, graph: nas.Graph, seed: i
             hint="give an export directory with weights (--format yaml,weights), or drop --pretrained",
         )
     torch.manual_seed(seed)
-    fresh = nas.lower(graph).state_dict()
-    taken = {k: v for k, v in origin.weights.items() if k in fresh and tuple(v.shape) == tuple(fresh[k].shape)}
-    new = sorted(set(fresh) - set(taken))
+    state = nas.lower(graph).state_dict()
+    new = sorted(copy_fitting(state, origin.weights))
     print(
-        f"starting from the weights of {source}: {len(taken)} of {len(fresh)} tensors"
+        f"starting from the weights of {source}: {len(state) - len(new)} of {len(state)} tensors"
         + (f" ({', '.join(new)} new: other shapes)" if new else ""),
         file=sys.stderr,
     )
-    return {k: taken.get(k, v) for k, v in fresh.items()}
+    return state
 
 
 def _train_with_progress(

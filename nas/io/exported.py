@@ -271,6 +271,23 @@ def fit_weights(module: torch.nn.Module, weights: Mapping[str, torch.Tensor]) ->
     module.load_state_dict(weights)
 
 
+def copy_fitting(targets: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]) -> list[str]:
+    """Copy each tensor of ``weights`` into the tensor of ``targets`` of its
+    name and shape, in place (a module's state dict, a supernet bank's
+    windows): training that starts from trained weights where they fit, a
+    classifier fitted to other classes left new. Returns the names of
+    ``targets`` left as they were."""
+    left = []
+    with torch.no_grad():
+        for name, target in targets.items():
+            value = weights.get(name)
+            if value is None or tuple(value.shape) != tuple(target.shape):
+                left.append(name)
+                continue
+            target.copy_(value.to(target.device, target.dtype))
+    return left
+
+
 def read_graph(directory: str | os.PathLike[str]) -> Graph:
     """The architecture of an export directory (its ``model.yaml``), validated and analysed.
 

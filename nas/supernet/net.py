@@ -26,6 +26,7 @@ from torch.func import functional_call
 
 from nas.data import Loader
 from nas.io.build import build
+from nas.io.exported import copy_fitting
 from nas.ir.errors import NASError
 from nas.ir.graph import Graph
 from nas.passes.lower import Stepped
@@ -194,15 +195,9 @@ class Supernet:
         """
         net = self.subnet(assignment)
         self.bank.grow(net.graph, net.parameters())
-        taken, fresh = [], []
-        with torch.no_grad():
-            for name, view in self.bank.views(net.graph, net.parameters()).items():
-                value = weights.get(name)
-                if value is None or tuple(value.shape) != tuple(view.shape):
-                    fresh.append(name)
-                    continue
-                view.copy_(value.to(view.device, view.dtype))
-                taken.append(name)
+        views = self.bank.views(net.graph, net.parameters())
+        fresh = copy_fitting(views, weights)
+        taken = [name for name in views if name not in fresh]
         if not taken:
             raise NASError(
                 f"the weights name none of the network's {len(fresh)} parameters (such as {fresh[0]})",

@@ -158,7 +158,8 @@ def train(
     }
     how = {**chosen.plain(), "epochs": epochs, "augmentation": feeds["train"].augmentation, **precision.plain()}
     settings = {"graph": graph.hash, "data": data.name, "seed": seed, "recipe": how}
-    settings |= {} if weights is None else {"weights": digest(weights)}
+    if weights is not None and checkpoint is not None:  # what a checkpoint's run started from
+        settings["weights"] = digest(weights)
     started = time.perf_counter()
     torch.manual_seed(seed)
     run = _Run(graph, chosen, feeds, where, precision, epochs, weights)
