@@ -676,6 +676,7 @@ def test_the_train_command_starts_a_supernet_from_a_trained_network(
     # one epoch from a new initialisation is
     largest = report["epochs"][0]["largest"]
     assert largest > trained - 0.03 and largest > plain + 0.15, (largest, trained, plain)
+    assert "; the bank starts from trained" in out.err.splitlines()[0]  # said before training, counted after
     assert "the bank started from trained: " in out.err
     assert json.loads((tmp_path / "started" / "supernet.json").read_text())["training"]["init"] == "trained"
     # a network the space does not hold, and one without weights: one line each, nothing written

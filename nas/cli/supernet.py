@@ -164,7 +164,8 @@ def train_command(
         f"training a supernet of '{space.name}' on {split.name}: {epochs} epochs"
         f"{f' ({progressive} progressive)' if progressive else ''}, rule {rule}, recipe {chosen.name}, "
         f"{run.steps} steps per epoch"
-        + (f"; planned for {extended} epochs before, its schedule stretched to {epochs}" if extended else ""),
+        + (f"; planned for {extended} epochs before, its schedule stretched to {epochs}" if extended else "")
+        + (f"; the bank starts from {init}" if init is not None else ""),
         file=sys.stderr,
     )
     progress = progress_bar("status")

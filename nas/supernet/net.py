@@ -197,7 +197,8 @@ class Supernet:
         self.bank.grow(net.graph, net.parameters())
         views = self.bank.views(net.graph, net.parameters())
         fresh = copy_fitting(views, weights)
-        taken = [name for name in views if name not in fresh]
+        left = set(fresh)
+        taken = [name for name in views if name not in left]
         if not taken:
             raise NASError(
                 f"the weights name none of the network's {len(fresh)} parameters (such as {fresh[0]})",
