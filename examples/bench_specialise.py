@@ -70,10 +70,11 @@ import nas
 import nas.space as S
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
+from nas.predict import Predictor
 from nas.search import SearchConfig, SearchResult, load_study, run_search
 from nas.search.finalists import FINALISTS, Finetuned, finetune_best
 from nas.search.results import spread
-from nas.supernet import EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
+from nas.supernet import CostRange, EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
 
 
@@ -234,6 +235,14 @@ def earlier_scratch(args: argparse.Namespace) -> dict[int, dict[str, Any]]:
     return {row["seed"]: {k: row[k] for k in keep} | {"scratch_again": row.get("scratch_again")} for row in rows}
 
 
+def within(args: argparse.Namespace) -> CostRange | None:
+    """``--window LO:HI``: the supernet trains only networks whose latency the table predicts in it."""
+    if not args.within:
+        return None
+    low, _, high = args.within.partition(":")
+    return CostRange(Predictor(args.latency_table).predict, float(low), float(high))
+
+
 def bench_seed(
     seed: int, args: argparse.Namespace, folder: Path, scratch: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -281,6 +290,7 @@ def bench_seed(
         random_subnets=args.random_subnets,
         seed=seed,
         initial=initial,
+        within=within(args),
     )
     directory = folder / f"supernet-{seed}"
     info = SupernetInfo(
@@ -386,6 +396,11 @@ def main() -> None:
     )
     parser.add_argument("--rule", default="sandwich", help="sandwich or uniform (nas supernet train --rule)")
     parser.add_argument("--random-subnets", type=int, default=2, help="random subnets per step (sandwich)")
+    parser.add_argument(
+        "--within",
+        metavar="LO:HI",
+        help="train only the networks the latency table predicts within LO to HI ms (needs --latency-table)",
+    )
     parser.add_argument("--trials", type=int, default=100, help="inherited evaluations per budget")
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument(

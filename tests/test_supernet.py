@@ -32,6 +32,10 @@ from nas.cli.root import main
 from nas.data import load_data
 from nas.data.loader import loader
 from nas.ir.errors import NASError
+from nas.passes.fusion import units
+from nas.predict import Predictor
+from nas.predict.profiling import fit_table
+from nas.predict.table import LatencyTable
 from nas.search import load_study, open_storage
 from nas.search.finalists import finetune_best
 from nas.search.record import FINETUNED_ATTR, TrialRecord
@@ -39,6 +43,7 @@ from nas.search.results import best_trial, leaders, spread, trial_model
 from nas.search.workers import StudyLock
 from nas.supernet import (
     Bank,
+    CostRange,
     EpochLog,
     Inheritance,
     Supernet,
@@ -827,3 +832,120 @@ def test_the_ends_keep_to_the_space_limits_where_the_ends_of_its_domains_do_not(
     rng = random.Random(1)
     macs = [net.network(net.sample(rng)).macs for _ in range(40)]
     assert smallest.macs <= min(macs) and largest.macs >= max(macs)
+
+
+def test_a_cost_range_trains_only_its_networks_and_its_heaviest_teaches(space: S.Space) -> None:
+    data = load_data("digits")
+    net = Supernet(S.restrict(space, {"x.shape": (1, 8, 8)}), classes=10)
+    macs = sorted(net.network(net.sample(random.Random(i))).macs for i in range(200))
+    low, high = macs[50], macs[120]  # the networks between the quartile and about the median
+    within = CostRange(lambda g: g.macs, low, high, source="MACs", unit="MACs")
+    run = SupernetRun(net, data, recipe="digits", epochs=1, random_subnets=3, within=within)
+    rng = random.Random(0)
+    steps = [[s.graph.macs for s in run.subnets(rng)] for _ in range(40)]
+    drawn = [m for step in steps for m in step[2:]]
+    assert all(low <= m <= high for step in steps for m in step)
+    assert len(set(drawn)) > 10  # random networks of the range, not a few
+    heaviest, lightest = steps[0][:2]
+    assert all(step[:2] == [heaviest, lightest] for step in steps)  # the same ends every step
+    assert heaviest >= sorted(drawn)[int(0.9 * len(drawn))] and lightest <= sorted(drawn)[int(0.1 * len(drawn))]
+    assert heaviest < net.network(net.largest()).macs  # the largest is out of the range: never trained
+    free = SupernetRun(net, data, recipe="digits", epochs=1, random_subnets=3)
+    assert any(not low <= s.graph.macs <= high for _ in range(10) for s in free.subnets(rng))
+    assert run.settings(data)["within"] == {"low": low, "high": high, "unit": "MACs", "source": "MACs"}
+    assert "within" not in free.settings(data)  # a resumed run must agree on it, and older runs still resume
+    # a range with no network, an empty one, one with progressive shrinking: one line each
+    smallest = net.network(net.smallest()).macs
+    none = SupernetRun(net, data, epochs=1, within=CostRange(lambda g: g.macs, 0, smallest - 1, source="MACs"))
+    with pytest.raises(NASError, match=f"no network of the space costs 0 to {smallest - 1:g} ms") as raised:
+        none.subnets(rng)
+    assert f"the space's smallest network costs {smallest:.3g} ms" in str(raised.value)
+    with pytest.raises(NASError, match="the cost range 2 to 1 ms is empty"):
+        CostRange(lambda g: g.macs, 2, 1, source="MACs")
+    with pytest.raises(NASError, match="progressive shrinking widens from the largest network") as raised:
+        SupernetRun(net, data, epochs=2, progressive=1, within=within)
+    assert all(len(str(e).splitlines()) == 1 for e in (raised.value,))
+
+
+@pytest.mark.slow
+def test_a_supernet_trained_in_a_cost_range_beats_one_trained_everywhere_on_the_range_ends(space: S.Space) -> None:
+    """The same steps spent on the range's networks: its heaviest scores higher than when steps go to the largest."""
+    data = load_data("digits")
+    fixed = S.restrict(space, {"x.shape": (1, 8, 8), "mix.present": [False]})
+    scores = []
+    for ranged in (True, False):
+        torch.manual_seed(0)
+        net = Supernet(fixed, data.classes)
+        macs = sorted(net.network(net.sample(random.Random(i))).macs for i in range(100))
+        within = CostRange(lambda g: g.macs, 0, macs[30], source="MACs", unit="MACs")
+        run = SupernetRun(net, data, recipe="digits", epochs=1, random_subnets=1, seed=1, within=within)
+        trained = run if ranged else SupernetRun(net, data, recipe="digits", epochs=1, random_subnets=1, seed=1)
+        train_supernet(trained, data)
+        scores.append(sum(run.evaluate(end) for end in run.ends()) / 2)
+    ranged_score, everywhere = scores
+    assert ranged_score > everywhere + 0.02, scores
+
+
+def macs_table(graphs: list[nas.Graph]) -> LatencyTable:
+    """A latency table whose every unit takes 0.01 ms plus 1 ms per million MACs: latency known in advance."""
+    blocks: dict[str, dict[str, Any]] = {}
+    for g in graphs:
+        for u in units(g):
+            ms = 0.01 + u.macs / 1e6
+            row = {"key": u.key, **u.describe(), "median_ms": ms, "p10_ms": ms, "p90_ms": ms, "runs": 1, "count": 1}
+            blocks.setdefault(u.key, row)
+    networks = [
+        {"name": f"n{i}", "hash": g.hash, "source": "tiny", "median_ms": sum(0.01 + u.macs / 1e6 for u in units(g))}
+        for i, g in enumerate(graphs)
+    ]
+    conditions = {"backend": "torch", "mode": "eager", "device": "test CPU", "precision": "fp32", "batch": 1}
+    table = LatencyTable(
+        conditions=conditions | {"threads": 1, "versions": {"torch": "x"}},
+        blocks=list(blocks.values()),
+        networks=[n | {"p10_ms": n["median_ms"], "p90_ms": n["median_ms"]} for n in networks],
+        profile={"note": "synthetic"},
+    )
+    fit_table(table, graphs, features=("blocks_ms",))
+    return table
+
+
+@pytest.mark.slow
+def test_the_train_command_trains_a_latency_range_and_the_search_warns_above_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], space: S.Space
+) -> None:
+    net = Supernet(S.restrict(space, {"x.shape": (1, 8, 8)}), classes=10)
+    graphs = [net.network(net.sample(random.Random(i))) for i in range(40)]
+    macs_table(graphs).save(tmp_path / "t.json")
+    predictor = Predictor(str(tmp_path / "t.json"))
+    costs = sorted(predictor.predict(g) for g in graphs)
+    high = round(costs[20], 4)
+    ranged = ["--latency-table", "t.json", "--latency-range-ms"]
+    train_tiny_supernet(tmp_path, monkeypatch, *ranged, f"{high}", "--json")
+    shown = capsys.readouterr()
+    assert f"only networks of 0 to {high:g} ms on t.json" in shown.err
+    info = json.loads((tmp_path / "sn" / "supernet.json").read_text())
+    assert info["training"]["range"] == {"low": 0.0, "high": high, "unit": "ms", "source": "t.json"}
+    # a search within the range says nothing of it; one above it warns, naming the range to train
+    search = ["supernet", "search", "sn", "--latency-table", "t.json", "--trials", "2", "--finetune-epochs", "0"]
+    assert main([*search, "--latency-budget-ms", f"{high}"]) == 0
+    assert "trained only networks" not in capsys.readouterr().err
+    assert main([*search, "--latency-budget-ms", f"{2 * high}", "--storage", "sqlite:///b.db"]) == 0
+    assert (
+        f"the supernet trained only networks of 0 to {high:g} ms (t.json); under {2 * high:g} ms the heavier "
+        f"networks inherit weights not trained for them: train one with --latency-range-ms 0:{2 * high:g}"
+    ) in capsys.readouterr().err
+    # bad ranges: one line each, naming the option, and nothing written
+    train = ["supernet", "train", "--space", "tiny.yaml", "--fix", "x.shape=1x8x8", "--epochs", "1"]
+    for options, message in [
+        (["--latency-range-ms", "0.5"], "--latency-range-ms needs the table that predicts it"),
+        (["--latency-table", "t.json"], "--latency-table without --latency-range-ms"),
+        ([*ranged, "0.5:0.2"], "the cost range 0.5 to 0.2 ms is empty"),
+        ([*ranged, "fast"], "--latency-range-ms 'fast' is not LOW:HIGH"),
+        ([*ranged, f"{costs[0] / 10:.5f}"], "no network of the space costs 0 to"),
+        ([*ranged, "0.5", "--progressive", "1", "--epochs", "2"], "--progressive widens from the largest network"),
+    ]:
+        capsys.readouterr()
+        assert main([*train, *options, "-o", "bad"]) == 2, options
+        (line,) = capsys.readouterr().err.splitlines() or [""]
+        assert message in line and ("latency-range-ms" in line or "progressive" in line), line
+        assert not (tmp_path / "bad").exists()

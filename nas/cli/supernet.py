@@ -51,12 +51,14 @@ from nas.cli.search import SearchDisplay
 from nas.data import DataSet, load_data
 from nas.ir.errors import NASError
 from nas.ir.values import plain
+from nas.predict import Predictor
 from nas.search.finalists import FINALISTS, Finetuned, Outcome, finetune_once
 from nas.search.record import TrialRecord
 from nas.search.results import Spread, spread
 from nas.space import Assignment, encode, load_space, narrowed, parse_fixes
 from nas.supernet import (
     RULES,
+    CostRange,
     EpochLog,
     Supernet,
     SupernetInfo,
@@ -108,6 +110,17 @@ def train_command(
             "'nas export' wrote): the bank starts from it.",
         ),
     ] = None,
+    latency_range: Annotated[
+        str | None,
+        typer.Option(
+            "--latency-range-ms",
+            help="Train only the networks whose latency --latency-table predicts in LOW:HIGH ms (or 0 to HIGH): "
+            "the budgets the supernet will serve.",
+        ),
+    ] = None,
+    latency_table: Annotated[
+        str | None, typer.Option("--latency-table", help="The table that predicts --latency-range-ms.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Train one supernet for a space; run it again after an interruption and it resumes."""
@@ -122,6 +135,13 @@ def train_command(
             f"--progressive must be fewer than the {epochs} epochs, got {progressive}",
             field="progressive",
             hint=f"give 0 (off) to {epochs - 1}, e.g. {epochs // 2}",
+        )
+    within = _cost_range(latency_range, latency_table)
+    if within is not None and progressive:
+        raise NASError(
+            "--progressive widens from the largest network, which --latency-range-ms leaves out",
+            field="progressive",
+            hint="give one of them",
         )
     runs_on = resolve_device(device)
     precision = precision_for(runs_on, amp=amp)  # --amp on the CPU refused before any work
@@ -140,7 +160,8 @@ def train_command(
         | ({"progressive": progressive} if progressive else {})
         | ({"clip_grad": chosen.clip_grad} if chosen.clip_grad is not None else {})
         | ({"amp": precision.plain()["amp"]} if precision.dtype is not None else {})
-        | ({"init": init} if init is not None else {}),
+        | ({"init": init} if init is not None else {})
+        | ({"range": within.plain()} if within is not None else {}),
     )
     extended = _check_same(directory, info)
     supernet = Supernet(narrowed(space, fixed), split.classes).to(runs_on)
@@ -157,7 +178,13 @@ def train_command(
         precision=precision,
         workers=data_workers,
         initial=initial,
+        within=within,
     )
+    try:
+        run.ends()  # a range that holds no network is refused before anything is written
+    except NASError as e:
+        e.field = "latency-range-ms"
+        raise e from None
     directory.mkdir(parents=True, exist_ok=True)
     (directory / META).write_text(json.dumps(info.__dict__, indent=2) + "\n")
     print(
@@ -165,7 +192,8 @@ def train_command(
         f"{f' ({progressive} progressive)' if progressive else ''}, rule {rule}, recipe {chosen.name}, "
         f"{run.steps} steps per epoch"
         + (f"; planned for {extended} epochs before, its schedule stretched to {epochs}" if extended else "")
-        + (f"; the bank starts from {init}" if init is not None else ""),
+        + (f"; the bank starts from {init}" if init is not None else "")
+        + (f"; only networks of {within.describe()} on {within.source}" if within is not None else ""),
         file=sys.stderr,
     )
     progress = progress_bar("status")
@@ -175,10 +203,12 @@ def train_command(
         progress.update(task, completed=epoch * run.steps + step + 1, description=f"epoch {epoch + 1}/{epochs}")
         progress.update(task, status=f"loss {loss:.4f}")
 
+    ends = ("largest", "smallest") if within is None else ("heaviest in range", "lightest")
+
     def on_epoch(e: EpochLog) -> None:
         progress.console.print(
-            f"epoch {e.epoch}/{epochs}: loss {e.loss:.4f}, accuracy largest {e.largest:.4f}, "
-            f"smallest {e.smallest:.4f} ({e.seconds:.0f} s)",
+            f"epoch {e.epoch}/{epochs}: loss {e.loss:.4f}, accuracy {ends[0]} {e.largest:.4f}, "
+            f"{ends[1]} {e.smallest:.4f} ({e.seconds:.0f} s)",
             highlight=False,
         )
 
@@ -209,9 +239,43 @@ def train_command(
         return
     print(
         f"supernet of {len(supernet.bank.names)} bank entries in {directory} ({seconds:.0f} s); "
-        f"largest {log[-1].largest:.4f}, smallest {log[-1].smallest:.4f}"
+        f"{ends[0]} {log[-1].largest:.4f}, {ends[1]} {log[-1].smallest:.4f}"
     )
     print(f"search it: nas supernet search {directory} --latency-budget-ms X")
+
+
+def _cost_range(text: str | None, table: str | None) -> CostRange | None:
+    """``--latency-range-ms`` as the networks a run trains: those whose latency ``table`` predicts in it.
+
+    Raises:
+        NASError: a range that is not LOW:HIGH or HIGH in ms, one without a table (or a table without one),
+            a table that does not load.
+    """
+    if text is None:
+        if table is not None:
+            raise NASError(
+                "--latency-table without --latency-range-ms", field="latency-table", hint="give the range it predicts"
+            )
+        return None
+    if table is None:
+        raise NASError(
+            "--latency-range-ms needs the table that predicts it",
+            field="latency-range-ms",
+            hint="give --latency-table TABLE (nas latency profile makes one)",
+        )
+    low, _, high = text.rpartition(":")
+    try:
+        bounds = float(low or 0), float(high)
+    except ValueError:
+        raise NASError(
+            f"--latency-range-ms '{text}' is not LOW:HIGH", field="latency-range-ms", hint="e.g. 0.2:0.7, or 0.7"
+        ) from None
+    predictor = Predictor(table)  # a bad table fails here, in one line
+    try:
+        return CostRange(predictor.predict, *bounds, source=table)
+    except NASError as e:
+        e.field = "latency-range-ms"
+        raise e from None
 
 
 def _initial(source: str, supernet: Supernet, fixed: list[str]) -> tuple[Assignment, dict[str, torch.Tensor]]:
@@ -317,6 +381,9 @@ def search_command(
     targets: list[dict[str, object]] = []
     for table in tables or [None]:
         for budget in budgets:
+            beyond = _beyond_range(info, budget)
+            if beyond is not None:
+                print(beyond, file=sys.stderr)
             name = f"{Path(directory).resolve().name}-{budget:g}ms" + (f"-{Path(table).stem}" if table else "")
             config = nas.search.SearchConfig(
                 supernet=directory,
@@ -405,6 +472,18 @@ def search_command(
                 target["finetuned"] = _report_finetuned(outcome, say)
     if as_json:
         print(json.dumps({"supernet": directory, "targets": targets}, indent=2))
+
+
+def _beyond_range(info: SupernetInfo, budget: float) -> str | None:
+    """The warning for a budget above the latency range the supernet was trained in, if it is."""
+    trained = info.training.get("range")
+    if not isinstance(trained, dict) or budget <= trained["high"]:
+        return None
+    return (
+        f"warning: the supernet trained only networks of {trained['low']:g} to {trained['high']:g} ms "
+        f"({trained['source']}); under {budget:g} ms the heavier networks inherit weights not trained for them: "
+        f"train one with --latency-range-ms {trained['low']:g}:{budget:g}"
+    )
 
 
 def _untold(where: str, apart: Spread, images: int) -> str:

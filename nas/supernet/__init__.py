@@ -16,11 +16,12 @@ from nas.supernet.bank import Bank, entry_name, window
 from nas.supernet.extract import Extracted, choose, extract, supernet_model
 from nas.supernet.net import Started, Subnet, Supernet
 from nas.supernet.store import SupernetInfo, load_supernet, read_info, save_supernet
-from nas.supernet.training import RULES, EpochLog, Inheritance, SupernetRun, train_supernet
+from nas.supernet.training import RULES, CostRange, EpochLog, Inheritance, SupernetRun, train_supernet
 
 __all__ = [
     "RULES",
     "Bank",
+    "CostRange",
     "EpochLog",
     "Extracted",
     "Inheritance",

@@ -94,12 +94,62 @@ def step_rng(seed: int, epoch: int, step: int) -> random.Random:
     return random.Random(f"{seed}:{epoch}:{step}")
 
 
+RANGE_TRIES = 500
+"""Draws a run with a cost range makes for one network in it before it gives up (Guo et al.'s bound)."""
+RANGE_ENDS = 64
+"""Networks of a cost range drawn to choose its ends: the heaviest teaches, the lightest anchors."""
+
+
+@dataclass(frozen=True)
+class CostRange:
+    """The networks a run trains when the budgets it must serve are known:
+    those whose ``cost`` (a latency predicted from a table, say) lies in
+    ``[low, high]``, ``source`` naming what measures it.
+
+    Single-path one-shot (Guo et al. 2020) trains only the networks of its
+    FLOPs range: the steps go to the networks a search under those budgets
+    will compare, and none to the largest networks, the costliest to run.
+    Networks outside the range inherit weights that were not trained for them.
+
+    Raises:
+        NASError: an empty range.
+    """
+
+    cost: Callable[[Graph], float]
+    low: float
+    high: float
+    source: str
+    unit: str = "ms"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low <= self.high or self.high <= 0:
+            raise NASError(
+                f"the cost range {self.describe()} is empty",
+                field="range",
+                hint="give LOW:HIGH with 0 <= LOW <= HIGH and HIGH > 0, e.g. 0:0.7",
+            )
+
+    def __contains__(self, graph: Graph) -> bool:
+        return self.low <= self.cost(graph) <= self.high
+
+    def describe(self) -> str:
+        return f"{self.low:g} to {self.high:g} {self.unit}"
+
+    def plain(self) -> dict[str, Any]:
+        """The range as a run's settings and a supernet's record hold it."""
+        return {"low": self.low, "high": self.high, "unit": self.unit, "source": self.source}
+
+
 class SupernetRun:
     """A supernet, its optimiser and schedule, and its training steps.
 
     ``initial`` is a trained network of the space (its assignment and state
     dict) that a new run's bank starts from (:meth:`Supernet.start_from`;
     what it took is ``started`` once training begins).
+
+    ``within`` restricts the subnets trained to a cost range
+    (:class:`CostRange`); the sandwich's ends are then the heaviest and the
+    lightest networks drawn in it.
 
     ``precision`` is how steps compute (default: :func:`nas.train.precision_for`
     the supernet's device, mixed precision on a GPU as for any training):
@@ -122,6 +172,7 @@ class SupernetRun:
         precision: Precision | None = None,
         workers: int | None = None,
         initial: tuple[Assignment, Mapping[str, torch.Tensor]] | None = None,
+        within: CostRange | None = None,
     ) -> None:
         if rule not in RULES:
             raise NASError(f"unknown sampling rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
@@ -130,6 +181,12 @@ class SupernetRun:
                 f"progressive epochs must be fewer than the epochs ({epochs}), got {progressive}",
                 field="progressive",
                 hint=f"give 0 (off) to {max(0, epochs - 1)}, e.g. half the epochs",
+            )
+        if progressive and within is not None:
+            raise NASError(
+                "progressive shrinking widens from the largest network, which a cost range leaves out",
+                field="progressive",
+                hint="give one of them: --progressive 0, or no cost range",
             )
         self.supernet = supernet
         self.recipe = choose_recipe(data, recipe)
@@ -140,6 +197,8 @@ class SupernetRun:
         self.seed = seed
         self.precision = precision if precision is not None else precision_for(supernet.device)
         self.initial = initial
+        self.within = within
+        self._ends: tuple[Assignment, Assignment] | None = None
         self.started: Started | None = None
         self._phases: dict[float, tuple[Space, Assignment]] = {}
         self.feeds = feeds(supernet, data, self.recipe, augment, self.precision, workers)
@@ -163,6 +222,8 @@ class SupernetRun:
         settings |= {"progressive": self.progressive} if self.progressive else {}
         if self.initial is not None:
             settings["initial"] = self.supernet.network(self.initial[0]).hash
+        if self.within is not None:
+            settings["within"] = self.within.plain()
         return settings | ({"amp": self.precision.plain()["amp"]} if self.precision.dtype is not None else {})
 
     def optimise(self, step: int = 0) -> None:
@@ -201,12 +262,50 @@ class SupernetRun:
             self._phases[fraction] = space, end(space, largest=False)
         return self._phases[fraction]
 
+    def draw(self, rng: random.Random, space: Space) -> Assignment:
+        """A random network of ``space``, in the run's cost range where it has one.
+
+        Raises:
+            NASError: no network in the range in :data:`RANGE_TRIES` draws.
+        """
+        net, within = self.supernet, self.within
+        if within is None:
+            return net.sample(rng, space)
+        for _ in range(RANGE_TRIES):
+            assignment = net.sample(rng, space)
+            if net.network(assignment) in within:
+                return assignment
+        ends = [within.cost(net.network(a)) for a in (net.smallest(), net.largest())]
+        raise NASError(
+            f"no network of the space costs {within.describe()} in {RANGE_TRIES} draws",
+            field="range",
+            hint=f"widen it: the space's smallest network costs {ends[0]:.3g} {within.unit}, its largest {ends[1]:.3g}",
+        )
+
+    def ends(self) -> tuple[Assignment, Assignment]:
+        """The sandwich's ends: the largest and smallest networks, or in a
+        cost range the heaviest and lightest of its networks among the
+        space's ends and :data:`RANGE_ENDS` drawn in it."""
+        net, within = self.supernet, self.within
+        if within is None:
+            return net.largest(), net.smallest()
+        if self._ends is None:
+            rng = random.Random(f"{self.seed}:ends")
+            drawn = [self.draw(rng, net.space) for _ in range(RANGE_ENDS)]
+            drawn += [a for a in (net.largest(), net.smallest()) if net.network(a) in within]
+            costs = [within.cost(net.network(a)) for a in drawn]
+            self._ends = drawn[costs.index(max(costs))], drawn[costs.index(min(costs))]
+        return dict(self._ends[0]), dict(self._ends[1])
+
     def subnets(self, rng: random.Random, epoch: int = 0) -> list[Subnet]:
-        """The subnets of one step, the teacher (the largest) first under the sandwich rule."""
+        """The subnets of one step, the teacher (the largest, or the cost range's heaviest) first under the
+        sandwich rule."""
         net = self.supernet
         space, smallest = self.phase(epoch)
         if self.rule == "uniform":
-            chosen = [net.sample(rng, space)]
+            chosen = [self.draw(rng, space)]
+        elif self.within is not None:
+            chosen = [*self.ends(), *(self.draw(rng, space) for _ in range(self.random_subnets))]
         else:
             chosen = [net.largest(), smallest, *(net.sample(rng, space) for _ in range(self.random_subnets))]
         return [net.subnet(a) for a in chosen]
@@ -324,11 +423,12 @@ def train_supernet(
                     on_step(epoch, step, losses[-1])
                 if timeout_s is not None and time.perf_counter() - started > timeout_s:
                     raise EvaluationFailed(f"timed out in epoch {epoch + 1} of {run.epochs}")
+            top, bottom = run.ends()
             entry = EpochLog(
                 epoch + 1,
                 sum(losses) / max(1, len(losses)),
-                run.evaluate(run.supernet.largest()),
-                run.evaluate(run.supernet.smallest()),
+                run.evaluate(top),
+                run.evaluate(bottom),
                 round(time.perf_counter() - begun, 3),
             )
             run.log.append(entry)
