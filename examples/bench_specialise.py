@@ -6,7 +6,9 @@ For each seed of ``--seeds``, on one narrowed space (``--space``, narrowed by
 * from scratch: ``nas search`` (evolution, ``--scratch-trials`` trials of
   ``--scratch-epochs`` epochs each, latency measured on this CPU); its wall
   time and the best feasible accuracy, the target;
-* weight sharing: a supernet trained for ``--supernet-epochs`` epochs, then
+* weight sharing: a supernet trained for ``--supernet-epochs`` epochs (with
+  ``--within LO:HI``, only on the networks the table predicts in that
+  latency range, as ``nas supernet train --latency-range-ms`` trains), then
   ``nas supernet search`` over it (``--trials`` inherited evaluations under
   the same budget, latency measured the same way), then the best network
   fine-tuned for ``--finetune-epochs`` epochs from its inherited weights
@@ -236,11 +238,13 @@ def earlier_scratch(args: argparse.Namespace) -> dict[int, dict[str, Any]]:
 
 
 def within(args: argparse.Namespace) -> CostRange | None:
-    """``--window LO:HI``: the supernet trains only networks whose latency the table predicts in it."""
+    """``--within LO:HI``: the supernet trains only networks whose latency the table predicts in it."""
     if not args.within:
         return None
-    low, _, high = args.within.partition(":")
-    return CostRange(Predictor(args.latency_table).predict, float(low), float(high))
+    if not args.latency_table:
+        fail("--within needs --latency-table, the table that predicts it")
+    low, _, high = args.within.rpartition(":")
+    return CostRange(Predictor(args.latency_table).predict, float(low or 0), float(high), source=args.latency_table)
 
 
 def bench_seed(
@@ -450,6 +454,7 @@ def main() -> None:
         f"from scratch: {args.scratch_trials} trials of {args.scratch_epochs} epochs; supernet: "
         f"{args.supernet_epochs} epochs ({rule(args)})"
         + (f" started from the largest network trained alone for {args.init_epochs}" if args.init_epochs else "")
+        + (f" on the networks of {args.within} ms only" if args.within else "")
         + f", {args.trials} inherited trials, "
         f"{args.finetune_epochs} epochs of fine-tuning"
         + (f" (the best of {args.finalists} after {args.screen_epochs} each)" if args.finalists > 1 else "")
