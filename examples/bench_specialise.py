@@ -30,7 +30,15 @@ For each seed of ``--seeds``, on one narrowed space (``--space``, narrowed by
   once more with another seed, the from-scratch best from scratch and the
   supernet's from its inherited weights. The from-scratch best is the
   highest of many validation scores and so flatters its network; the
-  second run's accuracy carries no such selection.
+  second run's accuracy carries no such selection;
+* held out (``--test-data SPEC``, untimed): each arm's final network, with
+  the weights it was kept with, scored on the validation part of another
+  data set of the same classes (``cluttered:20000``: 5000 new images of the
+  held-out digits), images no search or screening chose on. With it, the
+  verdicts (as accurate, the epoch that reaches the from-scratch best)
+  compare these held-out accuracies: the from-scratch best's validation
+  score is the largest of many noisy ones, and the winner's curse (Thaler
+  1988) would otherwise count against the arm that chose among fewer.
 
 Each arm measures latency into a store of its own, so that neither is
 timed on figures the other measured; or both predict it from one table
@@ -55,6 +63,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -70,14 +79,16 @@ from bench_supernet import FIXES, fail, read_earlier
 
 import nas
 import nas.space as S
-from nas.data import DataSet, load_data
+from nas.data import DataSet, load_data, loader
 from nas.ir.errors import NASError
 from nas.predict import Predictor
 from nas.search import SearchConfig, SearchResult, load_study, run_search
 from nas.search.finalists import FINALISTS, Finetuned, finetune_best
-from nas.search.results import spread
+from nas.search.results import spread, trial_model
 from nas.supernet import CostRange, EpochLog, Supernet, SupernetInfo, SupernetRun, save_supernet, train_supernet
 from nas.train import train
+from nas.train.loop import accuracy as accuracy_of
+from nas.train.loop import input_shape
 
 
 def log(text: str) -> None:
@@ -125,6 +136,26 @@ def retrain(
     ``--control`` trains the kept network from its own initialisation; ``--again`` trains each arm's final
     network once more as it was, with another seed, for an accuracy free of the search's selection."""
     return train(graph, load_data(args.data), recipe=args.recipe, epochs=epochs, seed=seed, weights=weights).accuracy
+
+
+def held_out(args: argparse.Namespace) -> DataSet | None:
+    """``--data`` with the validation part of ``--test-data`` in place of its own (its training part, and so
+    its normalisation, kept): images that no search or screening chose on. None without ``--test-data``."""
+    if not args.test_data:
+        return None
+    data, other = load_data(args.data), load_data(args.test_data)
+    if other.class_names != data.class_names:
+        fail(f"--test-data {args.test_data} has classes {other.class_names}, --data has {data.class_names}")
+    return dataclasses.replace(data, val=other.val)
+
+
+def tested(graph: nas.Graph, weights: dict[str, torch.Tensor], args: argparse.Namespace) -> float | None:
+    """``graph`` with ``weights``: its accuracy on the held-out images (untimed), None without ``--test-data``."""
+    if args.test is None:
+        return None
+    model = nas.lower(graph)
+    model.load_state_dict(weights)
+    return accuracy_of(graph, model, loader(args.test, "val", input_shape(graph), batch_size=256, augment=False))
 
 
 def scratch_search(seed: int, epochs: int, args: argparse.Namespace, folder: Path) -> tuple[SearchResult, float]:
@@ -201,8 +232,10 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
         repeated = retrain(kept.model.graph, args.finetune_epochs, args, seed + AGAIN_SEED, kept.model.weights)
     apart = spread(load_study(result.storage, result.study), len(data.val))  # untimed: what the search could tell
     assert apart is not None  # the search found a best
+    test = tested(kept.model.graph, kept.result.state, args)
     log(
         f"  epoch {epoch}, {budget:g} ms: {search_s:.0f} s search, {finetune_s:.0f} s fine-tuning, {accuracy:.4f}"
+        + ("" if test is None else f" ({test:.4f} held out)")
         + ("" if own is None else f" (from its own initialisation {own:.4f})")
         + f"; {apart.tied} of {apart.networks} networks within +-{apart.noise:.3f} of the best inherited"
     )
@@ -214,12 +247,22 @@ def specialise(directory: Path, budget: float, epoch: int, seed: int, args: argp
         "spread": apart.to_dict(),
         "inherited": result.best.values[0],
         "accuracy": accuracy,
+        "test": test,
         "control": own,
         "again": repeated,
     }
 
 
-SCRATCH_SETTINGS = ("space", "data", "recipe", "budget", "latency_table", "scratch_trials", "scratch_epochs")
+SCRATCH_SETTINGS = (
+    "space",
+    "data",
+    "recipe",
+    "budget",
+    "latency_table",
+    "scratch_trials",
+    "scratch_epochs",
+    "test_data",
+)
 """What a from-scratch search's result depends on: an earlier run's is reused only where they are the same."""
 
 
@@ -234,7 +277,8 @@ def earlier_scratch(args: argparse.Namespace) -> dict[int, dict[str, Any]]:
         return {}
     earlier = read_earlier(args.scratch_from, args, SCRATCH_SETTINGS, "a search from scratch")
     keep, rows = ("scratch_s", "scratch_best", "scratch_finished"), earlier["rows"]
-    return {row["seed"]: {k: row[k] for k in keep} | {"scratch_again": row.get("scratch_again")} for row in rows}
+    optional = ("scratch_again", "scratch_test")
+    return {row["seed"]: {k: row[k] for k in keep} | {k: row.get(k) for k in optional} for row in rows}
 
 
 def within(args: argparse.Namespace) -> CostRange | None:
@@ -259,18 +303,24 @@ def bench_seed(
             fail(
                 f"the from-scratch search found no network within {args.budget} ms: {result.best_error}; raise --budget"
             )
-        # The best is the most accurate of many validation scores: trained again (the exported best
-        # network, another seed, untimed), its accuracy without that selection.
-        best = None if not args.again else nas.build(str(result.best_dir))
+        # The best is the most accurate of many validation scores: trained again (another seed), and
+        # its trained weights scored on held-out images (both untimed), its accuracy without that selection.
+        best = trial_model(load_study(result.storage, result.study), result.best, storage=result.storage)
         scratch = {
             "scratch_s": seconds,
             "scratch_best": result.best.values[0],
             "scratch_finished": result.tally.finished,
-            "scratch_again": None if best is None else retrain(best, args.scratch_epochs, args, seed + AGAIN_SEED),
+            "scratch_again": retrain(best.graph, args.scratch_epochs, args, seed + AGAIN_SEED) if args.again else None,
+            "scratch_test": tested(best.graph, best.weights, args),
         }
     else:
         log(f"seed {seed}: from scratch as measured in {args.scratch_from}")
     scratch_s, target = scratch["scratch_s"], scratch["scratch_best"]
+    measure = "accuracy"  # what the verdicts compare: validation scores, or held-out ones
+    if args.test is not None:
+        if scratch.get("scratch_test") is None:
+            fail(f"--scratch-from {args.scratch_from} has no held-out accuracy for seed {seed}: give it --test-data")
+        target, measure = scratch["scratch_test"], "test"
 
     log(f"seed {seed}: supernet, {args.supernet_epochs} epochs")
     started = time.perf_counter()
@@ -329,9 +379,11 @@ def bench_seed(
     for row in along:
         row["total_s"] = row["train_s"] + row["search_s"] + row["finetune_s"]
     final = along[-1]
-    reached_at = next((row for row in along if row["accuracy"] >= target), None)
+    reached_at = next((row for row in along if row[measure] >= target), None)
     supernet_total = final["total_s"]
-    rungs = to_match(seed, final["accuracy"], args, folder) if final["accuracy"] > target else []
+    # Searches from scratch compare validation scores: the match is on them.
+    beaten = final["accuracy"] > scratch["scratch_best"]
+    rungs = to_match(seed, final["accuracy"], args, folder) if beaten else []
     matched = [r for r in rungs if r["best"] >= final["accuracy"]]
     return {
         "seed": seed,
@@ -339,7 +391,8 @@ def bench_seed(
         "supernet_train_s": supernet_s,
         "supernet_total_s": supernet_total,
         "supernet_accuracy": final["accuracy"],
-        "reached": final["accuracy"] >= target,
+        "supernet_test": final["test"],
+        "reached": final[measure] >= target,
         "speedup": scratch_s / supernet_total,
         "along": along,
         # The first checkpoint whose network is as accurate as the from-scratch best: the time to it
@@ -355,6 +408,11 @@ def bench_seed(
         "more_budget_s": specialised[1]["search_s"] + specialised[1]["finetune_s"],
         "specialised": specialised,
     }
+
+
+def both(val: float, test: float | None) -> str:
+    """A validation accuracy, with the held-out one where measured."""
+    return f"{val:.4f}" + ("" if test is None else f" ({test:.4f} held out)")
 
 
 def main() -> None:
@@ -426,6 +484,12 @@ def main() -> None:
         help="also train each arm's final network once more with another seed, untimed: the from-scratch best "
         "from scratch, the supernet's from its inherited weights; accuracies free of the search's selection",
     )
+    parser.add_argument(
+        "--test-data",
+        metavar="SPEC",
+        help="score each arm's final network on this data set's validation images (e.g. cluttered:20000), "
+        "untimed, and compare these held-out accuracies: free of the winner's curse of the from-scratch best",
+    )
     parser.add_argument("--speedup-goal", type=float, default=5.0)
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of both arms (more than one thrashes on a shared CPU)"
@@ -435,6 +499,7 @@ def main() -> None:
     if args.finalists < 1 or args.screen_epochs < 1 or args.finetune_epochs < 1:
         fail("--finalists, --screen-epochs and --finetune-epochs must be 1 or more")
     args.checkpoints = sorted({int(e) for e in args.checkpoints.split(",") if e.strip()})
+    args.test = held_out(args)
     torch.set_num_threads(args.threads)
     rows = []
     measured = earlier_scratch(args)
@@ -443,7 +508,8 @@ def main() -> None:
             rows.append(bench_seed(seed, args, Path(tmp), measured.get(seed)))
             log(json.dumps(rows[-1]))
             if args.json:  # after every seed: a long run stopped early keeps what it measured
-                Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+                settings = {k: v for k, v in vars(args).items() if k != "test"}
+                Path(args.json).write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
     print(f"space {args.space} narrowed by: {' '.join(FIXES[args.space])}; budget {args.budget:g} ms")
     if args.scratch_from:
         print(
@@ -459,16 +525,24 @@ def main() -> None:
         f"{args.finetune_epochs} epochs of fine-tuning"
         + (f" (the best of {args.finalists} after {args.screen_epochs} each)" if args.finalists > 1 else "")
     )
+    if args.test is not None:
+        print(
+            f"held out: each final network scored on the {len(args.test.val)} validation images of "
+            f"{args.test_data}; 'as accurate' compares these scores"
+        )
     for r in rows:
         print(
-            f"  seed {r['seed']}: from scratch {r['scratch_s']:.0f} s, best {r['scratch_best']:.4f}; "
+            f"  seed {r['seed']}: from scratch {r['scratch_s']:.0f} s, "
+            f"best {both(r['scratch_best'], r.get('scratch_test'))}; "
             f"supernet {r['supernet_total_s']:.0f} s ({r['supernet_train_s']:.0f} s training), "
-            f"fine-tuned {r['supernet_accuracy']:.4f} ({'as accurate' if r['reached'] else 'LESS accurate'}); "
+            f"fine-tuned {both(r['supernet_accuracy'], r.get('supernet_test'))} "
+            f"({'as accurate' if r['reached'] else 'LESS accurate'}); "
             f"speed-up {r['speedup']:.2f}x; one more budget ({args.more_budget:g} ms) {r['more_budget_s']:.0f} s"
         )
         for row in r["along"]:
             print(
-                f"    supernet at epoch {row['epoch']}: fine-tuned {row['accuracy']:.4f} after {row['total_s']:.0f} s "
+                f"    supernet at epoch {row['epoch']}: fine-tuned {both(row['accuracy'], row.get('test'))} "
+                f"after {row['total_s']:.0f} s "
                 f"({row['train_s']:.0f} s training, {row['search_s']:.0f} s search, "
                 f"{row['finetune_s']:.0f} s fine-tuning)"
                 + ("" if row.get("control") is None else f"; from its own initialisation {row['control']:.4f}")
@@ -477,8 +551,9 @@ def main() -> None:
         if r.get("scratch_again") is not None:
             print(f"    the from-scratch best trained again (another seed): {r['scratch_again']:.4f}")
         if r["target_s"] is not None:
+            best = r["scratch_best"] if args.test is None else r["scratch_test"]
             print(
-                f"    to the from-scratch best ({r['scratch_best']:.4f}): supernet at epoch {r['target_epoch']}, "
+                f"    to the from-scratch best ({best:.4f}): supernet at epoch {r['target_epoch']}, "
                 f"{r['target_s']:.0f} s against {r['scratch_s']:.0f} s, {r['target_speedup']:.2f}x faster"
             )
         for rung in r["match"]:
