@@ -32,7 +32,7 @@ from nas.latency import TimingPolicy, memory
 from nas.search import SearchConfig, load_study, open_storage, pareto_front, run_search
 from nas.search.proxies import DEGENERATE, PROXIES, score
 from nas.search.record import TrialRecord
-from nas.search.results import best_trial, dashboard, is_feasible, spread
+from nas.search.results import best_trial, contenders, dashboard, is_feasible, leaders, spread
 from nas.search.sampler import EvolutionSampler, assignment_from_plain, crowding, nondominated_ranks, plain, suggest
 from nas.search.storage import storage_errors
 from nas.search.study import _Search, starting_points, stop_reason
@@ -696,6 +696,29 @@ def test_the_spread_tells_scores_apart_only_beyond_the_validation_noise() -> Non
     apart = spread(study_of([0.50, 0.50, 0.62, 0.70]), images=100)
     assert apart is not None and apart.told_apart and apart.tied == 2  # 0.62 is within 0.092 of 0.70
     assert spread(optuna.create_study(directions=["maximize", "minimize"]), images=100) is None
+
+
+def test_the_contenders_put_the_costliest_first_among_the_networks_the_noise_ties() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    scored = {"small": (0.52, 1_000_000), "large": (0.50, 5_000_000), "middle": (0.49, 3_000_000)}
+    scored |= {"huge but poor": (0.30, 9_000_000)}
+    for name, (value, macs) in scored.items():
+        attrs = {"constraint": [-0.1], "hash": name, "macs": macs}
+        study.add_trial(optuna.trial.create_trial(values=[value, 1.0], user_attrs=attrs))
+    study.add_trial(  # over the budget: never a contender, however costly
+        optuna.trial.create_trial(values=[0.51, 9.0], user_attrs={"constraint": [8.0], "hash": "big", "macs": 10**9})
+    )
+
+    def names(images: int, count: int) -> list[str]:
+        return [TrialRecord.of(t).hash for t in contenders(study, count, images)]
+
+    # 100 images: 0.52, 0.50 and 0.49 lie within the noise (0.10) of the best, so compute orders them
+    assert names(100, 3) == ["large", "middle", "small"]
+    assert names(100, 4) == ["large", "middle", "small", "huge but poor"]
+    # 10,000 images tell 0.52 from 0.50 (noise 0.01): the scores' order, the best first, as the leaders
+    assert names(10_000, 4) == ["small", "large", "middle", "huge but poor"]
+    assert names(10_000, 2) == [TrialRecord.of(t).hash for t in leaders(study, 2)]
+    assert contenders(optuna.create_study(directions=["maximize", "minimize"]), 3, 100) == []
 
 
 def test_a_tight_budget_starts_from_the_smallest_network(tmp_path: Path, digits: DataSet) -> None:

@@ -5,12 +5,13 @@ accuracy after a few epochs of fine-tuning is what the user gets. Between
 the two, a short fine-tune from the inherited weights ranks networks better
 than inherited accuracy does, and better than the same short training from
 scratch (``examples/bench_supernet.py --screen-epochs``; figures in the
-README). So :func:`finetune_best` screens the ``count`` most accurate
-feasible networks of a study (:func:`nas.search.results.leaders`) with
-``screen_epochs`` of fine-tuning each, and fine-tunes the one most accurate
-after it for ``epochs`` from its inherited weights: successive halving
-(Jamieson & Talwalkar 2016) with one rung between the search and the
-export.
+README). So :func:`finetune_best` screens ``count`` contenders of a
+study (:func:`nas.search.results.contenders`: the most accurate feasible
+networks, the costliest first among those whose scores the validation
+noise ties) with ``screen_epochs`` of fine-tuning each, and fine-tunes the
+one most accurate after it for ``epochs`` from its inherited weights:
+successive halving (Jamieson & Talwalkar 2016) with one rung between the
+search and the export.
 
 Several workers share a study; :func:`finetune_once` fine-tunes its
 leaders once among them (the last to finish does it, under a lock of the
@@ -35,7 +36,7 @@ from nas.data import DataSet
 from nas.export import Model
 from nas.ir.errors import NASError
 from nas.search.record import FINETUNED_ATTR
-from nas.search.results import leaders, trial_model
+from nas.search.results import contenders, trial_model
 from nas.search.workers import StudyLock
 from nas.train import Recipe, TrainResult, train
 
@@ -82,7 +83,7 @@ def finetune_best(
     for name, value in (("finalists", count), ("screen-epochs", screen_epochs), ("finetune-epochs", epochs)):
         if value < 1:
             raise NASError(f"fine-tuning needs {name} of 1 or more, got {value}", field=name, hint="give 1 or more")
-    finalists = leaders(study, count)
+    finalists = contenders(study, count, len(data.val))
     if not finalists:
         raise NASError(
             f"study '{study.study_name}' has no finished trial within its latency budget",
@@ -95,7 +96,7 @@ def finetune_best(
         for t in finalists:
             m = models[t.number]
             screened[t.number] = tune(m.graph, epochs=screen_epochs, weights=m.weights).accuracy
-    # Ties (and a single finalist) go to the higher inherited accuracy: the leaders' order.
+    # Ties (and a single finalist) go to the first of the contenders.
     chosen = max(finalists, key=lambda t: screened[t.number]) if screened else finalists[0]
     model = models[chosen.number]
     result = tune(model.graph, epochs=epochs, weights=model.weights)
@@ -142,7 +143,7 @@ def finetune_once(
         as :func:`finetune_best`; NASError from ``export``.
     """
     settings: dict[str, Any] = {"finalists": count, "screen_epochs": screen_epochs, "epochs": epochs, "seed": seed}
-    settings["leaders"] = [t.number for t in leaders(study, count)]
+    settings["leaders"] = [t.number for t in contenders(study, count, len(data.val))]
     running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
     if running:
         numbers = ", ".join(map(str, running))

@@ -122,6 +122,24 @@ def leaders(study: optuna.Study, count: int) -> list[FrozenTrial]:
     return sorted(_feasible_architectures(study), key=lambda t: (-t.values[0], t.values[1]))[:count]
 
 
+def contenders(study: optuna.Study, count: int, images: int) -> list[FrozenTrial]:
+    """The ``count`` networks a search's fine-tuning screens: :func:`leaders`,
+    except among the networks that score within the noise of the best
+    (:class:`Spread`'s ``tied``, scores measured on ``images`` validation
+    images), which the scores cannot order: of those, the ones with the most
+    multiply-accumulates come first. Over a supernet trained briefly, most
+    networks inherit about the same accuracy and those near the sandwich's
+    lightest end score a little higher, while the compute a network has
+    predicts what it reaches after fine-tuning (figures in the README)."""
+    ranked = leaders(study, len(study.trials))
+    apart = spread(study, images)
+    if apart is None:
+        return []
+    tied = [t for t in ranked if t.values[0] >= apart.best - apart.noise]
+    tied.sort(key=lambda t: -(TrialRecord.of(t).macs or 0))  # stable: the leaders' order among equals
+    return (tied + ranked[len(tied) :])[:count]
+
+
 def _feasible_architectures(study: optuna.Study) -> list[FrozenTrial]:
     """The feasible trials, one per architecture (the first to evaluate it)."""
     unique: dict[str, FrozenTrial] = {}
