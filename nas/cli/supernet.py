@@ -357,7 +357,11 @@ def search_command(
     finetune: Annotated[int, typer.Option("--finetune-epochs", help="Epochs of fine-tuning of each best network.")] = 2,
     finalists: Annotated[
         int,
-        typer.Option("--finalists", help="The most accurate networks screened by a short fine-tune; 1: no screening."),
+        typer.Option(
+            "--finalists",
+            help="The most accurate networks (the costliest first among those the noise ties with the best), "
+            "screened by a short fine-tune; 1: no screening.",
+        ),
     ] = FINALISTS,
     screen: Annotated[
         int, typer.Option("--screen-epochs", help="Epochs of fine-tuning that screen the finalists.")
