@@ -119,7 +119,7 @@ def leaders(study: optuna.Study, count: int) -> list[FrozenTrial]:
     """The ``count`` most accurate (highest scoring) feasible trials, one per
     architecture, best first; the faster one on a tie. The first is
     :func:`best_trial`'s."""
-    return sorted(_feasible_architectures(study), key=lambda t: (-t.values[0], t.values[1]))[:count]
+    return _ranked(study)[:count]
 
 
 def contenders(study: optuna.Study, count: int, images: int) -> list[FrozenTrial]:
@@ -131,13 +131,18 @@ def contenders(study: optuna.Study, count: int, images: int) -> list[FrozenTrial
     networks inherit about the same accuracy and those near the sandwich's
     lightest end score a little higher, while the compute a network has
     predicts what it reaches after fine-tuning (figures in the README)."""
-    ranked = leaders(study, len(study.trials))
+    ranked = _ranked(study)
     apart = spread(study, images)
     if apart is None:
         return []
     tied = [t for t in ranked if t.values[0] >= apart.best - apart.noise]
     tied.sort(key=lambda t: -(TrialRecord.of(t).macs or 0))  # stable: the leaders' order among equals
     return (tied + ranked[len(tied) :])[:count]
+
+
+def _ranked(study: optuna.Study) -> list[FrozenTrial]:
+    """The feasible trials, one per architecture, the most accurate first; the faster one on a tie."""
+    return sorted(_feasible_architectures(study), key=lambda t: (-t.values[0], t.values[1]))
 
 
 def _feasible_architectures(study: optuna.Study) -> list[FrozenTrial]:
