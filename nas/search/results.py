@@ -132,12 +132,12 @@ def contenders(study: optuna.Study, count: int, images: int) -> list[FrozenTrial
     lightest end score a little higher, while the compute a network has
     predicts what it reaches after fine-tuning (figures in the README)."""
     ranked = _ranked(study)
-    apart = spread(study, images)
+    apart = _spread_of([t.values[0] for t in ranked], images)
     if apart is None:
         return []
-    tied = [t for t in ranked if t.values[0] >= apart.best - apart.noise]
-    tied.sort(key=lambda t: -(TrialRecord.of(t).macs or 0))  # stable: the leaders' order among equals
-    return (tied + ranked[len(tied) :])[:count]
+    # the first ``tied`` of the ranked networks; sorted stably: the leaders' order among equal compute
+    tied = sorted(ranked[: apart.tied], key=lambda t: -(TrialRecord.of(t).macs or 0))
+    return (tied + ranked[apart.tied :])[:count]
 
 
 def _ranked(study: optuna.Study) -> list[FrozenTrial]:
@@ -183,7 +183,12 @@ def spread(study: optuna.Study, images: int) -> Spread | None:
     validation images (``None`` without a feasible trial). Over a supernet
     trained too briefly, every network inherits about the same accuracy,
     and the search's choice among them is the noise's."""
-    scores = sorted(t.values[0] for t in _feasible_architectures(study))
+    return _spread_of([t.values[0] for t in _feasible_architectures(study)], images)
+
+
+def _spread_of(accuracies: list[float], images: int) -> Spread | None:
+    """The :class:`Spread` of ``accuracies`` (one per architecture) measured on ``images`` images."""
+    scores = sorted(accuracies)
     if not scores or images < 1:
         return None
     best, middle = scores[-1], len(scores) // 2
