@@ -866,6 +866,62 @@ def test_a_cost_range_trains_only_its_networks_and_its_heaviest_teaches(space: S
     assert len(str(raised.value).splitlines()) == 1
 
 
+def test_a_cost_range_teaches_with_its_network_of_the_most_macs_not_its_costliest(space: S.Space) -> None:
+    net = Supernet(S.restrict(space, {"x.shape": (1, 8, 8)}), classes=10)
+    # every network in range, its cost falling as its compute grows (as a deep, narrow network can be slowest)
+    inverse = CostRange(lambda g: 1e9 / g.macs, 0, 1e9, source="inverse MACs")
+    run = SupernetRun(net, load_data("digits"), recipe="digits", epochs=1, within=inverse)
+    teacher, anchor = run.ends()
+    assert teacher == net.largest() and anchor == net.smallest()
+
+
+PLAIN = """
+name: plain
+description: a plain stage of varying depth, then a residual one
+inputs:
+  x: {choice: [[3, 12, 12]]}
+nodes:
+  stem: {block: conv_bn_act, in: x, out_channels: 8, kernel_size: 3}
+  body:
+    block: stage
+    unit: depthwise_separable
+    depth: {choice: [1, 2, 3]}
+    args: {out_channels: {choice: [8, 16]}, kernel_size: {choice: [3, 5]}, act: {choice: [relu, relu6]}}
+  res: {block: stage, unit: basic_block, depth: {choice: [1, 2]}, args: {out_channels: 16}}
+  pool: {block: adaptive_avg_pool2d}
+  flat: {block: flatten}
+  fc: {block: linear, out_features: 10}
+outputs: [fc]
+"""
+
+
+def test_a_new_bank_starts_a_plain_stage_s_later_units_as_the_identity_so_its_depths_agree(tmp_path: Path) -> None:
+    path = tmp_path / "plain.yaml"
+    path.write_text(PLAIN)
+    torch.manual_seed(0)
+    net = Supernet(S.load_space(str(path)), classes=10)
+    net.census(random.Random(0), samples=8)
+    deep, shallow = net.largest(), net.largest()
+    assert deep["body.depth"] == 3
+    shallow["body.depth"] = 1
+    x = torch.rand(4, 3, 12, 12)
+    outputs = []
+    for assignment in (deep, shallow):
+        sub = net.subnet(assignment)
+        sub.module.eval()  # fresh statistics: each norm is the identity, so a unit started as one passes x on
+        with torch.no_grad():
+            outputs.append(net.forward(sub, x))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+    conv = "body@stage/depthwise_separable.b{}.conv_{}.conv.weight"
+    dw, pw = net.bank[conv.format(2, "dw")], net.bank[conv.format(2, "pw")]
+    assert dw.shape == (16, 1, 5, 5) and torch.equal(dw, torch.nn.init.dirac_(torch.empty_like(dw), groups=16))
+    assert torch.equal(pw[:, :, 0, 0], torch.eye(16))
+    assert not torch.equal(net.bank[conv.format(0, "pw")][:8, :8, 0, 0], torch.eye(8))  # the first unit: its own start
+    # a residual unit's shortcut lets a subnet skip it already: its weights keep their random start
+    residual = [n for n in net.bank.names if n.startswith("res@stage/basic_block.b1.conv")]
+    assert residual and all(net.bank[n].flatten().count_nonzero() > net.bank[n].shape[0] for n in residual)
+
+
 @pytest.mark.slow
 def test_a_supernet_trained_in_a_cost_range_beats_one_trained_everywhere_on_the_range_ends(space: S.Space) -> None:
     """The same steps spent on the range's networks: its heaviest scores higher than when steps go to the largest."""

@@ -12,16 +12,21 @@ A window takes the leading rows and columns (output and input channels,
 features) and the centred part of the remaining dimensions (a 3x3 kernel
 inside a 5x5), as in Once-for-All (Cai et al. 2020). Windows are views:
 a gradient through a subnet's forward pass lands in the bank.
+
+A new bank starts the units after a stage's first as the identity where
+they are plain chains (:func:`identity_start`): a stage of ``d`` units
+then computes at the start what its first unit computes, whatever ``d``.
+Residual units need nothing: their shortcut already lets a subnet skip them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import torch
 from torch import nn
 
-from nas.ir.graph import Graph
+from nas.ir.graph import Graph, Node
 
 
 def window(tensor: torch.Tensor, shape: Iterable[int]) -> torch.Tensor:
@@ -43,6 +48,58 @@ def entry_name(graph: Graph, parameter: str) -> str:
     kind = node.block.name
     unit = node.params.get("unit") if kind == "stage" else None
     return f"{top}@{kind}{'/' + unit if isinstance(unit, str) else ''}{dot}{rest}"
+
+
+def identity_start(bank: Bank, graph: Graph, names: Collection[str]) -> list[str]:
+    """Start the entries ``names`` (new ones) that are weights of the repeated
+    units of ``graph``'s stages (``b1`` onwards) as the identity, where the
+    unit is a chain (no merge, so no shortcut) and the weight is square: a
+    Dirac kernel for a convolution from and to the same channels or a
+    depthwise one, the identity matrix for a linear layer. Returns the
+    entries set.
+
+    Why: a subnet keeps a stage's first ``d`` units, so in a plain chain
+    (MobileNet v1, VGG) the next stage reads the output of whichever unit
+    came last. Started at random, each depth computes a different function,
+    and training all of them from one bank stalls near chance. Started as
+    the identity (Zagoruyko & Komodakis 2017, "DiracNets"), every depth
+    computes the same function at first, as zero-initialised residual
+    branches make a residual stage do (Goyal et al. 2017; BigNAS, Yu et al.
+    2020), and the depths grow apart as they train.
+    """
+    _ = graph.summary  # the analysis writes each composite node's expansion
+    started = []
+    for node in graph:
+        if node.block.name != "stage":
+            continue
+        for unit in node.meta["expansion"]:
+            if unit.block.name == "input" or unit.name == "b0" or not _chain(unit):
+                continue
+            prefix = entry_name(graph, f"{node.name}.{unit.name}.")
+            for name in sorted(names):
+                if name.startswith(prefix) and name.endswith(".weight") and _start_as_identity(bank[name]):
+                    started.append(name)
+    return started
+
+
+def _chain(node: Node) -> bool:
+    """Whether ``node`` computes a chain of one-input steps (no merge inside it, at any depth)."""
+    inner = node.meta.get("expansion")
+    if inner is None:
+        return True
+    return all(len(inner.inputs(n.name)) <= 1 and _chain(n) for n in inner)
+
+
+def _start_as_identity(weight: torch.Tensor) -> bool:
+    shape = tuple(weight.shape)
+    with torch.no_grad():
+        if len(shape) == 2 and shape[0] == shape[1]:
+            nn.init.eye_(weight)
+            return True
+        if 3 <= len(shape) <= 5 and all(k % 2 for k in shape[2:]) and shape[1] in (1, shape[0]):
+            nn.init.dirac_(weight, groups=shape[0] if shape[1] == 1 else 1)
+            return True
+    return False
 
 
 class Bank(nn.Module):

@@ -31,7 +31,7 @@ from nas.ir.errors import NASError
 from nas.ir.graph import Graph
 from nas.passes.lower import Stepped
 from nas.space import Assignment, Latest, Space, assignment_key, decode, draw, end, extreme, numeric, restrict
-from nas.supernet.bank import Bank
+from nas.supernet.bank import Bank, identity_start
 from nas.train import logits
 
 CACHED_MODULES = 32
@@ -160,7 +160,9 @@ class Supernet:
     def census(self, rng: random.Random, samples: int = CENSUS_SAMPLES) -> int:
         """Size the bank for the space: the largest and smallest networks, the
         largest with each value of each choice of names (block types), and
-        ``samples`` random ones. Returns the number of entries."""
+        ``samples`` random ones; the entries it creates for the repeated
+        units of plain stages start as the identity (:func:`nas.supernet.bank.identity_start`).
+        Returns the number of entries."""
         seen: list[Assignment] = [self.largest(), self.smallest()]
         top = seen[0]
         for d in self.space.decisions:
@@ -171,9 +173,11 @@ class Supernet:
                     except NASError:
                         continue
         seen += [self.sample(rng) for _ in range(samples)]
+        held = set(self.bank.names)
         for assignment in seen:
             net = self.subnet(assignment)
             self.bank.grow(net.graph, net.parameters())
+        identity_start(self.bank, self.network(top), set(self.bank.names) - held)
         self.bank.to(self.device)
         return len(self.bank.names)
 
