@@ -203,7 +203,7 @@ def train_command(
         progress.update(task, completed=epoch * run.steps + step + 1, description=f"epoch {epoch + 1}/{epochs}")
         progress.update(task, status=f"loss {loss:.4f}")
 
-    ends = ("largest", "smallest") if within is None else ("heaviest in range", "lightest")
+    ends = ("largest", "smallest") if within is None else ("most MACs in range", "fewest")
 
     def on_epoch(e: EpochLog) -> None:
         progress.console.print(

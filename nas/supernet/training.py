@@ -97,7 +97,7 @@ def step_rng(seed: int, epoch: int, step: int) -> random.Random:
 RANGE_TRIES = 500
 """Draws a run with a cost range makes for one network in it before it gives up (Guo et al.'s bound)."""
 RANGE_ENDS = 64
-"""Networks of a cost range drawn to choose its ends: the heaviest teaches, the lightest anchors."""
+"""Networks of a cost range drawn to choose its ends: the one of the most MACs teaches, of the fewest anchors."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,8 @@ class SupernetRun:
     what it took is ``started`` once training begins).
 
     ``within`` restricts the subnets trained to a cost range
-    (:class:`CostRange`); the sandwich's ends are then the heaviest and the
-    lightest networks drawn in it.
+    (:class:`CostRange`); the sandwich's ends are then the networks of the
+    most and the fewest MACs drawn in it.
 
     ``precision`` is how steps compute (default: :func:`nas.train.precision_for`
     the supernet's device, mixed precision on a GPU as for any training):
@@ -284,8 +284,13 @@ class SupernetRun:
 
     def ends(self) -> tuple[Assignment, Assignment]:
         """The sandwich's ends: the largest and smallest networks, or in a
-        cost range the heaviest and lightest of its networks among the
-        space's ends and :data:`RANGE_ENDS` drawn in it."""
+        cost range the networks of the most and the fewest MACs among the
+        space's ends and :data:`RANGE_ENDS` drawn in it.
+
+        The teacher is the most capable network the range holds, not its
+        costliest: a range's latency can peak at a deep, narrow network
+        (many small layers) that learns slowly and teaches its students
+        little."""
         net, within = self.supernet, self.within
         if within is None:
             return net.largest(), net.smallest()
@@ -293,13 +298,13 @@ class SupernetRun:
             rng = random.Random(f"{self.seed}:ends")
             drawn = [self.draw(rng, net.space) for _ in range(RANGE_ENDS)]
             drawn += [a for a in (net.largest(), net.smallest()) if net.network(a) in within]
-            costs = [within.cost(net.network(a)) for a in drawn]
-            self._ends = drawn[costs.index(max(costs))], drawn[costs.index(min(costs))]
+            macs = [net.network(a).macs for a in drawn]
+            self._ends = drawn[macs.index(max(macs))], drawn[macs.index(min(macs))]
         return dict(self._ends[0]), dict(self._ends[1])
 
     def subnets(self, rng: random.Random, epoch: int = 0) -> list[Subnet]:
-        """The subnets of one step, the teacher (the largest, or the cost range's heaviest) first under the
-        sandwich rule."""
+        """The subnets of one step, the teacher (the largest, or the cost range's of the most MACs) first
+        under the sandwich rule."""
         net = self.supernet
         space, smallest = self.phase(epoch)
         if self.rule == "uniform":
