@@ -833,7 +833,7 @@ def test_the_ends_keep_to_the_space_limits_where_the_ends_of_its_domains_do_not(
     assert smallest.macs <= min(macs) and largest.macs >= max(macs)
 
 
-def test_a_cost_range_trains_only_its_networks_and_its_heaviest_teaches(space: S.Space) -> None:
+def test_a_cost_range_trains_only_its_networks_and_its_network_of_the_most_macs_teaches(space: S.Space) -> None:
     data = load_data("digits")
     net = Supernet(S.restrict(space, {"x.shape": (1, 8, 8)}), classes=10)
     macs = sorted(net.network(net.sample(random.Random(i))).macs for i in range(200))
@@ -888,6 +888,11 @@ nodes:
     depth: {choice: [1, 2, 3]}
     args: {out_channels: {choice: [8, 16]}, kernel_size: {choice: [3, 5]}, act: {choice: [relu, relu6]}}
   res: {block: stage, unit: basic_block, depth: {choice: [1, 2]}, args: {out_channels: 16}}
+  tail:
+    block: stage
+    unit: {choice: [conv_bn_act, depthwise_separable]}
+    depth: {choice: [1, 2]}
+    args: {out_channels: 16, kernel_size: 3}
   pool: {block: adaptive_avg_pool2d}
   flat: {block: flatten}
   fc: {block: linear, out_features: 10}
@@ -918,6 +923,10 @@ def test_a_new_bank_starts_a_plain_stage_s_later_units_as_the_identity_so_its_de
     assert torch.equal(pw[:, :, 0, 0], torch.eye(16))
     assert not torch.equal(net.bank[conv.format(0, "pw")][:8, :8, 0, 0], torch.eye(8))  # the first unit: its own start
     # a residual unit's shortcut lets a subnet skip it already: its weights keep their random start
+    # each unit a choice offers is started so, not only the largest network's
+    for name in ("tail@stage/conv_bn_act.b1.conv.weight", "tail@stage/depthwise_separable.b1.conv_pw.conv.weight"):
+        weight = net.bank[name]
+        assert torch.equal(weight, torch.nn.init.dirac_(torch.empty_like(weight))), name
     residual = [n for n in net.bank.names if n.startswith("res@stage/basic_block.b1.conv")]
     assert residual and all(net.bank[n].flatten().count_nonzero() > net.bank[n].shape[0] for n in residual)
 

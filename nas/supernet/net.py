@@ -177,7 +177,9 @@ class Supernet:
         for assignment in seen:
             net = self.subnet(assignment)
             self.bank.grow(net.graph, net.parameters())
-        identity_start(self.bank, self.network(top), set(self.bank.names) - held)
+        fresh = set(self.bank.names) - held
+        for assignment in seen:  # each block type a choice offers is in some network seen
+            fresh -= set(identity_start(self.bank, self.network(assignment), fresh))
         self.bank.to(self.device)
         return len(self.bank.names)
 
