@@ -174,12 +174,14 @@ class Supernet:
                         continue
         seen += [self.sample(rng) for _ in range(samples)]
         held = set(self.bank.names)
+        graphs = []
         for assignment in seen:
             net = self.subnet(assignment)
             self.bank.grow(net.graph, net.parameters())
+            graphs.append(net.graph)
         fresh = set(self.bank.names) - held
-        for assignment in seen:  # each block type a choice offers is in some network seen
-            fresh -= set(identity_start(self.bank, self.network(assignment), fresh))
+        for graph in graphs:  # each block type a choice offers is in some network seen
+            fresh -= set(identity_start(self.bank, graph, fresh))
         self.bank.to(self.device)
         return len(self.bank.names)
 
