@@ -127,10 +127,9 @@ def contenders(study: optuna.Study, count: int, images: int) -> list[FrozenTrial
     except among the networks that score within the noise of the best
     (:class:`Spread`'s ``tied``, scores measured on ``images`` validation
     images), which the scores cannot order: of those, the ones with the most
-    multiply-accumulates come first. Over a supernet trained briefly, most
-    networks inherit about the same accuracy and those near the sandwich's
-    lightest end score a little higher, while the compute a network has
-    predicts what it reaches after fine-tuning (figures in the README)."""
+    multiply-accumulates come first. Over a supernet trained briefly, many
+    networks inherit about the same accuracy, while the compute a network
+    has predicts what it reaches after fine-tuning (figures in the README)."""
     ranked = _ranked(study)
     apart = _spread_of([t.values[0] for t in ranked], images)
     if apart is None:

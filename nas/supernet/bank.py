@@ -68,18 +68,14 @@ def identity_start(bank: Bank, graph: Graph, names: Collection[str]) -> list[str
     2020), and the depths grow apart as they train.
     """
     _ = graph.summary  # the analysis writes each composite node's expansion
-    started = []
-    for node in graph:
-        if node.block.name != "stage":
-            continue
-        for unit in node.meta["expansion"]:
-            if unit.block.name == "input" or unit.name == "b0" or not _chain(unit):
-                continue
-            prefix = entry_name(graph, f"{node.name}.{unit.name}.")
-            for name in sorted(names):
-                if name.startswith(prefix) and name.endswith(".weight") and _start_as_identity(bank[name]):
-                    started.append(name)
-    return started
+    plain = tuple(
+        entry_name(graph, f"{node.name}.{unit.name}.")
+        for node in graph
+        if node.block.name == "stage"
+        for unit in node.meta["expansion"]
+        if unit.block.name != "input" and unit.name != "b0" and _chain(unit)
+    )
+    return [n for n in sorted(names) if n.startswith(plain) and n.endswith(".weight") and _start_as_identity(bank[n])]
 
 
 def _chain(node: Node) -> bool:
