@@ -900,15 +900,15 @@ outputs: [fc]
 """
 
 
-def test_a_new_bank_starts_a_plain_stage_s_later_units_as_the_identity_so_its_depths_agree(tmp_path: Path) -> None:
+def test_a_new_bank_starts_a_stage_s_later_units_as_the_identity_so_its_depths_agree(tmp_path: Path) -> None:
     path = tmp_path / "plain.yaml"
     path.write_text(PLAIN)
     torch.manual_seed(0)
     net = Supernet(S.load_space(str(path)), classes=10)
     net.census(random.Random(0), samples=8)
     deep, shallow = net.largest(), net.largest()
-    assert deep["body.depth"] == 3
-    shallow["body.depth"] = 1
+    assert deep["body.depth"] == 3 and deep["res.depth"] == 2
+    shallow["body.depth"] = shallow["res.depth"] = 1
     x = torch.rand(4, 3, 12, 12)
     outputs = []
     for assignment in (deep, shallow):
@@ -922,13 +922,52 @@ def test_a_new_bank_starts_a_plain_stage_s_later_units_as_the_identity_so_its_de
     assert dw.shape == (16, 1, 5, 5) and torch.equal(dw, torch.nn.init.dirac_(torch.empty_like(dw), groups=16))
     assert torch.equal(pw[:, :, 0, 0], torch.eye(16))
     assert not torch.equal(net.bank[conv.format(0, "pw")][:8, :8, 0, 0], torch.eye(8))  # the first unit: its own start
-    # a residual unit's shortcut lets a subnet skip it already: its weights keep their random start
     # each unit a choice offers is started so, not only the largest network's
     for name in ("tail@stage/conv_bn_act.b1.conv.weight", "tail@stage/depthwise_separable.b1.conv_pw.conv.weight"):
         weight = net.bank[name]
         assert torch.equal(weight, torch.nn.init.dirac_(torch.empty_like(weight))), name
-    residual = [n for n in net.bank.names if n.startswith("res@stage/basic_block.b1.conv")]
-    assert residual and all(net.bank[n].flatten().count_nonzero() > net.bank[n].shape[0] for n in residual)
+    # a residual unit: its branch's last norm scales by zero, the rest keeps its random start
+    block = "res@stage/basic_block.b{}.{}.weight"
+    assert not net.bank[block.format(1, "bn2")].any() and net.bank[block.format(0, "bn2")].all()
+    assert net.bank[block.format(1, "bn1")].all()
+    convs = [block.format(1, "conv1"), block.format(1, "conv2")]
+    assert all(net.bank[n].flatten().count_nonzero() > net.bank[n].shape[0] for n in convs)
+
+
+XCEPTION = """
+name: flows
+description: a stage of Xception blocks of one to three separable convolutions
+inputs:
+  x: {choice: [[3, 12, 12]]}
+nodes:
+  stem: {block: conv_bn_act, in: x, out_channels: 8, kernel_size: 3}
+  middle: {block: stage, unit: xception_block, depth: 2, args: {out_channels: 8, reps: {choice: [1, 2, 3]}}}
+  pool: {block: adaptive_avg_pool2d}
+  flat: {block: flatten}
+  fc: {block: linear, out_features: 10}
+outputs: [fc]
+"""
+
+
+def test_a_residual_unit_of_elastic_length_zeroes_only_the_norm_that_ends_its_branch_in_every_network(
+    tmp_path: Path,
+) -> None:
+    """A norm that ends the branch in a short unit but sits inside a long one keeps its scale: zeroed, the next
+    norm would divide a zero input by its epsilon alone, and the branch's first step would be amplified."""
+    path = tmp_path / "flows.yaml"
+    path.write_text(XCEPTION)
+    net = Supernet(S.load_space(str(path)), classes=10)
+    net.census(random.Random(0), samples=8)
+    norms = {n: bool(net.bank[n].any()) for n in net.bank.names if n.startswith("middle@") and ".bn" in n}
+    norms = {n.split(".", 1)[1]: kept for n, kept in norms.items() if n.endswith(".weight")}
+    assert norms == {
+        "b0.bn1.weight": True,
+        "b0.bn2.weight": True,
+        "b0.bn3.weight": True,
+        "b1.bn1.weight": True,
+        "b1.bn2.weight": True,
+        "b1.bn3.weight": False,
+    }
 
 
 @pytest.mark.slow

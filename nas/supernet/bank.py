@@ -13,10 +13,9 @@ features) and the centred part of the remaining dimensions (a 3x3 kernel
 inside a 5x5), as in Once-for-All (Cai et al. 2020). Windows are views:
 a gradient through a subnet's forward pass lands in the bank.
 
-A new bank starts the units after a stage's first as the identity where
-they are plain chains (:func:`identity_start`): a stage of ``d`` units
-then computes at the start what its first unit computes, whatever ``d``.
-Residual units need nothing: their shortcut already lets a subnet skip them.
+A new bank starts the units after a stage's first as the identity
+(:func:`identity_start`): a stage of ``d`` units then computes at the start
+what its first unit computes, whatever ``d``.
 """
 
 from __future__ import annotations
@@ -27,6 +26,9 @@ import torch
 from torch import nn
 
 from nas.ir.graph import Graph, Node
+
+NORMS = frozenset({"batch_norm", "group_norm", "layer_norm", "layer_norm2d"})
+"""Blocks whose scale (``weight``) a residual unit's branch may end in, and start at zero."""
 
 
 def window(tensor: torch.Tensor, shape: Iterable[int]) -> torch.Tensor:
@@ -50,32 +52,57 @@ def entry_name(graph: Graph, parameter: str) -> str:
     return f"{top}@{kind}{'/' + unit if isinstance(unit, str) else ''}{dot}{rest}"
 
 
-def identity_start(bank: Bank, graph: Graph, names: Collection[str]) -> list[str]:
-    """Start the entries ``names`` (new ones) that are weights of the repeated
-    units of ``graph``'s stages (``b1`` onwards) as the identity, where the
-    unit is a chain (no merge, so no shortcut) and the weight is square: a
-    Dirac kernel for a convolution from and to the same channels or a
-    depthwise one, the identity matrix for a linear layer. Returns the
-    entries set.
+def identity_start(bank: Bank, graphs: Iterable[Graph], names: Collection[str]) -> list[str]:
+    """Start the entries ``names`` (new ones) of the repeated units of the
+    stages of ``graphs`` (``b1`` onwards) so that each unit starts as the
+    identity. Returns the entries set.
 
-    Why: a subnet keeps a stage's first ``d`` units, so in a plain chain
-    (MobileNet v1, VGG) the next stage reads the output of whichever unit
-    came last. Started at random, each depth computes a different function,
-    and training all of them from one bank stalls near chance. Started as
-    the identity (Zagoruyko & Komodakis 2017, "DiracNets"), every depth
-    computes the same function at first, as zero-initialised residual
-    branches make a residual stage do (Goyal et al. 2017; BigNAS, Yu et al.
-    2020), and the depths grow apart as they train.
+    * a plain unit, a chain (no merge inside it): its square weights, a
+      Dirac kernel for a convolution from and to the same channels or a
+      depthwise one, the identity matrix for a linear layer (Zagoruyko &
+      Komodakis 2017, "DiracNets");
+    * a residual unit, whose identity shortcut is added to a branch that
+      ends in a norm: that norm's scale, at zero, so the branch adds
+      nothing (Goyal et al. 2017; BigNAS, Yu et al. 2020). A norm that ends
+      the branch in one network but not in another (a unit of elastic
+      length) keeps its start: after it, the next norm would rescale
+      a zero input by its epsilon alone.
+
+    Why: a subnet keeps a stage's first ``d`` units, so the next stage reads
+    the output of whichever unit came last. Started at random, each depth
+    computes a different function, and training all of them from one bank
+    stalls (in a plain chain, near chance). Started as the identity, every
+    depth computes the same function at first, and the depths grow apart as
+    they train.
     """
-    _ = graph.summary  # the analysis writes each composite node's expansion
-    plain = tuple(
-        entry_name(graph, f"{node.name}.{unit.name}.")
-        for node in graph
-        if node.block.name == "stage"
-        for unit in node.meta["expansion"]
-        if unit.block.name != "input" and unit.name != "b0" and _chain(unit)
-    )
-    return [n for n in sorted(names) if n.startswith(plain) and n.endswith(".weight") and _start_as_identity(bank[n])]
+    plain: set[str] = set()
+    ends: set[str] = set()
+    inside: set[str] = set()
+    for graph in graphs:
+        _ = graph.summary  # the analysis writes each composite node's expansion
+        for node in graph:
+            if node.block.name != "stage":
+                continue
+            for unit in node.meta["expansion"]:
+                if unit.block.name == "input" or unit.name == "b0":
+                    continue
+                prefix = entry_name(graph, f"{node.name}.{unit.name}.")
+                if _chain(unit):
+                    plain.add(prefix)
+                    continue
+                last, others = _branch_norms(unit)
+                ends.update(f"{prefix}{norm}.weight" for norm in last)
+                inside.update(f"{prefix}{norm}.weight" for norm in others)
+    residual, chains = ends - inside, tuple(plain)
+    started = []
+    with torch.no_grad():
+        for name in sorted(names):
+            if name in residual:
+                nn.init.zeros_(bank[name])
+                started.append(name)
+            elif name.startswith(chains) and name.endswith(".weight") and _start_as_identity(bank[name]):
+                started.append(name)
+    return started
 
 
 def _chain(node: Node) -> bool:
@@ -84,6 +111,22 @@ def _chain(node: Node) -> bool:
     if inner is None:
         return True
     return all(len(inner.inputs(n.name)) <= 1 and _chain(n) for n in inner)
+
+
+def _branch_norms(node: Node) -> tuple[set[str], set[str]]:
+    """The norms of ``node``'s expansion: those that end a branch added to the
+    node's own input (an identity shortcut), and the others."""
+    inner = node.meta.get("expansion")
+    if inner is None:
+        return set(), set()
+    entry = {n.name for n in inner if n.block.name == "input"}
+    norms = {n.name for n in inner if n.block.name in NORMS}
+    last = set()
+    for merge in inner:
+        refs = {ref.node for ref in inner.inputs(merge.name)}
+        if merge.block.name == "add" and len(refs) == 2 and entry & refs:
+            last |= refs & norms
+    return last, norms - last
 
 
 def _start_as_identity(weight: torch.Tensor) -> bool:

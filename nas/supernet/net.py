@@ -161,7 +161,7 @@ class Supernet:
         """Size the bank for the space: the largest and smallest networks, the
         largest with each value of each choice of names (block types), and
         ``samples`` random ones; the entries it creates for the repeated
-        units of plain stages start as the identity (:func:`nas.supernet.bank.identity_start`).
+        units of stages start as the identity (:func:`nas.supernet.bank.identity_start`).
         Returns the number of entries."""
         seen: list[Assignment] = [self.largest(), self.smallest()]
         top = seen[0]
@@ -179,9 +179,8 @@ class Supernet:
             net = self.subnet(assignment)
             self.bank.grow(net.graph, net.parameters())
             graphs.append(net.graph)
-        fresh = set(self.bank.names) - held
-        for graph in graphs:  # each block type a choice offers is in some network seen
-            fresh -= set(identity_start(self.bank, graph, fresh))
+        # each block type a choice offers is in some network seen
+        identity_start(self.bank, graphs, set(self.bank.names) - held)
         self.bank.to(self.device)
         return len(self.bank.names)
 
