@@ -173,7 +173,7 @@ def finetune_once(
             "trial": kept.trial.number,
             "accuracy": kept.result.accuracy,
             "screened": {str(n): a for n, a in kept.screened.items()},
-            "directory": str(folder),
+            "directory": str(folder.resolve()),  # found again from any folder the command runs in
         }
         study.set_user_attr(FINETUNED_ATTR, record)
         return Outcome(record)
