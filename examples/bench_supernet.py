@@ -39,7 +39,15 @@ Run from the repository root::
 ``--standalone-from`` reads the stand-alone accuracies of an earlier run's
 ``--json`` (the same space, data, seed and subnets drawn: the same networks)
 and trains only the networks it lacks, so that training rules are compared
-against one set of stand-alone runs.
+against one set of stand-alone runs. ``--standalone-log`` appends each
+stand-alone run to a file as it finishes and reads back those of the same
+settings, so that a reference too long for one sitting (``residual``
+trained 20 epochs, two seeds, on a CPU) is trained over several stopped runs::
+
+    .venv/bin/python examples/bench_supernet.py --data cluttered:5000 --epochs 1 --standalone-epochs 20 \
+        --standalone-log residual20.jsonl      # again until every run is in, then:
+    .venv/bin/python examples/bench_supernet.py --data cluttered:5000 --epochs 20 --standalone-epochs 20 \
+        --standalone-log residual20.jsonl
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ import argparse
 import json
 import math
 import multiprocessing
+import os
 import random
 import statistics
 import sys
@@ -274,6 +283,8 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     classics = fixed_points(supernet, run)
     seeds = args.standalone_seeds
     earlier = _earlier_runs(args, name)
+    for h, logged in _logged_runs(args, name).items():
+        earlier[h] = logged | earlier.get(h, {})
     networks = {r["hash"]: r for r in chosen + classics}  # a fixed point drawn among the subnets is trained once
     runs = {h: {seed: earlier[h][seed] for seed in seeds if seed in earlier.get(h, {})} for h in networks}
     jobs = [
@@ -297,6 +308,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         with context.Pool(max(1, args.workers), initializer=_start, initargs=(name, fixes, args.data)) as pool:
             for i, out in enumerate(pool.imap_unordered(_standalone, jobs)):
                 runs[out["hash"]][out["seed"]] = out["accuracy"]
+                _log_run(args, name, out)
                 seconds[out["hash"]] = seconds.get(out["hash"], 0.0) + out["seconds"]
                 log(
                     f"  stand-alone {i + 1}/{len(jobs)}: {out['hash'][:12]} seed {out['seed']} "
@@ -374,12 +386,16 @@ def read_earlier(path: str, args: argparse.Namespace, settings: Sequence[str], w
     return earlier
 
 
+STANDALONE_SETTINGS = ("data", "standalone_epochs", "recipe", "clip_grad", "seed")
+"""What a stand-alone run's accuracy depends on, besides its network and seed: an earlier one is read only where
+they are the same."""
+
+
 def _earlier_runs(args: argparse.Namespace, space: str) -> dict[str, dict[int, float | None]]:
     """Stand-alone accuracies by network hash and seed from ``--standalone-from`` (an earlier ``--json``)."""
     if not args.standalone_from:
         return {}
-    kept = ("data", "standalone_epochs", "recipe", "clip_grad", "seed")
-    earlier = read_earlier(args.standalone_from, args, kept, "stand-alone runs")
+    earlier = read_earlier(args.standalone_from, args, STANDALONE_SETTINGS, "stand-alone runs")
     return {
         r["hash"]: {int(seed): accuracy for seed, accuracy in r.get("runs", {}).items()}
         for row in earlier["rows"]
@@ -387,6 +403,34 @@ def _earlier_runs(args: argparse.Namespace, space: str) -> dict[str, dict[int, f
         for r in row["subnets"] + row.get("fixed_points", [])
         if isinstance(r, dict)
     }
+
+
+def _logged_runs(args: argparse.Namespace, space: str) -> dict[str, dict[int, float | None]]:
+    """Stand-alone accuracies by network hash and seed from ``--standalone-log``, those of this space and settings."""
+    if not args.standalone_log or not Path(args.standalone_log).exists():
+        return {}
+    settings = {k: getattr(args, k) for k in STANDALONE_SETTINGS}
+    runs: dict[str, dict[int, float | None]] = {}
+    for number, line in enumerate(Path(args.standalone_log).read_text().splitlines(), 1):
+        try:
+            entry = json.loads(line)
+            if entry["space"] == space and entry["settings"] == settings:
+                runs.setdefault(entry["hash"], {})[int(entry["seed"])] = entry["accuracy"]
+        except (ValueError, KeyError, TypeError) as e:  # a line cut short by a run killed while writing it
+            log(f"{args.standalone_log}:{number}: left out, not a whole stand-alone run ({type(e).__name__}: {e})")
+    return runs
+
+
+def _log_run(args: argparse.Namespace, space: str, out: dict[str, Any]) -> None:
+    """Append a finished stand-alone run to ``--standalone-log``, so that a benchmark stopped half-way keeps it."""
+    if args.standalone_log:
+        entry = {"space": space, "settings": {k: getattr(args, k) for k in STANDALONE_SETTINGS}, **out}
+        with open(args.standalone_log, "a+b") as f:
+            if f.seek(0, os.SEEK_END):
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")  # after a line cut short: this run on a line of its own (writes append)
+            f.write(json.dumps(entry).encode() + b"\n")
 
 
 def main() -> None:
@@ -415,6 +459,12 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--standalone-from", metavar="JSON", help="stand-alone accuracies of an earlier --json run")
+    parser.add_argument(
+        "--standalone-log",
+        metavar="JSONL",
+        help="append each stand-alone run to JSONL as it finishes, and read those of the same settings: a long "
+        "reference trained over several stopped runs",
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of the supernet (more than one thrashes on a shared CPU)"
     )
