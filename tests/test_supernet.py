@@ -882,7 +882,7 @@ def test_a_cost_range_teaches_with_its_network_of_the_most_macs_not_its_costlies
 
 PLAIN = """
 name: plain
-description: a plain stage of varying depth, then a residual one
+description: a plain stage of varying depth, then residual ones
 inputs:
   x: {choice: [[3, 12, 12]]}
 nodes:
@@ -893,6 +893,11 @@ nodes:
     depth: {choice: [1, 2, 3]}
     args: {out_channels: {choice: [8, 16]}, kernel_size: {choice: [3, 5]}, act: {choice: [relu, relu6]}}
   res: {block: stage, unit: basic_block, depth: {choice: [1, 2]}, args: {out_channels: 16}}
+  inverted:
+    block: stage
+    unit: inverted_residual
+    depth: {choice: [1, 2]}
+    args: {out_channels: 16, expansion: 2, drop_path: 0.1}
   tail:
     block: stage
     unit: {choice: [conv_bn_act, depthwise_separable]}
@@ -912,8 +917,8 @@ def test_a_new_bank_starts_a_stage_s_later_units_as_the_identity_so_its_depths_a
     net = Supernet(S.load_space(str(path)), classes=10)
     net.census(random.Random(0), samples=8)
     deep, shallow = net.largest(), net.largest()
-    assert deep["body.depth"] == 3 and deep["res.depth"] == 2
-    shallow["body.depth"] = shallow["res.depth"] = 1
+    assert deep["body.depth"] == 3 and deep["res.depth"] == deep["inverted.depth"] == 2
+    shallow["body.depth"] = shallow["res.depth"] = shallow["inverted.depth"] = 1
     x = torch.rand(4, 3, 12, 12)
     outputs = []
     for assignment in (deep, shallow):
@@ -935,6 +940,9 @@ def test_a_new_bank_starts_a_stage_s_later_units_as_the_identity_so_its_depths_a
     block = "res@stage/basic_block.b{}.{}.weight"
     assert not net.bank[block.format(1, "bn2")].any() and net.bank[block.format(0, "bn2")].all()
     assert net.bank[block.format(1, "bn1")].all()
+    # the branch's end inside a composite node (the projection's conv_bn_act), through a drop path
+    assert not net.bank["inverted@stage/inverted_residual.b1.project.bn.weight"].any()
+    assert net.bank["inverted@stage/inverted_residual.b1.expand.bn.weight"].all()
     convs = [block.format(1, "conv1"), block.format(1, "conv2")]
     assert all(net.bank[n].flatten().count_nonzero() > net.bank[n].shape[0] for n in convs)
 

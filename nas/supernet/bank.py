@@ -29,6 +29,8 @@ from nas.ir.graph import Graph, Node
 
 NORMS = frozenset({"batch_norm", "group_norm", "layer_norm", "layer_norm2d"})
 """Blocks whose scale (``weight``) a residual unit's branch may end in, and start at zero."""
+ZERO_KEEPING = frozenset({"dropout", "stochastic_depth"})
+"""One-input blocks that pass a zero on as zero: a branch may end in a norm, then one of these."""
 
 
 def window(tensor: torch.Tensor, shape: Iterable[int]) -> torch.Tensor:
@@ -114,19 +116,47 @@ def _chain(node: Node) -> bool:
 
 
 def _branch_norms(node: Node) -> tuple[set[str], set[str]]:
-    """The norms of ``node``'s expansion: those that end a branch added to the
-    node's own input (an identity shortcut), and the others."""
+    """The norms inside ``node`` (dotted paths): those that end a branch
+    added to the node's own input (an identity shortcut), and the others."""
     inner = node.meta.get("expansion")
     if inner is None:
         return set(), set()
-    entry = {n.name for n in inner if n.block.name == "input"}
-    norms = {n.name for n in inner if n.block.name in NORMS}
+    entry = {n.name for n in inner.input_nodes}
     last = set()
     for merge in inner:
-        refs = {ref.node for ref in inner.inputs(merge.name)}
-        if merge.block.name == "add" and len(refs) == 2 and entry & refs:
-            last |= refs & norms
-    return last, norms - last
+        refs = [ref.node for ref in inner.inputs(merge.name)]
+        if merge.block.name == "add" and len(refs) == 2 and len(entry & set(refs)) == 1:
+            end = _ending_norm(inner, next(r for r in refs if r not in entry))
+            if end is not None:
+                last.add(end)
+    return last, _norms(inner) - last
+
+
+def _ending_norm(graph: Graph, name: str) -> str | None:
+    """The norm (a dotted path) whose output is ``name``'s, through the end of a
+    composite node or steps that pass a zero on as zero; ``None`` where there is none."""
+    node = graph.node(name)
+    if node.block.name in NORMS:
+        return name
+    if node.block.name in ZERO_KEEPING:
+        return _ending_norm(graph, graph.inputs(name)[0].node)
+    inner = node.meta.get("expansion")
+    if inner is None or len(inner.outputs) != 1:
+        return None
+    end = _ending_norm(inner, inner.outputs[0].node)
+    return None if end is None else f"{name}.{end}"
+
+
+def _norms(graph: Graph) -> set[str]:
+    """Every norm in ``graph`` and the expansions of its nodes, as dotted paths."""
+    found = set()
+    for node in graph:
+        if node.block.name in NORMS:
+            found.add(node.name)
+        inner = node.meta.get("expansion")
+        if inner is not None:
+            found |= {f"{node.name}.{name}" for name in _norms(inner)}
+    return found
 
 
 def _start_as_identity(weight: torch.Tensor) -> bool:
