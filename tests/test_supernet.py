@@ -940,11 +940,11 @@ def test_a_new_bank_starts_a_stage_s_later_units_as_the_identity_so_its_depths_a
     block = "res@stage/basic_block.b{}.{}.weight"
     assert not net.bank[block.format(1, "bn2")].any() and net.bank[block.format(0, "bn2")].all()
     assert net.bank[block.format(1, "bn1")].all()
+    convs = [block.format(1, "conv1"), block.format(1, "conv2")]
+    assert all(net.bank[n].flatten().count_nonzero() > net.bank[n].shape[0] for n in convs)
     # the branch's end inside a composite node (the projection's conv_bn_act), through a drop path
     assert not net.bank["inverted@stage/inverted_residual.b1.project.bn.weight"].any()
     assert net.bank["inverted@stage/inverted_residual.b1.expand.bn.weight"].all()
-    convs = [block.format(1, "conv1"), block.format(1, "conv2")]
-    assert all(net.bank[n].flatten().count_nonzero() > net.bank[n].shape[0] for n in convs)
 
 
 XCEPTION = """
