@@ -97,13 +97,12 @@ def identity_start(bank: Bank, graphs: Iterable[Graph], names: Collection[str]) 
                 inside.update(f"{prefix}{norm}.weight" for norm in others)
     residual, chains = ends - inside, tuple(plain)
     started = []
-    with torch.no_grad():
-        for name in sorted(names):
-            if name in residual:
-                nn.init.zeros_(bank[name])
-                started.append(name)
-            elif name.startswith(chains) and name.endswith(".weight") and _start_as_identity(bank[name]):
-                started.append(name)
+    for name in sorted(names):  # nn.init writes without recording gradients
+        if name in residual:
+            nn.init.zeros_(bank[name])
+            started.append(name)
+        elif name.startswith(chains) and name.endswith(".weight") and _start_as_identity(bank[name]):
+            started.append(name)
     return started
 
 
@@ -160,14 +159,14 @@ def _norms(graph: Graph) -> set[str]:
 
 
 def _start_as_identity(weight: torch.Tensor) -> bool:
+    """Write the identity into a square weight (eye or Dirac kernel); ``False`` for any other."""
     shape = tuple(weight.shape)
-    with torch.no_grad():
-        if len(shape) == 2 and shape[0] == shape[1]:
-            nn.init.eye_(weight)
-            return True
-        if 3 <= len(shape) <= 5 and all(k % 2 for k in shape[2:]) and shape[1] in (1, shape[0]):
-            nn.init.dirac_(weight, groups=shape[0] if shape[1] == 1 else 1)
-            return True
+    if len(shape) == 2 and shape[0] == shape[1]:
+        nn.init.eye_(weight)
+        return True
+    if 3 <= len(shape) <= 5 and all(k % 2 for k in shape[2:]) and shape[1] in (1, shape[0]):
+        nn.init.dirac_(weight, groups=shape[0] if shape[1] == 1 else 1)
+        return True
     return False
 
 
