@@ -350,6 +350,20 @@ def test_a_resumed_study_keeps_its_settings(tmp_path: Path) -> None:
         run_search(config(tmp_path, trials=2, objective="proxy:synflow"))
 
 
+def test_a_study_over_a_space_file_resumes_from_another_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "tiny.yaml").write_text(TINY_SPACE)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    run_search(config(tmp_path, space="spaces/tiny.yaml", trials=1))
+    assert load_study(f"sqlite:///{tmp_path}/nas.db", "test").user_attrs["space"] == str(tmp_path / "spaces/tiny.yaml")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert run_search(config(tmp_path, space="../spaces/tiny.yaml", trials=2)).tally.finished == 2
+    (tmp_path / "other.yaml").write_text(TINY_SPACE)  # the same text in another file: another space
+    with pytest.raises(NASError, match="was made with space"):
+        run_search(config(tmp_path, space="../other.yaml", trials=3))
+
+
 def test_the_dashboard_without_its_package_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # import fails, as when not installed
     with pytest.raises(NASError) as error:

@@ -501,8 +501,8 @@ def test_a_search_fine_tunes_its_leaders_once_among_its_workers_and_its_runs(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(nas.search.finalists, "train", counted)
-    url = f"sqlite:///{tmp_path / 's.db'}"  # full paths: the command runs from another folder too
-    search = ["supernet", "search", str(tmp_path / "sn"), "--latency-budget-ms", "50", "--trials", "6"]
+    url = f"sqlite:///{tmp_path / 's.db'}"  # in full: the command runs from another folder too
+    search = ["supernet", "search", "sn", "--latency-budget-ms", "50", "--trials", "6"]
     search += ["--storage", url, "--finalists", "2", "--json"]
 
     def finetuned(*epochs: str) -> tuple[dict[str, Any], str]:
@@ -526,11 +526,13 @@ def test_a_search_fine_tunes_its_leaders_once_among_its_workers_and_its_runs(
     again, said = finetuned("1")
     assert trained == [1, 1, 1] and again["finetuned"] == {**first["finetuned"], "reused": True}
     assert "(fine-tuned before, with the same leaders and settings)" in said
-    # from another folder (the record names its folder in full): the same
+    # from another folder, the supernet named from there (the study and the record name files in full): the same
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
+    search[2] = "../sn"
     assert finetuned("1")[0]["finetuned"]["reused"] is True and trained == [1, 1, 1]
     monkeypatch.chdir(tmp_path)
+    search[2] = "sn"
     # other settings: fine-tuned again
     assert finetuned("2")[0]["finetuned"]["epochs"] == 2 and trained == [1, 1, 1, 1, 1, 2]
     # a trial still running in another worker: the fine-tuning is left to the last to finish

@@ -97,6 +97,9 @@ SETTINGS = (
 )
 """What a resumed study must agree on with the run that made it (``recipe``
 and ``augment`` as resolved: the recipe's name and the augmentation)."""
+FILE_SETTINGS = ("space", "latency_table", "supernet")
+"""Settings that name files: a new study records them in full and a resumed
+one compares them as files, so that the same search resumes from any folder."""
 LEGACY_TRAINING = {"recipe": "adam", "augment": "none"}
 """How studies made before recipes trained their trials."""
 PER_WORKER = ("sampler", "epochs", "seed", "threads")
@@ -696,7 +699,11 @@ def _open_study(config: SearchConfig, search: _Search, storage: optuna.storages.
         NASError: a study made with other settings.
     """
     settings = {key: value for key, value in asdict(config).items() if key in SETTINGS}
-    settings["space"] = search.space.name if Path(config.space).name == config.space else str(config.space)
+    for key in FILE_SETTINGS:  # a shipped space goes by its name
+        if settings[key] is not None and Path(settings[key]).exists():
+            settings[key] = str(Path(settings[key]).resolve())
+    # Studies made before recorded a space file in the folder they ran from by the space's name.
+    legacy = search.space.name if Path(config.space).name == config.space else None
     settings["fix"] = list(config.fix)  # as the storage gives it back
     settings["data"] = search.data.name
     settings["recipe"] = search.recipe.name
@@ -711,7 +718,11 @@ def _open_study(config: SearchConfig, search: _Search, storage: optuna.storages.
     stored = study.user_attrs
     if study.trials and "recipe" not in stored:
         stored = {**stored, **LEGACY_TRAINING}
-    clash = [k for k in SETTINGS if k in stored and stored[k] != settings[k]]
+    clash = [
+        k
+        for k in SETTINGS
+        if k in stored and not _agree(k, stored[k], settings[k]) and not (k == "space" and stored[k] == legacy)
+    ]
     if clash:
         key = clash[0]
         raise NASError(
@@ -723,6 +734,16 @@ def _open_study(config: SearchConfig, search: _Search, storage: optuna.storages.
         if key not in stored:
             study.set_user_attr(key, value)
     return study
+
+
+def _agree(key: str, stored: object, given: object) -> bool:
+    """Whether a resumed study's setting is the one it was made with: files
+    the same file (a study made before :data:`FILE_SETTINGS` were recorded in
+    full names them relative to the folder it ran from)."""
+    if stored == given:
+        return True
+    files = key in FILE_SETTINGS and isinstance(stored, str) and isinstance(given, str)
+    return files and Path(stored).resolve() == Path(given).resolve()
 
 
 def _work(
