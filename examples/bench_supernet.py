@@ -42,7 +42,9 @@ and trains only the networks it lacks, so that training rules are compared
 against one set of stand-alone runs. ``--standalone-log`` appends each
 stand-alone run to a file as it finishes and reads back those of the same
 settings, so that a reference too long for one sitting (``residual``
-trained 20 epochs, two seeds, on a CPU) is trained over several stopped runs::
+trained 20 epochs, two seeds, on a CPU) is trained over several stopped runs;
+``--checkpoint DIR`` does the same for the supernet (it resumes from its last
+epoch, and a finished one is only evaluated)::
 
     .venv/bin/python examples/bench_supernet.py --data cluttered:5000 --epochs 1 --standalone-epochs 20 \
         --standalone-log residual20.jsonl      # again until every run is in, then:
@@ -269,9 +271,11 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     largest, smallest = (supernet.network(a) for a in (supernet.largest(), supernet.smallest()))
     log(f"{name}: MACs {smallest.macs:,} .. {largest.macs:,}; training the supernet, {args.epochs} epochs")
-    started = time.perf_counter()
-    history = train_supernet(run, data, on_epoch=lambda e: log(f"  {e}"))
-    supernet_s = time.perf_counter() - started
+    folder = None if args.checkpoint is None else Path(args.checkpoint) / name
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    history = train_supernet(run, data, directory=folder, on_epoch=lambda e: log(f"  {e}"))
+    supernet_s = sum(e.seconds for e in history)  # the epochs' own: those of earlier runs too
     chosen = spread(supernet, args.subnets, args.seed, args.draws)
     started = time.perf_counter()
     for r in chosen:
@@ -464,6 +468,12 @@ def main() -> None:
         metavar="JSONL",
         help="append each stand-alone run to JSONL as it finishes, and read those of the same settings: a long "
         "reference trained over several stopped runs",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="checkpoint each space's supernet after every epoch in DIR/SPACE and resume from it: a supernet "
+        "trained over several stopped runs",
     )
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of the supernet (more than one thrashes on a shared CPU)"
