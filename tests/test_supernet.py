@@ -900,6 +900,11 @@ nodes:
     unit: inverted_residual
     depth: {choice: [1, 2]}
     args: {out_channels: 16, expansion: 2, drop_path: 0.1}
+  scaled:
+    block: stage
+    unit: inception_resnet_a
+    depth: {choice: [1, 2]}
+    args: {out_1x1: 4, branch_single: [4, 4], branch_double: [4, 4, 4], scale: 0.2}
   tail:
     block: stage
     unit: {choice: [conv_bn_act, depthwise_separable]}
@@ -919,8 +924,8 @@ def test_a_new_bank_starts_a_stage_s_later_units_as_the_identity_so_its_depths_a
     net = Supernet(S.load_space(str(path)), classes=10)
     net.census(random.Random(0), samples=8)
     deep, shallow = net.largest(), net.largest()
-    assert deep["body.depth"] == 3 and deep["res.depth"] == deep["inverted.depth"] == 2
-    shallow["body.depth"] = shallow["res.depth"] = shallow["inverted.depth"] = 1
+    assert deep["body.depth"] == 3 and deep["res.depth"] == deep["inverted.depth"] == deep["scaled.depth"] == 2
+    shallow["body.depth"] = shallow["res.depth"] = shallow["inverted.depth"] = shallow["scaled.depth"] = 1
     x = torch.rand(4, 3, 12, 12)
     outputs = []
     for assignment in (deep, shallow):
@@ -947,6 +952,10 @@ def test_a_new_bank_starts_a_stage_s_later_units_as_the_identity_so_its_depths_a
     # the branch's end inside a composite node (the projection's conv_bn_act), through a drop path
     assert not net.bank["inverted@stage/inverted_residual.b1.project.bn.weight"].any()
     assert net.bank["inverted@stage/inverted_residual.b1.expand.bn.weight"].all()
+    # a branch without a norm at its end (Inception-ResNet's linear 1x1, then a scale): that projection at zero
+    unit = "scaled@stage/inception_resnet_a.b{}.{}"
+    assert not net.bank[unit.format(1, "conv2d.weight")].any() and not net.bank[unit.format(1, "conv2d.bias")].any()
+    assert net.bank[unit.format(0, "conv2d.weight")].all() and net.bank[unit.format(1, "branch0.bn.weight")].all()
 
 
 XCEPTION = """

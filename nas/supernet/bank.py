@@ -28,9 +28,13 @@ from torch import nn
 from nas.ir.graph import Graph, Node
 
 NORMS = frozenset({"batch_norm", "group_norm", "layer_norm", "layer_norm2d"})
-"""Blocks whose scale (``weight``) a residual unit's branch may end in, and start at zero."""
-ZERO_KEEPING = frozenset({"dropout", "stochastic_depth"})
-"""One-input blocks that pass a zero on as zero: a branch may end in a norm, then one of these."""
+"""Blocks a residual unit's branch may end in whose scale (``weight``) starts at zero."""
+PROJECTIONS = frozenset({"conv2d", "linear"})
+"""Blocks a residual unit's branch may end in without a norm (Inception-ResNet's
+linear 1x1): their ``weight`` and ``bias`` start at zero."""
+ZERO_KEEPING = frozenset({"dropout", "stochastic_depth", "scale", "layer_scale"})
+"""One-input blocks that pass a zero on as zero: a branch may end in a norm or
+a projection, then one of these."""
 
 
 def window(tensor: torch.Tensor, shape: Iterable[int]) -> torch.Tensor:
@@ -65,10 +69,12 @@ def identity_start(bank: Bank, graphs: Iterable[Graph], names: Collection[str]) 
       Komodakis 2017, "DiracNets");
     * a residual unit, whose identity shortcut is added to a branch that
       ends in a norm: that norm's scale, at zero, so the branch adds
-      nothing (Goyal et al. 2017; BigNAS, Yu et al. 2020). A norm that ends
-      the branch in one network but not in another (a unit of elastic
-      length) keeps its start: after it, the next norm would rescale
-      a zero input by its epsilon alone.
+      nothing (Goyal et al. 2017; BigNAS, Yu et al. 2020); a branch that
+      ends in a projection without a norm (Inception-ResNet): its weight
+      and bias, at zero (Fixup, Zhang et al. 2019). A layer that ends the
+      branch in one network but not in another (a unit of elastic length)
+      keeps its start: after a zeroed norm, the next norm would rescale a
+      zero input by its epsilon alone.
 
     Why: a subnet keeps a stage's first ``d`` units, so the next stage reads
     the output of whichever unit came last. Started at random, each depth
@@ -92,9 +98,9 @@ def identity_start(bank: Bank, graphs: Iterable[Graph], names: Collection[str]) 
                 if _chain(unit):
                     plain.add(prefix)
                     continue
-                last, others = _branch_norms(unit)
-                ends.update(f"{prefix}{norm}.weight" for norm in last)
-                inside.update(f"{prefix}{norm}.weight" for norm in others)
+                last, others = _branch_ends(unit)
+                ends.update(prefix + parameter for parameter in last)
+                inside.update(prefix + parameter for parameter in others)
     residual, chains = ends - inside, tuple(plain)
     started = []
     for name in sorted(names):  # nn.init writes without recording gradients
@@ -114,9 +120,10 @@ def _chain(node: Node) -> bool:
     return all(len(inner.inputs(n.name)) <= 1 and _chain(n) for n in inner)
 
 
-def _branch_norms(node: Node) -> tuple[set[str], set[str]]:
-    """The norms inside ``node`` (dotted paths): those that end a branch
-    added to the node's own input (an identity shortcut), and the others."""
+def _branch_ends(node: Node) -> tuple[set[str], set[str]]:
+    """The parameters (dotted paths) that start at zero so that a branch of
+    ``node`` added to its own input (an identity shortcut) adds nothing, and
+    those of every other norm and projection inside ``node``."""
     inner = node.meta.get("expansion")
     if inner is None:
         return set(), set()
@@ -125,36 +132,42 @@ def _branch_norms(node: Node) -> tuple[set[str], set[str]]:
     for merge in inner:
         refs = [ref.node for ref in inner.inputs(merge.name)]
         if merge.block.name == "add" and len(refs) == 2 and len(entry & set(refs)) == 1:
-            end = _ending_norm(inner, next(r for r in refs if r not in entry))
+            end = _ending_layer(inner, next(r for r in refs if r not in entry))
             if end is not None:
                 last.add(end)
-    return last, _norms(inner) - last
+    return _zeroed(last), _zeroed(_layers(inner) - last)
 
 
-def _ending_norm(graph: Graph, name: str) -> str | None:
-    """The norm (a dotted path) whose output is ``name``'s, through the end of a
-    composite node or steps that pass a zero on as zero; ``None`` where there is none."""
+def _zeroed(layers: set[tuple[str, str]]) -> set[str]:
+    """The parameters that start ``layers`` (path and block) at zero: a norm's scale, a projection's weight and bias."""
+    return {f"{path}.{p}" for path, block in layers for p in (("weight",) if block in NORMS else ("weight", "bias"))}
+
+
+def _ending_layer(graph: Graph, name: str) -> tuple[str, str] | None:
+    """The norm or projection (dotted path and block) whose output is
+    ``name``'s, through the end of a composite node or steps that pass a zero
+    on as zero; ``None`` where there is none."""
     node = graph.node(name)
-    if node.block.name in NORMS:
-        return name
+    if node.block.name in NORMS | PROJECTIONS:
+        return name, node.block.name
     if node.block.name in ZERO_KEEPING:
-        return _ending_norm(graph, graph.inputs(name)[0].node)
+        return _ending_layer(graph, graph.inputs(name)[0].node)
     inner = node.meta.get("expansion")
     if inner is None or len(inner.outputs) != 1:
         return None
-    end = _ending_norm(inner, inner.outputs[0].node)
-    return None if end is None else f"{name}.{end}"
+    end = _ending_layer(inner, inner.outputs[0].node)
+    return None if end is None else (f"{name}.{end[0]}", end[1])
 
 
-def _norms(graph: Graph) -> set[str]:
-    """Every norm in ``graph`` and the expansions of its nodes, as dotted paths."""
+def _layers(graph: Graph) -> set[tuple[str, str]]:
+    """Every norm and projection in ``graph`` and the expansions of its nodes (dotted path and block)."""
     found = set()
     for node in graph:
-        if node.block.name in NORMS:
-            found.add(node.name)
+        if node.block.name in NORMS | PROJECTIONS:
+            found.add((node.name, node.block.name))
         inner = node.meta.get("expansion")
         if inner is not None:
-            found |= {f"{node.name}.{name}" for name in _norms(inner)}
+            found |= {(f"{node.name}.{path}", block) for path, block in _layers(inner)}
     return found
 
 
