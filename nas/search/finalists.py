@@ -22,7 +22,7 @@ again, reports that network instead of training it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -70,10 +70,12 @@ def finetune_best(
     storage: str | None = None,
     device: str | torch.device | None = None,
     workers: int | None = None,
+    finalists: Sequence[FrozenTrial] | None = None,
 ) -> Finetuned:
-    """Fine-tune the best of a study's ``count`` leaders (see module docs) on
-    ``device``, images on disk decoded by ``workers`` processes (both as
-    :func:`nas.train.train` reads them).
+    """Fine-tune the best of a study's ``count`` leaders (see module docs;
+    ``finalists``, where a caller chose them already) on ``device``, images
+    on disk decoded by ``workers`` processes (both as :func:`nas.train.train`
+    reads them).
 
     Raises:
         NASError: no feasible trial, a leader's weights missing, or counts
@@ -83,7 +85,8 @@ def finetune_best(
     for name, value in (("finalists", count), ("screen-epochs", screen_epochs), ("finetune-epochs", epochs)):
         if value < 1:
             raise NASError(f"fine-tuning needs {name} of 1 or more, got {value}", field=name, hint="give 1 or more")
-    finalists = contenders(study, count, len(data.val))
+    if finalists is None:
+        finalists = contenders(study, count, len(data.val))
     if not finalists:
         raise NASError(
             f"study '{study.study_name}' has no finished trial within its latency budget",
@@ -143,7 +146,8 @@ def finetune_once(
         as :func:`finetune_best`; NASError from ``export``.
     """
     settings: dict[str, Any] = {"finalists": count, "screen_epochs": screen_epochs, "epochs": epochs, "seed": seed}
-    settings["leaders"] = [t.number for t in contenders(study, count, len(data.val))]
+    leaders = contenders(study, count, len(data.val))
+    settings["leaders"] = [t.number for t in leaders]
     running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
     if running:
         numbers = ", ".join(map(str, running))
@@ -167,6 +171,7 @@ def finetune_once(
             storage=storage,
             device=device,
             workers=workers,
+            finalists=leaders,  # the leaders recorded are the ones screened
         )
         folder = export(kept)
         record = settings | {
