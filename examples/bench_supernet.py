@@ -20,7 +20,10 @@ Printed: Kendall's tau-b between the two (with a bootstrap 95% interval)
 and Spearman's rho, the supernet's training time against the stand-alone
 trainings', the fixed points of the space (zoo nets that the narrowed
 space holds) with their inherited and stand-alone accuracy, and whether
-the goal holds.
+the goal holds. With two seeds or more, how well the stand-alone runs
+agree with each other, and from that the most any evaluator can reach
+against their mean (``nas.predict.predictor.tau_of_means``): a reference
+whose seeds disagree caps every tau measured against it.
 
 Run from the repository root::
 
@@ -55,6 +58,7 @@ epoch, and a finished one is only evaluated)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import multiprocessing
@@ -74,7 +78,7 @@ import nas
 import nas.space as S
 from nas.data import DataSet, load_data
 from nas.io import zoo
-from nas.predict.predictor import kendall_tau, kendall_tau_interval
+from nas.predict.predictor import kendall_tau, kendall_tau_interval, tau_of_means
 from nas.supernet import Supernet, SupernetRun, train_supernet
 from nas.train import EvaluationFailed, choose_recipe, train
 
@@ -323,11 +327,11 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         r["runs"] = dict(runs[r["hash"]])
         r["standalone"] = None if not r["runs"] or None in r["runs"].values() else statistics.fmean(r["runs"].values())
     both = [r for r in chosen if r["standalone"] is not None]
-    ceiling = (
-        kendall_tau([r["runs"][seeds[0]] for r in both], [r["runs"][seeds[1]] for r in both])
-        if len(seeds) > 1
-        else math.nan
-    )
+    pairs = [  # every two seeds' runs against each other
+        kendall_tau([r["runs"][a] for r in both], [r["runs"][b] for r in both])
+        for a, b in itertools.combinations(seeds, 2)
+    ]
+    between = statistics.fmean(pairs) if pairs else math.nan
     half = len(seeds) // 2  # with 4 seeds or more: the mean of half the seeds against the other half's
     split_half = (
         kendall_tau(
@@ -359,7 +363,10 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "tau": tau,
         "tau_low": low,
         "tau_high": high,
-        "standalone_tau": ceiling,
+        "standalone_tau": pairs[0] if pairs else math.nan,
+        "between_seeds_tau": between,
+        "tau_ceiling": tau_of_means(between, len(seeds)),
+        "split_half_model": tau_of_means(between, half, len(seeds) - half) if half > 1 else math.nan,
         "split_half_tau": split_half,
         "rho": float(scipy.stats.spearmanr(xs, ys).statistic),
         "macs_tau": kendall_tau([r["macs"] for r in both], ys),
@@ -514,9 +521,15 @@ def main() -> None:
             f"goal tau >= {args.goal}: {'yes' if r['tau'] >= args.goal else 'NO'}"
         )
         if len(args.standalone_seeds) > 1:
+            seeds = len(args.standalone_seeds)
             print(
                 f"  stand-alone against itself (seed {args.standalone_seeds[0]} vs {args.standalone_seeds[1]}): "
-                f"Kendall tau-b {r['standalone_tau']:+.3f}, the ceiling of any evaluator's agreement with one run"
+                f"Kendall tau-b {r['standalone_tau']:+.3f}"
+                + (f" ({r['between_seeds_tau']:+.3f} over every two of the {seeds} seeds)" if seeds > 2 else "")
+            )
+            print(
+                f"  the most any evaluator can reach against the mean of {seeds} seeds: Kendall tau-b "
+                f"{r['tau_ceiling']:+.3f} (modelled: each run's noise Gaussian and alike for every network)"
             )
         else:
             print("  one stand-alone seed: no ceiling measured (--standalone-seeds 0,1 measures it)")
@@ -525,7 +538,8 @@ def main() -> None:
             rest = len(args.standalone_seeds) - half
             print(
                 f"  the mean of {half} stand-alone seeds against the mean of the other {rest}: "
-                f"Kendall tau-b {r['split_half_tau']:+.3f}, how well a mean of that many runs orders the subnets"
+                f"Kendall tau-b {r['split_half_tau']:+.3f}, how well a mean of that many runs orders the subnets "
+                f"(the noise model above says {r['split_half_model']:+.3f})"
             )
         print(f"  MACs alone against stand-alone: Kendall tau-b {r['macs_tau']:+.3f}, what any evaluator must beat")
         if args.screen_epochs:

@@ -30,7 +30,7 @@ from nas.passes.fusion import units
 from nas.predict.features import CANDIDATE_FEATURES, FEATURES, NEIGHBOUR_FEATURES, SPILL_MB, Walk, spill
 from nas.predict.fit import fit_correction, fit_fallback, fit_neighbours, fit_nonnegative, select_correction
 from nas.predict.nearest import LocalModel, Neighbours, choose_spatial_weight, local_models
-from nas.predict.predictor import Predictor, accuracy, kendall_tau, kendall_tau_interval
+from nas.predict.predictor import Predictor, accuracy, kendall_tau, kendall_tau_interval, tau_of_means
 from nas.predict.profiling import fit_table, profile, refit, sample_at, table_networks
 from nas.predict.table import LatencyTable
 
@@ -844,6 +844,28 @@ def test_a_search_without_backend_takes_the_tables(
     with pytest.raises(NASError, match="measured with backend 'onnxruntime', not 'cuda'") as info:
         latency_function(SearchConfig(latency_table=path, backend="cuda"))
     assert info.value.field == "backend"
+
+
+@pytest.mark.parametrize(("noise", "runs"), [(0.3, 2), (0.7, 2), (0.7, 4), (1.5, 4)])
+def test_tau_of_means_is_what_means_of_noisy_runs_reach(noise: float, runs: int) -> None:
+    """Simulated: networks' expected scores, each run scattered around them. Read off two runs' agreement, the
+    figure is the expected scores' agreement with the mean of the runs (the ceiling of any evaluator), and one
+    half of the runs' mean's with the other's (scipy's tau)."""
+    rng = np.random.default_rng(0)
+    between, ceiling, halves = [], [], []
+    for _ in range(50):
+        expected = rng.normal(size=300)
+        scores = expected + rng.normal(scale=noise, size=(runs, 300))
+        half = runs // 2
+        between.append(scipy.stats.kendalltau(scores[0], scores[1]).statistic)
+        ceiling.append(scipy.stats.kendalltau(expected, scores.mean(axis=0)).statistic)
+        halves.append(scipy.stats.kendalltau(scores[:half].mean(axis=0), scores[half:].mean(axis=0)).statistic)
+    measured = float(np.mean(between))
+    assert tau_of_means(measured, runs) == pytest.approx(np.mean(ceiling), abs=0.015)
+    assert tau_of_means(measured, runs // 2, runs - runs // 2) == pytest.approx(np.mean(halves), abs=0.015)
+    assert tau_of_means(measured, runs) > tau_of_means(measured, 1) > measured  # more runs, a higher ceiling
+    assert tau_of_means(measured, 1, 1) == pytest.approx(measured)
+    assert tau_of_means(1.0, 2) == 1.0 and math.isnan(tau_of_means(0.0, 2)) and math.isnan(tau_of_means(-0.1, 2))
 
 
 def test_kendall_tau_interval_brackets_scipys_tau() -> None:

@@ -315,6 +315,30 @@ def kendall_tau_interval(
     return kendall_tau(x, y), taus[int(0.025 * (len(taus) - 1))], taus[int(0.975 * (len(taus) - 1))]
 
 
+def tau_of_means(between_runs: float, runs: int, other: float = math.inf) -> float:
+    """The Kendall tau expected between the mean of ``runs`` runs and the
+    mean of ``other`` runs, where two single runs agree at ``between_runs``.
+    By default ``other`` is infinite: the expected scores themselves, what
+    an evaluator that knew them would reach against a mean of ``runs``, and
+    so the most any evaluator can. NaN where the runs do not agree at all.
+
+    The model: each run scatters a network's score by the same Gaussian
+    noise around its expected score. For Gaussian pairs tau is
+    ``2/pi * asin(rho)`` (Greiner's relation), which gives the correlation
+    of two runs; a mean of ``k`` runs correlates with the expected scores
+    as the square root of its reliability (Spearman-Brown). Noise that
+    differs between networks makes the real figure lower.
+    """
+    if not between_runs > 0 or runs < 1 or other < 1:
+        return math.nan
+    rho = math.sin(math.pi / 2 * min(between_runs, 1.0))
+
+    def reliability(k: float) -> float:
+        return 1.0 if math.isinf(k) else k * rho / (1 + (k - 1) * rho)
+
+    return 2 / math.pi * math.asin(min(1.0, math.sqrt(reliability(runs) * reliability(other))))
+
+
 def accuracy(predicted: Iterable[float], measured: Iterable[float]) -> dict[str, float]:
     """Mean absolute percentage error, the share of predictions within
     +-10% of the measurement, and Kendall's tau between the two."""
@@ -331,4 +355,4 @@ def accuracy(predicted: Iterable[float], measured: Iterable[float]) -> dict[str,
     }
 
 
-__all__ = ["Prediction", "Predictor", "accuracy", "kendall_tau", "kendall_tau_interval"]
+__all__ = ["Prediction", "Predictor", "accuracy", "kendall_tau", "kendall_tau_interval", "tau_of_means"]
