@@ -23,7 +23,8 @@ space holds) with their inherited and stand-alone accuracy, and whether
 the goal holds. With two seeds or more, how well the stand-alone runs
 agree with each other, and from that the most any evaluator can reach
 against their mean (``nas.predict.predictor.tau_of_means``): a reference
-whose seeds disagree caps every tau measured against it.
+whose seeds disagree caps every tau measured against it. And the same
+tau for the inherited validation loss, a finer score than accuracy.
 
 Run from the repository root::
 
@@ -244,6 +245,19 @@ def screen(
         log(f"  {r['hash'][:12]}: {r['screened']:.4f} fine-tuned, {r['short']:.4f} from its initialisation")
 
 
+def validation_loss(supernet: Supernet, run: SupernetRun, assignment: dict[str, Any]) -> float:
+    """The subnet's mean cross-entropy on the validation images, with the statistics :meth:`SupernetRun.evaluate`
+    has just measured: a finer-grained score than accuracy, which counts only which images cross the boundary."""
+    net = supernet.subnet(assignment)  # kept by the supernet since the evaluation
+    net.module.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x, y in run.feeds["val"].epoch():
+            total += float(torch.nn.functional.cross_entropy(supernet.forward(net, x), y, reduction="sum"))
+            count += len(y)
+    return total / max(1, count)
+
+
 def fixed_points(supernet: Supernet, run: SupernetRun) -> list[dict[str, Any]]:
     """Zoo nets the narrowed space holds: assignment, MACs and inherited accuracy."""
     rows = []
@@ -281,11 +295,15 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     history = train_supernet(run, data, directory=folder, on_epoch=lambda e: log(f"  {e}"))
     supernet_s = sum(e.seconds for e in history)  # the epochs' own: those of earlier runs too
     chosen = spread(supernet, args.subnets, args.seed, args.draws)
-    started = time.perf_counter()
+    evaluating = 0.0
     for r in chosen:
+        started = time.perf_counter()
         r["inherited"] = run.evaluate(r["assignment"])
-        log(f"  inherited {r['hash'][:12]}: {r['inherited']:.4f} at {r['macs']:,} MACs")
-    inherited_s = (time.perf_counter() - started) / len(chosen)
+        evaluating += time.perf_counter() - started
+        r["inherited_loss"] = validation_loss(supernet, run, r["assignment"])  # untimed
+        loss = r["inherited_loss"]
+        log(f"  inherited {r['hash'][:12]}: {r['inherited']:.4f} (loss {loss:.4f}) at {r['macs']:,} MACs")
+    inherited_s = evaluating / len(chosen)
     if args.screen_epochs:
         screen(supernet, run, chosen, data, args)
     classics = fixed_points(supernet, run)
@@ -343,6 +361,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     xs, ys = [r["inherited"] for r in both], [r["standalone"] for r in both]
     tau, low, high = kendall_tau_interval(xs, ys, seed=args.seed)
+    by_loss = kendall_tau_interval([-r["inherited_loss"] for r in both], ys, seed=args.seed)
     screening = {}
     if args.screen_epochs:
         for key in ("screened", "short"):
@@ -369,6 +388,9 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "split_half_model": tau_of_means(between, half, len(seeds) - half) if half > 1 else math.nan,
         "split_half_tau": split_half,
         "rho": float(scipy.stats.spearmanr(xs, ys).statistic),
+        "loss_tau": by_loss[0],
+        "loss_tau_low": by_loss[1],
+        "loss_tau_high": by_loss[2],
         "macs_tau": kendall_tau([r["macs"] for r in both], ys),
         **screening,
         "inherited_mean": statistics.fmean(xs),
@@ -541,6 +563,10 @@ def main() -> None:
                 f"Kendall tau-b {r['split_half_tau']:+.3f}, how well a mean of that many runs orders the subnets "
                 f"(the noise model above says {r['split_half_model']:+.3f})"
             )
+        print(
+            f"  inherited validation loss (lower first) against stand-alone: Kendall tau-b {r['loss_tau']:+.3f} "
+            f"[{r['loss_tau_low']:+.2f}, {r['loss_tau_high']:+.2f}]"
+        )
         print(f"  MACs alone against stand-alone: Kendall tau-b {r['macs_tau']:+.3f}, what any evaluator must beat")
         if args.screen_epochs:
             for key, what in (("screened", "fine-tuned from inherited weights"), ("short", "from scratch")):
