@@ -289,7 +289,8 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     largest, smallest = (supernet.network(a) for a in (supernet.largest(), supernet.smallest()))
     log(f"{name}: MACs {smallest.macs:,} .. {largest.macs:,}; training the supernet, {args.epochs} epochs")
-    folder = None if args.checkpoint is None else Path(args.checkpoint) / name
+    # One folder per schedule: resumed with more epochs, a supernet would stretch its schedule instead.
+    folder = None if args.checkpoint is None else Path(args.checkpoint) / f"{name}-{args.epochs}"
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     history = train_supernet(run, data, directory=folder, on_epoch=lambda e: log(f"  {e}"))
@@ -501,8 +502,8 @@ def main() -> None:
     parser.add_argument(
         "--checkpoint",
         metavar="DIR",
-        help="checkpoint each space's supernet after every epoch in DIR/SPACE and resume from it: a supernet "
-        "trained over several stopped runs",
+        help="checkpoint each space's supernet after every epoch in DIR/SPACE-EPOCHS and resume from it: a "
+        "supernet trained over several stopped runs",
     )
     parser.add_argument(
         "--threads", type=int, default=1, help="threads of the supernet (more than one thrashes on a shared CPU)"
