@@ -286,6 +286,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         random_subnets=args.random_subnets,
         progressive=args.progressive,
         seed=args.seed,
+        distill=not args.no_distill,
     )
     largest, smallest = (supernet.network(a) for a in (supernet.largest(), supernet.smallest()))
     log(f"{name}: MACs {smallest.macs:,} .. {largest.macs:,}; training the supernet, {args.epochs} epochs")
@@ -475,6 +476,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="supernet training epochs")
     parser.add_argument("--rule", default="sandwich", help="sandwich or uniform (nas supernet train --rule)")
     parser.add_argument("--random-subnets", type=int, default=2, help="random subnets per step (sandwich)")
+    parser.add_argument(
+        "--no-distill", action="store_true", help="the sandwich's other subnets learn the labels (nas supernet train)"
+    )
     parser.add_argument("--clip-grad", type=float, help="gradient norm clipped to, supernet and stand-alone alike")
     parser.add_argument(
         "--progressive", type=int, default=0, help="progressive-shrinking epochs (nas supernet train --progressive)"
@@ -526,7 +530,8 @@ def main() -> None:
     for r in rows:
         print(f"space {r['space']} narrowed by: {' '.join(r['fixes'])}")
         print(
-            f"  rule {args.rule}, {args.random_subnets} random subnets per step, recipe {args.recipe}"
+            f"  rule {args.rule}{' on the labels' if args.no_distill else ''}, {args.random_subnets} random "
+            f"subnets per step, recipe {args.recipe}"
             f"{'' if args.clip_grad is None else f' (gradients clipped to {args.clip_grad})'}, "
             f"{args.progressive} progressive epochs, data {args.data}"
         )

@@ -873,6 +873,29 @@ def test_a_cost_range_trains_only_its_networks_and_its_network_of_the_most_macs_
     assert len(str(raised.value).splitlines()) == 1
 
 
+def test_without_distillation_every_subnet_of_the_sandwich_learns_the_labels(space: S.Space) -> None:
+    data = load_data("digits")
+    steps = {}
+    for distill in (True, False):
+        torch.manual_seed(0)
+        net = Supernet(S.restrict(space, {"x.shape": (1, 8, 8)}), classes=10)
+        net.census(random.Random(0))
+        run = SupernetRun(net, data, recipe="digits", epochs=1, distill=distill)
+        run.optimise()
+        x, y = next(iter(run.feeds["train"].epoch(0, seed=0)))
+        subnets = run.subnets(random.Random(1))
+        assert len(subnets) == 4  # the largest, the smallest and two random ones
+        on_labels = []
+        for s in subnets:
+            s.module.train()  # as the step runs them: batch statistics
+            with torch.no_grad():
+                on_labels.append(float(run.loss(net.forward(s, x).float(), y)))
+        steps[distill] = run.step(x, y, random.Random(1), 0), sum(on_labels) / len(on_labels)
+        assert run.settings(data).get("distill", True) is distill  # older checkpoints, which distilled, resume
+    assert steps[False][0] == pytest.approx(steps[False][1], rel=1e-5)
+    assert steps[True][0] != pytest.approx(steps[True][1], rel=1e-2)  # three of its four losses: KL to the teacher
+
+
 def test_a_cost_range_teaches_with_its_network_of_the_most_macs_not_its_costliest(space: S.Space) -> None:
     net = Supernet(S.restrict(space, {"x.shape": (1, 8, 8)}), classes=10)
     # every network in range, its cost falling as its compute grows (as a deep, narrow network can be slowest)

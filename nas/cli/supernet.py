@@ -88,6 +88,13 @@ def train_command(
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training images.")] = 10,
     rule: Annotated[str, typer.Option("--rule", help="sandwich (largest, smallest, random) or uniform.")] = "sandwich",
     random_subnets: Annotated[int, typer.Option("--random-subnets", help="Random subnets per step (sandwich).")] = 2,
+    distill: Annotated[
+        bool,
+        typer.Option(
+            "--distill/--no-distill",
+            help="The sandwich's other subnets learn the largest's predictions (in-place distillation), or the labels.",
+        ),
+    ] = True,
     progressive: Annotated[
         int,
         typer.Option(
@@ -158,6 +165,7 @@ def train_command(
         classes=split.classes,
         training={"recipe": chosen.name, "rule": rule, "random_subnets": random_subnets, "epochs": epochs}
         | ({"progressive": progressive} if progressive else {})
+        | ({} if distill else {"distill": False})
         | ({"clip_grad": chosen.clip_grad} if chosen.clip_grad is not None else {})
         | ({"amp": precision.plain()["amp"]} if precision.dtype is not None else {})
         | ({"init": init} if init is not None else {})
@@ -179,6 +187,7 @@ def train_command(
         workers=data_workers,
         initial=initial,
         within=within,
+        distill=distill,
     )
     try:
         run.ends()  # a range that holds no network is refused before anything is written

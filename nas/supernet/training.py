@@ -147,6 +147,9 @@ class SupernetRun:
     dict) that a new run's bank starts from (:meth:`Supernet.start_from`;
     what it took is ``started`` once training begins).
 
+    ``distill=False`` trains the sandwich's other subnets on the labels
+    too, instead of on the teacher's predictions.
+
     ``within`` restricts the subnets trained to a cost range
     (:class:`CostRange`); the sandwich's ends are then the networks of the
     most and the fewest MACs drawn in it.
@@ -173,6 +176,7 @@ class SupernetRun:
         workers: int | None = None,
         initial: tuple[Assignment, Mapping[str, torch.Tensor]] | None = None,
         within: CostRange | None = None,
+        distill: bool = True,
     ) -> None:
         if rule not in RULES:
             raise NASError(f"unknown sampling rule '{rule}'", field="rule", hint=f"use {' or '.join(RULES)}")
@@ -198,6 +202,7 @@ class SupernetRun:
         self.precision = precision if precision is not None else precision_for(supernet.device)
         self.initial = initial
         self.within = within
+        self.distill = distill
         self._ends: tuple[Assignment, Assignment] | None = None
         self.started: Started | None = None
         self._phases: dict[float, tuple[Space, Assignment]] = {}
@@ -224,6 +229,7 @@ class SupernetRun:
             settings["initial"] = self.supernet.network(self.initial[0]).hash
         if self.within is not None:
             settings["within"] = self.within.plain()
+        settings |= {} if self.distill else {"distill": False}
         return settings | ({"amp": self.precision.plain()["amp"]} if self.precision.dtype is not None else {})
 
     def optimise(self, step: int = 0) -> None:
@@ -330,7 +336,7 @@ class SupernetRun:
             s.module.train()
             with self.precision.autocast(self.supernet.device):
                 out = self.supernet.forward(s, x).float()
-            if self.rule == "sandwich" and i > 0:
+            if self.rule == "sandwich" and self.distill and i > 0:
                 assert teacher is not None
                 loss = F.kl_div(F.log_softmax(out, 1), F.softmax(teacher, 1), reduction="batchmean")
             else:
