@@ -363,7 +363,7 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     xs, ys = [r["inherited"] for r in both], [r["standalone"] for r in both]
     tau, low, high = kendall_tau_interval(xs, ys, seed=args.seed)
-    by_loss = kendall_tau_interval([-r["inherited_loss"] for r in both], ys, seed=args.seed)
+    loss_tau, loss_low, loss_high = kendall_tau_interval([-r["inherited_loss"] for r in both], ys, seed=args.seed)
     screening = {}
     if args.screen_epochs:
         for key in ("screened", "short"):
@@ -390,9 +390,9 @@ def bench_space(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "split_half_model": tau_of_means(between, half, len(seeds) - half) if half > 1 else math.nan,
         "split_half_tau": split_half,
         "rho": float(scipy.stats.spearmanr(xs, ys).statistic),
-        "loss_tau": by_loss[0],
-        "loss_tau_low": by_loss[1],
-        "loss_tau_high": by_loss[2],
+        "loss_tau": loss_tau,
+        "loss_tau_low": loss_low,
+        "loss_tau_high": loss_high,
         "macs_tau": kendall_tau([r["macs"] for r in both], ys),
         **screening,
         "inherited_mean": statistics.fmean(xs),

@@ -165,7 +165,7 @@ def train_command(
         classes=split.classes,
         training={"recipe": chosen.name, "rule": rule, "random_subnets": random_subnets, "epochs": epochs}
         | ({"progressive": progressive} if progressive else {})
-        | ({} if distill else {"distill": False})
+        | ({"distill": False} if not distill else {})
         | ({"clip_grad": chosen.clip_grad} if chosen.clip_grad is not None else {})
         | ({"amp": precision.plain()["amp"]} if precision.dtype is not None else {})
         | ({"init": init} if init is not None else {})

@@ -32,6 +32,8 @@ NORMS = frozenset({"batch_norm", "group_norm", "layer_norm", "layer_norm2d"})
 PROJECTIONS = frozenset({"conv2d", "linear"})
 """Blocks a residual unit's branch may end in without a norm (Inception-ResNet's
 linear 1x1): their ``weight`` and ``bias`` start at zero."""
+ENDINGS = NORMS | PROJECTIONS
+"""The layers that start at zero where they end a residual unit's branch."""
 ZERO_KEEPING = frozenset({"dropout", "stochastic_depth", "scale", "layer_scale"})
 """One-input blocks that pass a zero on as zero: a branch may end in a norm or
 a projection, then one of these."""
@@ -148,7 +150,7 @@ def _ending_layer(graph: Graph, name: str) -> tuple[str, str] | None:
     ``name``'s, through the end of a composite node or steps that pass a zero
     on as zero; ``None`` where there is none."""
     node = graph.node(name)
-    if node.block.name in NORMS | PROJECTIONS:
+    if node.block.name in ENDINGS:
         return name, node.block.name
     if node.block.name in ZERO_KEEPING:
         return _ending_layer(graph, graph.inputs(name)[0].node)
@@ -163,7 +165,7 @@ def _layers(graph: Graph) -> set[tuple[str, str]]:
     """Every norm and projection in ``graph`` and the expansions of its nodes (dotted path and block)."""
     found = set()
     for node in graph:
-        if node.block.name in NORMS | PROJECTIONS:
+        if node.block.name in ENDINGS:
             found.add((node.name, node.block.name))
         inner = node.meta.get("expansion")
         if inner is not None:

@@ -229,7 +229,7 @@ class SupernetRun:
             settings["initial"] = self.supernet.network(self.initial[0]).hash
         if self.within is not None:
             settings["within"] = self.within.plain()
-        settings |= {} if self.distill else {"distill": False}
+        settings |= {"distill": False} if not self.distill else {}
         return settings | ({"amp": self.precision.plain()["amp"]} if self.precision.dtype is not None else {})
 
     def optimise(self, step: int = 0) -> None:
